@@ -1,0 +1,170 @@
+//! Key sources against a real vault: rotation without restart, Kubernetes-style secret
+//! mounts, and bad material refused with messages that never print a key.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use pci_vault::conformance::visa_form;
+use pci_vault::{ErrorCode, KeyProvider, SessionOptions, Vault};
+use pci_vault_keys::{KeyDirectory, KeyFile};
+use pci_vault_memory::MemoryStore;
+
+fn b64(byte: u8) -> String {
+    STANDARD.encode([byte; 32])
+}
+
+fn vault(store: &Arc<MemoryStore>, keys: Arc<dyn KeyProvider>) -> Vault {
+    Vault::builder(store.clone(), keys).build().unwrap()
+}
+
+async fn sealed_session(vault: &Vault) -> (pci_vault::SessionId, pci_vault::Pin) {
+    let t = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let r = vault.submit(&t.id, &visa_form()).await.unwrap();
+    (t.id, r.pin)
+}
+
+#[tokio::test]
+async fn key_file_rotation_takes_effect_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring");
+    fs::write(&path, format!("k1:{}\n", b64(1))).unwrap();
+    let provider = Arc::new(KeyFile::with_check_interval(&path, Duration::ZERO).unwrap());
+    let store = Arc::new(MemoryStore::new());
+    let vault = vault(&store, provider.clone());
+    let (before, pin) = sealed_session(&vault).await;
+
+    // Rotate: k2 becomes primary, k1 stays for unwrapping. Same provider, no restart.
+    fs::write(&path, format!("k2:{}\nk1:{}\n", b64(2), b64(1))).unwrap();
+    let (after, after_pin) = sealed_session(&vault).await;
+    assert_eq!(provider.keyring().primary().as_str(), "k2");
+    assert!(
+        vault.reveal(&before, &pin).await.is_ok(),
+        "a record sealed before the rotation reveals after it"
+    );
+    assert!(vault.reveal(&after, &after_pin).await.is_ok());
+
+    // Bad new material is refused; the last good keyring stays in use.
+    fs::write(&path, "k3:not-a-key\n").unwrap();
+    let (third, third_pin) = sealed_session(&vault).await;
+    assert_eq!(provider.keyring().primary().as_str(), "k2");
+    assert!(vault.reveal(&third, &third_pin).await.is_ok());
+}
+
+#[tokio::test]
+async fn unknown_key_id_triggers_an_immediate_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring");
+    fs::write(&path, format!("k1:{}\n", b64(1))).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    // A slow checker (once an hour) and a process that already rotated.
+    let slow = vault(
+        &store,
+        Arc::new(KeyFile::with_check_interval(&path, Duration::from_secs(3600)).unwrap()),
+    );
+    fs::write(&path, format!("k2:{}\nk1:{}\n", b64(2), b64(1))).unwrap();
+    let rotated = vault(&store, Arc::new(KeyFile::open(&path).unwrap()));
+    let (id, pin) = sealed_session(&rotated).await;
+    // The slow process meets key id k2 and reloads at once instead of failing.
+    assert!(slow.reveal(&id, &pin).await.is_ok());
+}
+
+/// Lays out `keys` the way the kubelet mounts a secret: files in a timestamped directory,
+/// `..data` pointing at it, and top-level links through `..data`.
+fn mount_secret(root: &Path, generation: u32, keys: &[(&str, String)]) {
+    let data = root.join(format!("..2026_11_25_{generation}"));
+    fs::create_dir(&data).unwrap();
+    for (name, content) in keys {
+        fs::write(data.join(name), content).unwrap();
+        let top = root.join(name);
+        if fs::symlink_metadata(&top).is_err() {
+            symlink(Path::new("..data").join(name), &top).unwrap();
+        }
+    }
+    let tmp = root.join("..data_tmp");
+    symlink(data.file_name().unwrap(), &tmp).unwrap();
+    fs::rename(&tmp, root.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_secret_directory_rotates_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    mount_secret(
+        dir.path(),
+        1,
+        &[("k1", b64(1)), ("k2", b64(2)), ("primary", "k1\n".into())],
+    );
+    let provider = Arc::new(KeyDirectory::with_check_interval(dir.path(), Duration::ZERO).unwrap());
+    assert_eq!(provider.keyring().primary().as_str(), "k1");
+    let store = Arc::new(MemoryStore::new());
+    let vault = vault(&store, provider.clone());
+    let (id, pin) = sealed_session(&vault).await;
+
+    mount_secret(
+        dir.path(),
+        2,
+        &[("k1", b64(1)), ("k2", b64(2)), ("primary", "k2\n".into())],
+    );
+    assert_eq!(provider.keyring().primary().as_str(), "k2");
+    assert!(vault.reveal(&id, &pin).await.is_ok());
+}
+
+#[test]
+fn bad_directories_fail_at_start_without_printing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = KeyDirectory::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("has no file named primary"), "{err}");
+
+    fs::write(dir.path().join("primary"), "k9").unwrap();
+    fs::write(dir.path().join("k1"), b64(1)).unwrap();
+    let err = KeyDirectory::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("primary key id is not in the keyring"),
+        "{err}"
+    );
+
+    fs::write(dir.path().join("primary"), "k1").unwrap();
+    let short = STANDARD.encode([5u8; 16]);
+    fs::write(dir.path().join("k1"), &short).unwrap();
+    let err = KeyDirectory::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("k1") && err.contains("16 bytes") && !err.contains(&short),
+        "{err}"
+    );
+
+    let missing = KeyFile::open(dir.path().join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("cannot be read"), "{missing}");
+}
+
+#[tokio::test]
+async fn wrong_key_reports_key_unavailable_through_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring");
+    fs::write(&path, format!("k1:{}\n", b64(1))).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let v1 = vault(&store, Arc::new(KeyFile::open(&path).unwrap()));
+    let (id, _) = sealed_session(&v1).await;
+    let other = dir.path().join("other");
+    fs::write(&other, format!("k7:{}\n", b64(7))).unwrap();
+    let v2 = vault(&store, Arc::new(KeyFile::open(&other).unwrap()));
+    assert_eq!(
+        v2.status(&id).await.unwrap_err().code(),
+        ErrorCode::KeyUnavailable
+    );
+}

@@ -1,0 +1,266 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pci_vault::store::{MAX_VALUE_LEN, is_valid_key};
+use pci_vault::{
+    CasOutcome, Clock, EphemeralStore, Error, Result, SystemClock, Version, Versioned,
+};
+
+/// Bounds of a [`MemoryStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Most live entries.
+    pub max_entries: usize,
+    /// Most bytes of keys and values together (plus a fixed overhead per entry).
+    pub max_bytes: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_entries: 100_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Bytes counted for an entry besides its key and value: the map slot and bookkeeping.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Writes between two sweeps of expired entries.
+const SWEEP_EVERY: u32 = 1024;
+
+/// An in-memory, bounded, expiring [`EphemeralStore`].
+pub struct MemoryStore {
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+    limits: MemoryLimits,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    bytes: usize,
+    last_version: u64,
+    writes_since_sweep: u32,
+}
+
+struct Entry {
+    value: Vec<u8>,
+    version: u64,
+    expires_at: i64,
+}
+
+fn cost(key: &str, value: &[u8]) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
+impl State {
+    fn live(&self, key: &str, now: i64) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| e.expires_at > now)
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.last_version += 1;
+        self.last_version
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.entries.remove(key) {
+            self.bytes -= cost(key, &old.value);
+        }
+    }
+
+    fn sweep(&mut self, now: i64) {
+        let before = self.entries.len();
+        let mut freed = 0;
+        self.entries.retain(|k, e| {
+            let keep = e.expires_at > now;
+            if !keep {
+                freed += cost(k, &e.value);
+            }
+            keep
+        });
+        self.bytes -= freed;
+        self.writes_since_sweep = 0;
+        debug_assert!(self.entries.len() <= before);
+    }
+
+    /// Counts a write and sweeps when it is time, or when `need` more bytes or one more
+    /// entry would not fit.
+    fn make_room(
+        &mut self,
+        now: i64,
+        limits: &MemoryLimits,
+        new_entry: bool,
+        need: usize,
+    ) -> Result<()> {
+        self.writes_since_sweep += 1;
+        let fits = |s: &State| {
+            (!new_entry || s.entries.len() < limits.max_entries)
+                && s.bytes + need <= limits.max_bytes
+        };
+        if self.writes_since_sweep >= SWEEP_EVERY || !fits(self) {
+            self.sweep(now);
+        }
+        if fits(self) {
+            Ok(())
+        } else {
+            Err(Error::CapacityExceeded)
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default limits, expiring entries by the system clock.
+    pub fn new() -> Self {
+        MemoryStore::with_clock(MemoryLimits::default(), Arc::new(SystemClock))
+    }
+
+    /// A store with the given limits, expiring entries by `clock`.
+    pub fn with_clock(limits: MemoryLimits, clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            clock,
+            limits,
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> MemoryLimits {
+        self.limits
+    }
+
+    /// Entries held and the bytes they are counted at, expired ones not yet purged
+    /// included.
+    pub fn usage(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.entries.len(), state.bytes)
+    }
+
+    /// Every live entry as stored, for audits and tests: keys and sealed bytes.
+    pub fn raw_entries(&self) -> Vec<(String, Vec<u8>)> {
+        let now = self.clock.now_millis();
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(_, e)| e.expires_at > now)
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// A poisoned lock means a panic inside one of the short sections below, none of which
+    /// leaves the map half-changed; the state is still consistent, so it is used.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_args(key: &str, value: &[u8]) -> Result<()> {
+    if !is_valid_key(key) {
+        return Err(Error::InvalidArgument(
+            "a store key is 1-128 characters of A-Z a-z 0-9 _ -",
+        ));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::InvalidArgument("a stored value is at most 1 MiB"));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EphemeralStore for MemoryStore {
+    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
+        check_args(key, value)?;
+        let now = self.clock.now_millis();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let mut state = self.lock();
+        if state.live(key, now).is_some() {
+            return Ok(CasOutcome::Conflict);
+        }
+        state.remove(key);
+        state.make_room(now, &self.limits, true, cost(key, value))?;
+        let version = state.next_version();
+        state.bytes += cost(key, value);
+        state.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                version,
+                expires_at: now.saturating_add(ttl_ms),
+            },
+        );
+        Ok(CasOutcome::Applied(Version(version)))
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<Versioned>> {
+        let now = self.clock.now_millis();
+        let state = self.lock();
+        Ok(state.live(key, now).map(|e| Versioned {
+            value: e.value.clone(),
+            version: Version(e.version),
+        }))
+    }
+
+    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome> {
+        check_args(key, value)?;
+        let now = self.clock.now_millis();
+        let mut state = self.lock();
+        let Some(old) = state.live(key, now) else {
+            return Ok(CasOutcome::Conflict);
+        };
+        if old.version != expected.0 {
+            return Ok(CasOutcome::Conflict);
+        }
+        let (old_cost, expires_at) = (cost(key, &old.value), old.expires_at);
+        let growth = cost(key, value).saturating_sub(old_cost);
+        state.make_room(now, &self.limits, false, growth)?;
+        let version = state.next_version();
+        state.bytes = state.bytes - old_cost + cost(key, value);
+        state.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                version,
+                expires_at,
+            },
+        );
+        Ok(CasOutcome::Applied(Version(version)))
+    }
+
+    async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
+        let now = self.clock.now_millis();
+        let mut state = self.lock();
+        match state.live(key, now) {
+            Some(e) if e.version == expected.0 => {
+                state.remove(key);
+                Ok(CasOutcome::Applied(expected))
+            }
+            _ => Ok(CasOutcome::Conflict),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

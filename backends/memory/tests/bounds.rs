@@ -1,0 +1,159 @@
+//! The memory store's own promises: bounded capacity, expired entries purged, and no clear
+//! secret anywhere in what it holds.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pci_vault::conformance::{TEST_KEK, flow::assert_no_secret_in, test_keyring, visa_form};
+use pci_vault::{CasOutcome, EphemeralStore, ErrorCode, ManualClock, SessionOptions, Vault};
+use pci_vault_memory::{MemoryLimits, MemoryStore};
+
+fn store(limits: MemoryLimits) -> (Arc<MemoryStore>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    (
+        Arc::new(MemoryStore::with_clock(limits, clock.clone())),
+        clock,
+    )
+}
+
+#[tokio::test]
+async fn entry_bound_gives_capacity_exceeded_and_frees_on_expiry() {
+    let (store, clock) = store(MemoryLimits {
+        max_entries: 2,
+        ..MemoryLimits::default()
+    });
+    let ttl = Duration::from_secs(10);
+    assert!(matches!(
+        store.create("a", b"1", ttl).await.unwrap(),
+        CasOutcome::Applied(_)
+    ));
+    assert!(matches!(
+        store.create("b", b"2", ttl).await.unwrap(),
+        CasOutcome::Applied(_)
+    ));
+    let err = store.create("c", b"3", ttl).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CapacityExceeded);
+    // The failed write changed nothing.
+    assert!(store.load("c").await.unwrap().is_none());
+    assert_eq!(store.usage().0, 2);
+    clock.advance(Duration::from_secs(11));
+    assert!(matches!(
+        store.create("c", b"3", ttl).await.unwrap(),
+        CasOutcome::Applied(_)
+    ));
+    assert_eq!(store.usage().0, 1);
+}
+
+#[tokio::test]
+async fn byte_bound_covers_growth_by_replace() {
+    let (store, _) = store(MemoryLimits {
+        max_entries: 10,
+        max_bytes: 1_000,
+    });
+    let v = match store
+        .create("k", &[0; 100], Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        CasOutcome::Applied(v) => v,
+        CasOutcome::Conflict => unreachable!(),
+    };
+    let err = store.replace("k", v, &[0; 2_000]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CapacityExceeded);
+    assert_eq!(store.load("k").await.unwrap().unwrap().value.len(), 100);
+    assert!(matches!(
+        store.replace("k", v, &[1; 500]).await.unwrap(),
+        CasOutcome::Applied(_)
+    ));
+}
+
+#[tokio::test]
+async fn expired_entries_are_purged_so_memory_does_not_grow() {
+    let (store, clock) = store(MemoryLimits::default());
+    for round in 0..5 {
+        for i in 0..2_000 {
+            let _ = store
+                .create(&format!("r{round}-{i}"), &[0; 256], Duration::from_secs(1))
+                .await
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(2));
+    }
+    // 10,000 entries were written; sweeps during the writes purged the expired ones, so the
+    // store holds at most one sweep interval beyond the last round.
+    let (entries, bytes) = store.usage();
+    assert!(entries <= 2_000 + 1_024, "{entries} entries held");
+    assert!(
+        entries >= 1,
+        "the last round is still counted until the next sweep"
+    );
+    assert!(
+        bytes <= entries * (256 + 64 + 16),
+        "{bytes} bytes counted for {entries} entries"
+    );
+}
+
+#[tokio::test]
+async fn malformed_keys_and_oversized_values_are_refused() {
+    let (store, _) = store(MemoryLimits::default());
+    for key in ["", "has space", "{tag}", "a\nb", &"k".repeat(129)] {
+        assert_eq!(
+            store
+                .create(key, b"x", Duration::from_secs(1))
+                .await
+                .unwrap_err()
+                .code(),
+            ErrorCode::InvalidArgument
+        );
+    }
+    let huge = vec![0u8; 1024 * 1024 + 1];
+    assert_eq!(
+        store
+            .create("k", &huge, Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+}
+
+/// Dumps every stored record after submits and finds no PAN, CVC, name, PIN or key bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_of_every_record_holds_no_secret() {
+    let (store, clock) = store(MemoryLimits::default());
+    let vault = Vault::builder(store.clone(), Arc::new(test_keyring()))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut pins = Vec::new();
+    for _ in 0..20 {
+        let options = SessionOptions {
+            pin_length: 12,
+            ..SessionOptions::default()
+        };
+        let t = vault.create_session(&options).await.unwrap();
+        pins.push(vault.submit(&t.id, &visa_form()).await.unwrap().pin);
+    }
+    let dump = store.raw_entries();
+    assert_eq!(dump.len(), 20);
+    let mut secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("PAN", b"4242424242424242".to_vec()),
+        ("CVC and expiry", b"12/39".to_vec()),
+        ("name", b"Ada Lovelace".to_vec()),
+        ("key-encryption key", TEST_KEK.to_vec()),
+    ];
+    for pin in &pins {
+        secrets.push(("PIN", pin.expose_secret().as_bytes().to_vec()));
+    }
+    for (key, value) in &dump {
+        assert_no_secret_in(key.as_bytes(), &secrets);
+        assert_no_secret_in(value, &secrets);
+    }
+}

@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod card;
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod crypto;
+mod error;
+pub mod form;
+pub mod keys;
+mod pin;
+pub mod record;
+pub mod session;
+pub mod store;
+mod tenant;
+mod vault;
+
+pub use audit::{Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, TracingAuditSink};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorCode, FieldError, FieldReason, Result};
+pub use form::{CardSummary, FieldKind, FieldSpec, FormInput, FormSpec, RevealedForm};
+pub use keys::{DataKey, KeyEncryptionKey, KeyId, KeyProvider, Keyring, WrappedKey};
+pub use pin::Pin;
+pub use secrecy::{ExposeSecret, SecretString};
+pub use session::{Metadata, SessionId, SessionOptions, SessionState, SessionStatus, Ticket};
+pub use store::{CasOutcome, EphemeralStore, Version, Versioned};
+pub use tenant::Tenant;
+pub use vault::{Receipt, Vault, VaultBuilder};
+
+/// The repository README's code blocks, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadme;
