@@ -1,0 +1,46 @@
+# Shared helpers for scripts/test and the suites in scripts/suites/. Source it; do not run it.
+# Every suite runs on a laptop and in CI alike; what it needs and lacks, it installs.
+
+step() { printf '\n==> %s\n' "$*"; }
+
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# ensure_command CMD PACKAGE: installs Debian PACKAGE when CMD is not on the PATH.
+ensure_command() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  step "installing $pkg (for $cmd)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${PCI_VAULT_APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq || die "apt-get update failed"
+    export PCI_VAULT_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null || die "could not install $pkg"
+  command -v "$cmd" >/dev/null 2>&1 || die "$pkg is installed but $cmd is still missing"
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_redis: starts a throwaway redis-server on a free loopback port (no persistence,
+# noeviction), exports PCI_VAULT_TEST_REDIS_URL, and stops it by PID when the calling shell
+# exits.
+start_redis() {
+  ensure_command redis-server redis-server
+  local port dir
+  port=$(free_port)
+  dir=$(mktemp -d)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --maxmemory-policy noeviction --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
+  PCI_VAULT_TEST_REDIS_PID=$!
+  trap 'kill "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; wait "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; rm -rf "'"$dir"'"' EXIT
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  redis-cli -p "$port" ping >/dev/null 2>&1 || die "redis-server did not start on port $port"
+  export PCI_VAULT_TEST_REDIS_URL="redis://127.0.0.1:$port"
+}
