@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use pci_vault::{
-    ExposeSecret, FormSpec, Metadata, Pin, RevealedForm, SessionId, SessionOptions,
-    SessionState, SessionStatus,
+    ExposeSecret, FormSpec, Metadata, Pin, RevealedForm, SessionId, SessionOptions, SessionState,
+    SessionStatus,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -218,13 +218,13 @@ fn json_body<T: for<'de> Deserialize<'de> + Default>(
     if kind != Some(BodyKind::Json) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(body).map_err(|_| {
-        ApiError::BadRequest("the body is not the JSON object this endpoint takes")
-    })
+    serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("the body is not the JSON object this endpoint takes"))
 }
 
 fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::BadRequest("a session id is 43 characters of base64url"))?;
+    let Path(id) =
+        id.map_err(|_| ApiError::BadRequest("a session id is 43 characters of base64url"))?;
     Ok(SessionId::parse(&id)?)
 }
 
@@ -332,10 +332,15 @@ pub async fn reveal(
     let body = body.map_err(|r| body_error(&r))?;
     let id = session_id(id);
     let request = if body.is_empty() {
-        Err(ApiError::BadRequest("the body must be {\"pin\": \"<digits>\"}"))
+        Err(ApiError::BadRequest(
+            "the body must be {\"pin\": \"<digits>\"}",
+        ))
     } else {
-        json_body::<Option<RevealRequest>>(&headers, &body)
-            .and_then(|r| r.ok_or(ApiError::BadRequest("the body must be {\"pin\": \"<digits>\"}")))
+        json_body::<Option<RevealRequest>>(&headers, &body).and_then(|r| {
+            r.ok_or(ApiError::BadRequest(
+                "the body must be {\"pin\": \"<digits>\"}",
+            ))
+        })
     };
     wipe(body);
     let id = id?;

@@ -27,7 +27,10 @@ use crate::state::{AppState, FormLookup};
 /// The session id in a path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code, reason = "describes the path parameter for the OpenAPI document")]
+#[allow(
+    dead_code,
+    reason = "describes the path parameter for the OpenAPI document"
+)]
 pub struct SessionPath {
     /// The session id: 43 characters of base64url.
     #[param(pattern = "^[A-Za-z0-9_-]{43}$")]
@@ -36,7 +39,10 @@ pub struct SessionPath {
 
 /// A custom front end's submission.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code, reason = "describes the request body for the OpenAPI document")]
+#[allow(
+    dead_code,
+    reason = "describes the request body for the OpenAPI document"
+)]
 pub struct SubmitRequest {
     /// Field names to values; the default form has `card_number`, `expiry` (`MM/YY`),
     /// `cvc` and `cardholder_name`.
@@ -46,7 +52,10 @@ pub struct SubmitRequest {
 
 /// The page's own form: one entry per field.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code, reason = "describes the request body for the OpenAPI document")]
+#[allow(
+    dead_code,
+    reason = "describes the request body for the OpenAPI document"
+)]
 pub struct SubmitForm {
     /// The card number.
     card_number: Option<String>,
@@ -276,7 +285,10 @@ async fn submit_json(
     let id = match id.map(SessionId::parse) {
         Some(Ok(id)) => id,
         Some(Err(e)) => return ApiError::Vault(e).into_response(),
-        None => return ApiError::BadRequest("a session id is 43 characters of base64url").into_response(),
+        None => {
+            return ApiError::BadRequest("a session id is 43 characters of base64url")
+                .into_response();
+        }
     };
     let submission = match Submission::from_json(body) {
         Ok(s) => s,

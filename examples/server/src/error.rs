@@ -141,7 +141,11 @@ impl ApiError {
         let (status, code, message) = match self {
             ApiError::Vault(e) => {
                 let code = e.code();
-                (status_of(code), ErrorCodeSchema::of(code), public_message(e))
+                (
+                    status_of(code),
+                    ErrorCodeSchema::of(code),
+                    public_message(e),
+                )
             }
             ApiError::BadRequest(m) => (
                 StatusCode::BAD_REQUEST,
@@ -234,10 +238,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match self {
             ApiError::Unauthorized => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -73,7 +73,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub async fn openapi() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(json) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             json,
         )
             .into_response(),
@@ -124,7 +127,10 @@ impl Modify for BearerAuth {
 
 /// The stylesheet of every page.
 pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", include_str!("../assets/style.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../assets/style.css"),
+    )
 }
 
 /// The agent console's script.

@@ -101,40 +101,54 @@ fn field_view<'a>(
     t: &'static Texts,
     problems: &FormProblems<'a>,
 ) -> FieldView<'a> {
-    let (label, hint, autocomplete, inputmode, placeholder, max_length, numeric) =
-        match spec.kind() {
-            FieldKind::CardNumber => (
-                t.card_number,
-                None,
-                Some("cc-number"),
-                Some("numeric"),
-                None,
-                23,
-                true,
-            ),
-            FieldKind::Expiry => (
-                t.expiry,
-                Some(t.expiry_hint),
-                Some("cc-exp"),
-                None,
-                Some("MM/YY"),
-                7,
-                true,
-            ),
-            FieldKind::Cvc => (
-                t.cvc,
-                Some(t.cvc_hint),
-                Some("cc-csc"),
-                Some("numeric"),
-                None,
-                4,
-                true,
-            ),
-            FieldKind::CardholderName => {
-                (t.cardholder_name, None, Some("cc-name"), None, None, 100, false)
-            }
-            _ => (spec.name(), None, None, None, None, FormSpec::MAX_VALUE_LEN, false),
-        };
+    let (label, hint, autocomplete, inputmode, placeholder, max_length, numeric) = match spec.kind()
+    {
+        FieldKind::CardNumber => (
+            t.card_number,
+            None,
+            Some("cc-number"),
+            Some("numeric"),
+            None,
+            23,
+            true,
+        ),
+        FieldKind::Expiry => (
+            t.expiry,
+            Some(t.expiry_hint),
+            Some("cc-exp"),
+            None,
+            Some("MM/YY"),
+            7,
+            true,
+        ),
+        FieldKind::Cvc => (
+            t.cvc,
+            Some(t.cvc_hint),
+            Some("cc-csc"),
+            Some("numeric"),
+            None,
+            4,
+            true,
+        ),
+        FieldKind::CardholderName => (
+            t.cardholder_name,
+            None,
+            Some("cc-name"),
+            None,
+            None,
+            100,
+            false,
+        ),
+        _ => (
+            spec.name(),
+            None,
+            None,
+            None,
+            None,
+            FormSpec::MAX_VALUE_LEN,
+            false,
+        ),
+    };
     let name = spec.name();
     let error = problems
         .fields

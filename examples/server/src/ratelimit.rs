@@ -38,13 +38,15 @@ impl RateLimit {
     /// # Errors
     /// [`ApiError::RateLimited`] with the whole seconds until the next request is allowed.
     pub fn check(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.limiter.check_key(&key_of(client)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ApiError::RateLimited {
-                retry_after: retry_after.max(1),
-            }
-        })
+        self.limiter
+            .check_key(&key_of(client))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                ApiError::RateLimited {
+                    retry_after: retry_after.max(1),
+                }
+            })
     }
 
     /// Forgets clients whose allowance is full again, so the table stays as small as the

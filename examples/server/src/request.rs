@@ -8,8 +8,8 @@ use std::fmt;
 
 use bytes::Bytes;
 use pci_vault::{FormInput, FormSpec};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Most field entries a submission may carry before parsing stops. The form spec allows
@@ -220,7 +220,11 @@ mod tests {
     fn json_fields() {
         let s = Submission::from_json(br#"{"fields":{"card_number":"4242","cvc":"1"}}"#).unwrap();
         assert_eq!(s.value("cvc"), Some("1"));
-        assert!(Submission::from_json(br#"{"fields":{}}"#).unwrap().is_empty());
+        assert!(
+            Submission::from_json(br#"{"fields":{}}"#)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -258,6 +262,9 @@ mod tests {
     fn debug_is_redacted() {
         let s = Submission::from_urlencoded(b"card_number=4242424242424242").unwrap();
         let text = format!("{s:?}");
-        assert!(text.contains("card_number") && !text.contains("4242"), "{text}");
+        assert!(
+            text.contains("card_number") && !text.contains("4242"),
+            "{text}"
+        );
     }
 }

@@ -108,7 +108,15 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, scheme, store = %store.describe(), "listening");
-    print_banner(&public_url, &store, local, scheme, development_key.as_ref(), &vault).await;
+    print_banner(
+        &public_url,
+        &store,
+        local,
+        scheme,
+        development_key.as_ref(),
+        &vault,
+    )
+    .await;
 
     match tls {
         Some(config) => {
@@ -154,7 +162,10 @@ async fn shutdown_on_signal(handle: Handle<SocketAddr>, grace: Duration) {
 
 /// What a newcomer needs to try the flow: printed to standard output, not to the log.
 /// The development API key is printed here and nowhere else.
-#[allow(clippy::print_stdout, reason = "the start banner is for the person who started the server")]
+#[allow(
+    clippy::print_stdout,
+    reason = "the start banner is for the person who started the server"
+)]
 async fn print_banner(
     public_url: &PublicUrl,
     store: &StoreChoice,
@@ -185,7 +196,9 @@ async fn print_banner(
     println!();
     println!("  try it:");
     println!("    curl -s -X POST -H 'Authorization: Bearer {key}' {base}/v1/sessions");
-    println!("  then open the \"url\" it returns, fill in a test card (4242 4242 4242 4242), and:");
+    println!(
+        "  then open the \"url\" it returns, fill in a public test card (examples/server/README.md), and:"
+    );
     println!(
         "    curl -s -X POST -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\"
     );
