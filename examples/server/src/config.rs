@@ -10,8 +10,9 @@ use std::time::Duration;
 use axum::http::Uri;
 use clap::{Parser, ValueEnum};
 use pci_vault::{EphemeralStore, KeyProvider, Vault};
-use pci_vault_keys::{KeyDirectory, KeyFile};
+use pci_vault_keys::KeySource;
 use pci_vault_memory::MemoryStore;
+use pci_vault_redis::{RedisOptions, RedisStore};
 
 use crate::auth::ApiKeys;
 use crate::metrics::Metrics;
@@ -37,6 +38,15 @@ pub struct Args {
     /// cluster seed URLs.
     #[arg(long, env = "PCI_VAULT_STORE", default_value = "memory")]
     pub store: String,
+
+    /// Prefix of every Redis key the store writes.
+    #[arg(long, env = "PCI_VAULT_REDIS_KEY_PREFIX", default_value = RedisOptions::DEFAULT_KEY_PREFIX)]
+    pub redis_key_prefix: String,
+
+    /// PEM file of the CA(s) that sign the Redis server's certificate (`rediss://`), instead
+    /// of the system roots.
+    #[arg(long, env = "PCI_VAULT_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
 
     /// Keyring file, or a directory with one file per key (a Kubernetes secret mount);
     /// reloaded when it changes. Without it, the keyring is read from PCI_VAULT_KEYS; with
@@ -220,8 +230,8 @@ impl PublicUrl {
 pub enum StoreChoice {
     /// In this process.
     Memory,
-    /// Redis URLs: one for a single node, several for cluster seeds.
-    Redis(Vec<String>),
+    /// Redis: one URL for a single node, several for cluster seeds. `Debug` hides passwords.
+    Redis(RedisOptions),
 }
 
 impl StoreChoice {
@@ -234,12 +244,14 @@ impl StoreChoice {
         if text.eq_ignore_ascii_case("memory") {
             return Ok(StoreChoice::Memory);
         }
-        let urls: Vec<String> = text.split(',').map(|u| u.trim().to_owned()).collect();
-        if urls
-            .iter()
-            .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"))
-        {
-            Ok(StoreChoice::Redis(urls))
+        let options = RedisOptions::from_list(text);
+        let redis_urls = !options.urls.is_empty()
+            && options
+                .urls
+                .iter()
+                .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
+        if redis_urls {
+            Ok(StoreChoice::Redis(options))
         } else {
             Err(ConfigError::Store(
                 "expected `memory`, a redis:// or rediss:// URL, or a comma-separated list of them"
@@ -252,7 +264,16 @@ impl StoreChoice {
     pub fn describe(&self) -> String {
         match self {
             StoreChoice::Memory => "memory".to_owned(),
-            StoreChoice::Redis(urls) => format!("redis ({} URL(s))", urls.len()),
+            StoreChoice::Redis(options) => format!(
+                "redis ({}{}, {} URL(s))",
+                if options.cluster {
+                    "cluster"
+                } else {
+                    "single node"
+                },
+                if options.is_tls() { ", TLS" } else { "" },
+                options.urls.len()
+            ),
         }
     }
 }
@@ -272,39 +293,43 @@ impl Args {
         }
     }
 
-    /// The key provider: `--keys-file` (file or directory), else `PCI_VAULT_KEYS`, else a
-    /// development key.
+    /// Where the keys come from: `--keys-file` (a file, or a directory of key files),
+    /// else `PCI_VAULT_KEYS`, else a development key.
+    pub fn key_source(&self) -> KeySource {
+        match &self.keys_file {
+            Some(path) if path.is_dir() => KeySource::Directory(path.clone()),
+            Some(path) => KeySource::File(path.clone()),
+            None if std::env::var_os(pci_vault_keys::DEFAULT_ENV_VAR).is_some() => {
+                KeySource::Env(pci_vault_keys::DEFAULT_ENV_VAR.to_owned())
+            }
+            None => KeySource::Development,
+        }
+    }
+
+    /// The key provider of [`Args::key_source`].
     ///
     /// # Errors
-    /// [`ConfigError::Keys`] when the configured source fails to load.
+    /// [`ConfigError::Keys`] when the source fails to load.
     pub fn key_provider(&self) -> Result<Arc<dyn KeyProvider>, ConfigError> {
-        if let Some(path) = &self.keys_file {
-            return Ok(if path.is_dir() {
-                Arc::new(KeyDirectory::open(path)?)
-            } else {
-                Arc::new(KeyFile::open(path)?)
-            });
-        }
-        if std::env::var_os(pci_vault_keys::DEFAULT_ENV_VAR).is_some() {
-            return Ok(Arc::new(pci_vault_keys::from_env(
-                pci_vault_keys::DEFAULT_ENV_VAR,
-            )?));
-        }
-        Ok(Arc::new(pci_vault_keys::development_keyring()))
+        Ok(self.key_source().open()?)
     }
 
     /// The store named by `--store`, connected.
     ///
     /// # Errors
-    /// [`ConfigError::Store`] when it is malformed or cannot be reached.
+    /// [`ConfigError::Store`] when it is malformed or cannot be reached (the message
+    /// never contains a password).
     pub async fn store(&self) -> Result<(Arc<dyn EphemeralStore>, StoreChoice), ConfigError> {
-        let choice = StoreChoice::parse(&self.store)?;
-        let store: Arc<dyn EphemeralStore> = match &choice {
+        let mut choice = StoreChoice::parse(&self.store)?;
+        let store: Arc<dyn EphemeralStore> = match &mut choice {
             StoreChoice::Memory => Arc::new(MemoryStore::new()),
-            StoreChoice::Redis(_) => {
-                return Err(ConfigError::Store(
-                    "this build has no Redis store yet; use `memory`".to_owned(),
-                ));
+            StoreChoice::Redis(options) => {
+                options.key_prefix.clone_from(&self.redis_key_prefix);
+                options.ca_file.clone_from(&self.redis_ca_file);
+                let store = RedisStore::connect(options.clone())
+                    .await
+                    .map_err(|e| ConfigError::Store(e.to_string()))?;
+                Arc::new(store)
             }
         };
         Ok((store, choice))
@@ -378,15 +403,18 @@ mod tests {
     fn stores() {
         assert_eq!(StoreChoice::parse("memory").unwrap(), StoreChoice::Memory);
         assert_eq!(
-            StoreChoice::parse("redis://a:1, rediss://b:2").unwrap(),
-            StoreChoice::Redis(vec!["redis://a:1".into(), "rediss://b:2".into()])
+            StoreChoice::parse("redis://a:1").unwrap(),
+            StoreChoice::Redis(RedisOptions::new("redis://a:1"))
         );
-        for bad in ["", "mem", "http://x", "redis://a,memory"] {
+        assert_eq!(
+            StoreChoice::parse("rediss://a:1, rediss://b:2").unwrap(),
+            StoreChoice::Redis(RedisOptions::cluster(["rediss://a:1", "rediss://b:2"]))
+        );
+        for bad in ["", "mem", "http://x", "redis://a,memory", ","] {
             assert!(StoreChoice::parse(bad).is_err(), "{bad}");
         }
-        let described = StoreChoice::parse("redis://user:secret@a:1")
-            .unwrap()
-            .describe();
-        assert!(!described.contains("secret"));
+        let choice = StoreChoice::parse("rediss://user:secret@a:1").unwrap();
+        assert_eq!(choice.describe(), "redis (single node, TLS, 1 URL(s))");
+        assert!(!format!("{choice:?}").contains("secret"));
     }
 }
