@@ -31,6 +31,7 @@ pub fn router(state: AppState, https: bool) -> Router {
         .route("/agent", get(ops::agent_console))
         .route("/assets/style.css", get(ops::style))
         .route("/assets/agent.js", get(ops::agent_script))
+        .route("/favicon.ico", get(ops::favicon))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

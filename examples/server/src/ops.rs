@@ -152,6 +152,11 @@ fn asset(content_type: &'static str, text: &'static str) -> Response {
         .into_response()
 }
 
+/// No icon: an empty answer, so browsers stop asking without an error.
+pub async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// The agent console page.
 pub async fn agent_console() -> Response {
     crate::pages::agent_page()
