@@ -217,7 +217,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         method,
         route,
         status,
-        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
         "request"
     );
     response

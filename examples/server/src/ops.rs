@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -104,7 +106,7 @@ pub async fn openapi() -> Response {
         metrics,
         openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SessionLinks),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),
         (name = "customer", description = "For the customer: the link is the credential"),
@@ -122,6 +124,43 @@ impl Modify for BearerAuth {
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Links from a created session to the operations that take its id, so clients (and
+/// stateful API testers) know where the id goes.
+struct SessionLinks;
+
+impl Modify for SessionLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(created) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/sessions")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("201"))
+        else {
+            return;
+        };
+        let RefOr::T(response) = created else { return };
+        for (name, operation, description) in [
+            ("GetSession", "get_session", "The session's state"),
+            (
+                "RevealSession",
+                "reveal",
+                "Reveal the form with the customer's PIN",
+            ),
+            ("CancelSession", "cancel", "Cancel the session"),
+            ("FormPage", "form_page", "The customer's form"),
+            ("SubmitForm", "submit", "Submit the customer's form"),
+        ] {
+            let link = LinkBuilder::new()
+                .operation_id(operation)
+                .parameter("id", "$response.body#/id")
+                .description(description)
+                .build();
+            response.links.insert(name.to_owned(), RefOr::T(link));
+        }
     }
 }
 

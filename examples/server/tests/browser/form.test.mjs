@@ -2,11 +2,11 @@
 // /usr/bin/chromium driven by playwright-core), against the real server binary.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { API_KEY, api, startServer, stopServer } from './server.mjs';
+import { API_KEY, api, logDir, startServer, stopServer } from './server.mjs';
 
 const CARD = {
   number: '4242 4242 4242 4242',
@@ -78,6 +78,10 @@ before(async () => {
 after(async () => {
   for (const context of contexts) await context.close().catch(() => {});
   for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
+  // The test command's log check looks for these PINs in every log of the run.
+  const seen = join(logDir(), '../../seen-pins');
+  mkdirSync(seen, { recursive: true });
+  appendFileSync(join(seen, 'browser.txt'), pins.map((p) => `${p}\n`).join(''));
   if (!server) return;
   const { exit, log } = await stopServer(server);
   assert.equal(exit.code, 0, `the server did not exit cleanly:\n${log}`);

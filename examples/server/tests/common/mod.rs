@@ -167,9 +167,25 @@ impl TestServer {
         std::fs::read_to_string(&self.log_path).unwrap()
     }
 
-    /// Something the log must never contain (a PIN, a card number).
+    /// A PIN (or other number) the log must never contain. It is also written to
+    /// `.test-run/seen-pins/`, so the test command's log check looks for it in every log
+    /// of the run.
     pub fn remember_secret(&self, secret: &str) {
         self.secrets.lock().unwrap().push(secret.to_owned());
+        let dir = log_dir().join("../../seen-pins");
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = self
+            .log_path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{name}.txt")))
+            .unwrap();
+        std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).unwrap();
     }
 
     pub async fn create(&self, body: Value) -> Value {
