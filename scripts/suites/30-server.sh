@@ -57,12 +57,13 @@ done
 grep -q '^pci-vault-server listening on ' "$server_log" || die "the server did not start"
 
 report="$PWD/.test-run/schemathesis-report"
-"$venv/bin/st" run "http://127.0.0.1:$port/openapi.json" \
+# Run from .test-run, where schemathesis may keep its own state.
+(cd .test-run && "$venv/bin/st" run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples 100 --seed 20261125 --generation-database none \
   --workers 2 --request-timeout 10 --no-color \
-  --report junit --report-dir "$report"
+  --report junit --report-dir "$report")
 
 step "stop the server (SIGTERM) and expect a clean exit"
 kill -TERM "$server_pid"
