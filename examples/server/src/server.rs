@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::TokioExecutor;
 use pci_vault::{ExposeSecret, SecretString, SessionOptions, Vault};
 use tracing_subscriber::EnvFilter;
 
@@ -87,6 +88,8 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
         None => PublicUrl::for_listener(local, tls.is_some()),
     };
 
+    warn_if_exposed(local, &public_url, tls.is_some(), args.public_url.is_some());
+
     let form_limit = RateLimit::per_minute("form", args.form_rate_limit);
     let reveal_limit = RateLimit::per_minute("reveal", args.reveal_rate_limit);
     form_limit.spawn_cleanup(Duration::from_secs(60));
@@ -120,23 +123,45 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
 
     match tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(listener, config)
-                .map_err(io("listening"))?
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server =
+                axum_server::from_tcp_rustls(listener, config).map_err(io("listening"))?;
+            limit_header_time(server.http_builder());
+            server.handle(handle).serve(app).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .map_err(io("listening"))?
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp(listener).map_err(io("listening"))?;
+            limit_header_time(server.http_builder());
+            server.handle(handle).serve(app).await
         }
     }
     .map_err(io("serving"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Longest time a client may take to send a request's headers (slow clients otherwise hold
+/// connections open indefinitely).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn limit_header_time(builder: &mut hyper_util::server::conn::auto::Builder<TokioExecutor>) {
+    builder.http1().header_read_timeout(HEADER_READ_TIMEOUT);
+}
+
+/// Warns about configurations that send card data over the network in clear.
+fn warn_if_exposed(local: SocketAddr, public_url: &PublicUrl, tls: bool, explicit_url: bool) {
+    if !tls && !public_url.is_https() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on a non-loopback address: card data would cross the network \
+             in clear; use --tls-cert/--tls-key, or a TLS proxy with an https --public-url"
+        );
+    }
+    if !explicit_url && local.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on an unspecified address without --public-url: links and the form's \
+             Origin check use {}, which browsers cannot reach; set --public-url",
+            public_url.origin()
+        );
+    }
 }
 
 async fn shutdown_on_signal(handle: Handle<SocketAddr>, grace: Duration) {
