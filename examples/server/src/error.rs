@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use pci_vault::{Error, ErrorCode};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// Every error the HTTP layer answers with.
 #[derive(Debug)]
@@ -73,7 +75,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable code (DESIGN §4.6).
     #[schema(example = "WRONG_PIN")]
-    pub code: ErrorCodeSchema,
+    pub code: WireCode,
     /// Human text. Never contains a field value, a PIN, a key or a session id.
     pub message: String,
     /// `WRONG_PIN` only: wrong PINs still allowed before the session locks.
@@ -93,45 +95,51 @@ pub struct FieldErrorBody {
     pub reason: String,
 }
 
-/// The stable error codes, as they appear on the wire.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs, reason = "each variant is its own wire spelling")]
-pub enum ErrorCodeSchema {
-    NotFound,
-    AlreadySubmitted,
-    NotSubmitted,
-    AlreadyRevealed,
-    Cancelled,
-    Locked,
-    WrongPin,
-    ValidationFailed,
-    InvalidArgument,
-    StoreUnavailable,
-    KeyUnavailable,
-    IntegrityError,
-    CapacityExceeded,
-    Unauthorized,
-    RateLimited,
+/// A stable error code as it appears on the wire: one of the library's
+/// ([`ErrorCode::as_str`]) or one of the server's own, `UNAUTHORIZED` and `RATE_LIMITED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct WireCode(&'static str);
+
+impl WireCode {
+    /// A missing or wrong API key.
+    pub const UNAUTHORIZED: WireCode = WireCode("UNAUTHORIZED");
+    /// Too many requests from one client.
+    pub const RATE_LIMITED: WireCode = WireCode("RATE_LIMITED");
+
+    /// Every code a response can carry, for the OpenAPI document.
+    pub fn all() -> impl Iterator<Item = WireCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .map(WireCode::from)
+            .chain([WireCode::UNAUTHORIZED, WireCode::RATE_LIMITED])
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
 }
 
-impl ErrorCodeSchema {
-    fn of(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::NotFound => Self::NotFound,
-            ErrorCode::AlreadySubmitted => Self::AlreadySubmitted,
-            ErrorCode::NotSubmitted => Self::NotSubmitted,
-            ErrorCode::AlreadyRevealed => Self::AlreadyRevealed,
-            ErrorCode::Cancelled => Self::Cancelled,
-            ErrorCode::Locked => Self::Locked,
-            ErrorCode::WrongPin => Self::WrongPin,
-            ErrorCode::ValidationFailed => Self::ValidationFailed,
-            ErrorCode::InvalidArgument => Self::InvalidArgument,
-            ErrorCode::StoreUnavailable => Self::StoreUnavailable,
-            ErrorCode::CapacityExceeded => Self::CapacityExceeded,
-            ErrorCode::KeyUnavailable => Self::KeyUnavailable,
-            _ => Self::IntegrityError,
-        }
+impl From<ErrorCode> for WireCode {
+    fn from(code: ErrorCode) -> Self {
+        WireCode(code.as_str())
+    }
+}
+
+impl utoipa::PartialSchema for WireCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A stable error code (DESIGN §4.6)"))
+            .enum_values(Some(WireCode::all().map(WireCode::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for WireCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
     }
 }
 
@@ -141,45 +149,41 @@ impl ApiError {
         let (status, code, message) = match self {
             ApiError::Vault(e) => {
                 let code = e.code();
-                (
-                    status_of(code),
-                    ErrorCodeSchema::of(code),
-                    public_message(e),
-                )
+                (status_of(code), WireCode::from(code), public_message(e))
             }
             ApiError::BadRequest(m) => (
                 StatusCode::BAD_REQUEST,
-                ErrorCodeSchema::InvalidArgument,
+                WireCode::from(ErrorCode::InvalidArgument),
                 (*m).to_owned(),
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCodeSchema::InvalidArgument,
+                WireCode::from(ErrorCode::InvalidArgument),
                 "the request body is too large".to_owned(),
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCodeSchema::InvalidArgument,
+                WireCode::from(ErrorCode::InvalidArgument),
                 "unsupported content type: send application/json".to_owned(),
             ),
             ApiError::NoRoute => (
                 StatusCode::NOT_FOUND,
-                ErrorCodeSchema::NotFound,
+                WireCode::from(ErrorCode::NotFound),
                 "no such endpoint".to_owned(),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCodeSchema::InvalidArgument,
+                WireCode::from(ErrorCode::InvalidArgument),
                 "method not allowed on this endpoint".to_owned(),
             ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                ErrorCodeSchema::Unauthorized,
+                WireCode::UNAUTHORIZED,
                 "a valid API key is required: Authorization: Bearer <key>".to_owned(),
             ),
             ApiError::RateLimited { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                ErrorCodeSchema::RateLimited,
+                WireCode::RATE_LIMITED,
                 format!("too many requests; retry after {retry_after} s"),
             ),
         };
@@ -278,11 +282,24 @@ mod tests {
     }
 
     #[test]
-    fn wire_codes_match_the_library() {
-        for code in ErrorCode::ALL {
-            let json = serde_json::to_value(ErrorCodeSchema::of(code)).unwrap();
-            assert_eq!(json, code.as_str());
-        }
+    fn the_schema_lists_every_code_once() {
+        let schema = serde_json::to_value(<WireCode as utoipa::PartialSchema>::schema()).unwrap();
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .chain(["UNAUTHORIZED", "RATE_LIMITED"])
+            .collect();
+        assert_eq!(listed, expected);
+        assert_eq!(
+            serde_json::to_value(WireCode::from(ErrorCode::WrongPin)).unwrap(),
+            "WRONG_PIN"
+        );
     }
 
     #[test]

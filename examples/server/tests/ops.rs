@@ -107,7 +107,7 @@ async fn openapi_document_describes_every_route() {
         doc["components"]["securitySchemes"]["api_key"]["scheme"],
         "bearer"
     );
-    let codes = &doc["components"]["schemas"]["ErrorCodeSchema"]["enum"];
+    let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
     for code in pci_vault::ErrorCode::ALL {
         assert!(
             codes.as_array().unwrap().contains(&json!(code.as_str())),
