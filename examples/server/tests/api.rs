@@ -262,12 +262,7 @@ async fn tenants_do_not_see_each_others_sessions() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The customer's link works whatever the tenant.
-    let page = server
-        .client
-        .get(server.url(&format!("/forms/{acme_id}")))
-        .send()
-        .await
-        .unwrap();
+    let page = server.get(&format!("/forms/{acme_id}")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let pin = server.submit_card(&acme_id).await;
     let response = as_acme(Method::GET, format!("/v1/sessions/{acme_id}"))
@@ -502,12 +497,7 @@ async fn expired_sessions_are_not_found() {
         (status, error_code(&body)),
         (StatusCode::NOT_FOUND, "NOT_FOUND")
     );
-    let page = server
-        .client
-        .get(server.url(&format!("/forms/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let page = server.get(&format!("/forms/{id}")).await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     server.stop(&[&id]);
 }
@@ -544,15 +534,7 @@ async fn reveal_is_rate_limited_per_client_before_the_key_is_checked() {
     }
     // Other routes are not limited by it.
     assert_eq!(server.status(&id).await.0, StatusCode::OK);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("pci_vault_rate_limited_requests_total{limit=\"reveal\"} 2"),
         "{metrics}"
@@ -634,12 +616,7 @@ async fn concurrent_submissions_store_one_form() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let server = TestServer::start("api-routes");
-    let response = server
-        .client
-        .get(server.url("/v2/nothing"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/v2/nothing").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     let body: Value = response.json().await.unwrap();

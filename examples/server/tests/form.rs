@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{CVC, NAME, Options, PAN, PAN_SPACED, TestServer, card_fields, header};
+use common::{CVC, NAME, Options, PAN, TestServer, card_fields, encode, good_form, header, pin_of};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -43,54 +43,6 @@ async fn get_page(server: &TestServer, id: &str, lang: Option<&str>) -> (StatusC
     let response = request.send().await.unwrap();
     assert_page_headers(&response);
     (response.status(), response.text().await.unwrap())
-}
-
-fn encode(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let v: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-async fn post_form(
-    server: &TestServer,
-    id: &str,
-    origin: Option<&str>,
-    sec_fetch_site: Option<&str>,
-    body: String,
-) -> Response {
-    let mut request = server
-        .client
-        .post(server.url(&format!("/forms/{id}")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(origin) = origin {
-        request = request.header("origin", origin);
-    }
-    if let Some(site) = sec_fetch_site {
-        request = request.header("sec-fetch-site", site);
-    }
-    request.send().await.unwrap()
-}
-
-fn good_form() -> String {
-    encode(&[
-        ("card_number", PAN_SPACED),
-        ("expiry", "12/34"),
-        ("cvc", CVC),
-        ("cardholder_name", NAME),
-    ])
-}
-
-/// The text of the element with `id="pin"`.
-fn pin_of(page: &str) -> String {
-    let start = page.find("id=\"pin\">").expect("no #pin") + "id=\"pin\">".len();
-    let end = start + page[start..].find('<').unwrap();
-    page[start..end].to_owned()
 }
 
 #[tokio::test]
@@ -144,12 +96,7 @@ async fn form_page_is_accessible_self_contained_and_read_only() {
     let (_, view) = server.status(&id).await;
     assert_eq!(view["state"], "pending");
 
-    let css = server
-        .client
-        .get(server.url("/assets/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = server.get("/assets/style.css").await;
     assert_eq!(css.status(), StatusCode::OK);
     assert_eq!(header(&css, "content-type"), "text/css; charset=utf-8");
     server.stop(&[&id]);
@@ -226,7 +173,9 @@ async fn unknown_expired_and_used_links_get_the_same_neutral_page() {
         assert_eq!(page, reference, "the page differs for {id}");
     }
     // A submission to a used link gets the same page.
-    let response = post_form(&server, &submitted, Some(&server.base), None, good_form()).await;
+    let response = server
+        .post_form(&submitted, Some(&server.base), None, good_form())
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_page_headers(&response);
     assert_eq!(response.text().await.unwrap(), reference);
@@ -237,7 +186,9 @@ async fn unknown_expired_and_used_links_get_the_same_neutral_page() {
 async fn html_submission_shows_the_pin_that_reveals_the_form() {
     let server = TestServer::start("form-submit-html");
     let id = server.create_id().await;
-    let response = post_form(&server, &id, Some(&server.base), None, good_form()).await;
+    let response = server
+        .post_form(&id, Some(&server.base), None, good_form())
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_page_headers(&response);
     let page = response.text().await.unwrap();
@@ -287,7 +238,7 @@ async fn form_posts_must_come_from_the_public_origin() {
         (Some("null"), Some("cross-site")),
         (Some("null"), Some("same-site")),
     ] {
-        let response = post_form(&server, &id, origin, site, good_form()).await;
+        let response = server.post_form(&id, origin, site, good_form()).await;
         assert_eq!(
             response.status(),
             StatusCode::FORBIDDEN,
@@ -304,7 +255,9 @@ async fn form_posts_must_come_from_the_public_origin() {
     );
 
     // Under Referrer-Policy: no-referrer a browser sends Origin: null with Sec-Fetch-Site.
-    let response = post_form(&server, &id, Some("null"), Some("same-origin"), good_form()).await;
+    let response = server
+        .post_form(&id, Some("null"), Some("same-origin"), good_form())
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     server.remember_secret(&pin_of(&response.text().await.unwrap()));
     server.stop(&[&id]);
@@ -321,7 +274,7 @@ async fn invalid_fields_show_the_form_again_without_echoing_card_data() {
         ("cvc", "73"),
         ("cardholder_name", "Ada \"><script>alert(1)</script>"),
     ]);
-    let response = post_form(&server, &id, Some(&server.base), None, body).await;
+    let response = server.post_form(&id, Some(&server.base), None, body).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_page_headers(&response);
     let page = response.text().await.unwrap();
@@ -370,7 +323,9 @@ async fn invalid_fields_show_the_form_again_without_echoing_card_data() {
 
     // Unreadable bodies: the form again, 400.
     for body in ["cvc=1&cvc=2", "unknown_field=1"] {
-        let response = post_form(&server, &id, Some(&server.base), None, body.to_owned()).await;
+        let response = server
+            .post_form(&id, Some(&server.base), None, body.to_owned())
+            .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         assert!(response.text().await.unwrap().contains("could not be read"));
     }
@@ -497,10 +452,14 @@ async fn form_submissions_are_rate_limited_per_client() {
     );
     let id = server.create_id().await;
     for _ in 0..2 {
-        let response = post_form(&server, &id, Some(&server.base), None, "cvc=".to_owned()).await;
+        let response = server
+            .post_form(&id, Some(&server.base), None, "cvc=".to_owned())
+            .await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let response = post_form(&server, &id, Some(&server.base), None, good_form()).await;
+    let response = server
+        .post_form(&id, Some(&server.base), None, good_form())
+        .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
     assert_page_headers(&response);
@@ -530,7 +489,7 @@ async fn custom_fields_are_rendered_and_optional_text_kept() {
         ("cardholder_name", NAME),
         ("postcode", "SW1A 1AA"),
     ]);
-    let response = post_form(&server, &id, Some(&server.base), None, body).await;
+    let response = server.post_form(&id, Some(&server.base), None, body).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = response.text().await.unwrap();
     assert!(page.contains("value=\"SW1A 1AA\""));

@@ -23,23 +23,13 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let server = TestServer::start("ops-health");
-    let response = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/healthz").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
         json!({"status": "ok"})
     );
-    let response = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -51,12 +41,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(server.reveal(&id, "000000").await.0.as_u16() / 100, 4);
     let _ = server.reveal(&id, &pin).await;
 
-    let response = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(header(&response, "content-type").starts_with("application/openmetrics-text"));
     let text = response.text().await.unwrap();
@@ -78,12 +63,7 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn openapi_document_describes_every_route() {
     let server = TestServer::start("ops-openapi");
-    let response = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(&response, "content-type"), "application/json");
     let doc: Value = response.json().await.unwrap();
@@ -131,12 +111,7 @@ async fn openapi_document_describes_every_route() {
 #[tokio::test]
 async fn agent_console_loads_its_script_from_this_origin_only() {
     let server = TestServer::start("ops-console");
-    let response = server
-        .client
-        .get(server.url("/agent"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/agent").await;
     assert_eq!(response.status(), StatusCode::OK);
     let csp = header(&response, "content-security-policy").to_owned();
     assert!(
@@ -161,12 +136,7 @@ async fn agent_console_loads_its_script_from_this_origin_only() {
         "inline handlers"
     );
 
-    let script = server
-        .client
-        .get(server.url("/assets/agent.js"))
-        .send()
-        .await
-        .unwrap();
+    let script = server.get("/assets/agent.js").await;
     assert_eq!(script.status(), StatusCode::OK);
     assert_eq!(
         header(&script, "content-type"),
@@ -175,7 +145,7 @@ async fn agent_console_loads_its_script_from_this_origin_only() {
     assert_eq!(header(&script, "x-content-type-options"), "nosniff");
     assert!(script.text().await.unwrap().contains("v1/sessions"));
 
-    let root = server.client.get(server.url("/")).send().await.unwrap();
+    let root = server.get("/").await;
     assert_eq!(root.status(), StatusCode::SEE_OTHER);
     assert_eq!(header(&root, "location"), "agent");
     server.stop(&[]);
@@ -185,12 +155,7 @@ async fn agent_console_loads_its_script_from_this_origin_only() {
 async fn logs_are_json_lines_with_route_templates_only() {
     let server = TestServer::start("ops-logs");
     let id = server.create_id().await;
-    let _ = server
-        .client
-        .get(server.url(&format!("/forms/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let _ = server.get(&format!("/forms/{id}")).await;
     let pin = server.submit_card(&id).await;
     let _ = server.reveal(&id, &pin).await;
     let log = server.stop(&[&id]);

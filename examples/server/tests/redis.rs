@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{CVC, EXPIRY, NAME, Options, PAN, PAN_SPACED, TestServer, log_dir};
+use common::{CVC, EXPIRY, NAME, Options, PAN, TestServer, log_dir};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -103,32 +103,13 @@ async fn two_servers_share_sessions_through_redis() {
     // Create on the first.
     let id = first.create_id().await;
     // The customer's page and submission go to the second.
-    let page = second
-        .client
-        .get(second.url(&format!("/forms/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let page = second.get(&format!("/forms/{id}")).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let body = format!(
-        "card_number={}&expiry={}&cvc={CVC}&cardholder_name={}",
-        PAN_SPACED.replace(' ', "+"),
-        EXPIRY.replace('/', "%2F"),
-        NAME.replace(' ', "+")
-    );
     let response = second
-        .client
-        .post(second.url(&format!("/forms/{id}")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("origin", &second.base)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .post_form(&id, Some(&second.base), None, common::good_form())
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let page = response.text().await.unwrap();
-    let start = page.find("id=\"pin\">").unwrap() + "id=\"pin\">".len();
-    let pin = page[start..start + 6].to_owned();
+    let pin = common::pin_of(&response.text().await.unwrap());
     first.remember_secret(&pin);
     second.remember_secret(&pin);
 
@@ -147,12 +128,7 @@ async fn two_servers_share_sessions_through_redis() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::GONE, Some("ALREADY_REVEALED"))
     );
-    let page = second
-        .client
-        .get(second.url(&format!("/forms/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let page = second.get(&format!("/forms/{id}")).await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
 
     // Reveals racing on both processes open a form once.
@@ -182,21 +158,11 @@ async fn redis_outage_is_store_unavailable() {
     let keys = shared_keys();
     let server = TestServer::start_with("redis-outage", on_redis(&redis.url, &keys, "outage:"));
     let id = server.create_id().await;
-    let ready = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
 
     redis.stop();
-    let ready = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["error"]["code"], "STORE_UNAVAILABLE");
@@ -210,12 +176,7 @@ async fn redis_outage_is_store_unavailable() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("STORE_UNAVAILABLE"))
     );
-    let page = server
-        .client
-        .get(server.url(&format!("/forms/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let page = server.get(&format!("/forms/{id}")).await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         page.text()
@@ -226,12 +187,7 @@ async fn redis_outage_is_store_unavailable() {
     let (status, _) = server.submit_json(&id, common::card_fields()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // Liveness does not depend on the store.
-    let live = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let live = server.get("/healthz").await;
     assert_eq!(live.status(), StatusCode::OK);
     server.stop(&[&id]);
 }

@@ -188,6 +188,34 @@ impl TestServer {
         std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).unwrap();
     }
 
+    /// `GET path`, no credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Posts the page's own form (urlencoded) with the given `Origin` and
+    /// `Sec-Fetch-Site` headers.
+    pub async fn post_form(
+        &self,
+        id: &str,
+        origin: Option<&str>,
+        sec_fetch_site: Option<&str>,
+        body: String,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/forms/{id}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = sec_fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn create(&self, body: Value) -> Value {
         self.create_as(KEY, body).await
     }
@@ -334,6 +362,35 @@ pub fn assert_no_secrets(log: &str, secrets: &[String]) {
         assert!(!log.contains(pan), "a card number reached the log");
     }
     assert!(!log.contains(NAME), "a cardholder name reached the log");
+}
+
+/// An urlencoded body of `fields`.
+pub fn encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let v: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The standard card as the page's form sends it.
+pub fn good_form() -> String {
+    encode(&[
+        ("card_number", PAN_SPACED),
+        ("expiry", EXPIRY),
+        ("cvc", CVC),
+        ("cardholder_name", NAME),
+    ])
+}
+
+/// The text of the element with `id="pin"` on a PIN page.
+pub fn pin_of(page: &str) -> String {
+    let start = page.find("id=\"pin\">").expect("no #pin") + "id=\"pin\">".len();
+    let end = start + page[start..].find('<').unwrap();
+    page[start..end].to_owned()
 }
 
 pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
