@@ -495,3 +495,84 @@ async fn custom_fields_are_rendered_and_optional_text_kept() {
     assert!(page.contains("value=\"SW1A 1AA\""));
     server.stop(&[&id]);
 }
+
+#[tokio::test]
+async fn hostile_requests_get_clear_answers_and_change_nothing() {
+    let server = TestServer::start("form-hostile");
+    let id = server.create_id().await;
+    let url = server.url(&format!("/forms/{id}"));
+
+    // Bytes that are not UTF-8, NULs and control characters in the page's form.
+    let mut body = b"card_number=%FF%FE&expiry=%00%00&cvc=\x01&cardholder_name=".to_vec();
+    body.extend_from_slice(&[0xff, 0xfe, b'%', b'Z']);
+    let response = server
+        .client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &server.base)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Deeply nested JSON, a huge number, a NUL in a name.
+    for body in [
+        format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+        format!("{{\"fields\": {{\"cvc\": {}}}}}", "9".repeat(5000)),
+        "{\"fields\": {\"cvc\\u0000\": \"1\"}}".to_owned(),
+    ] {
+        let response = server
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    // A huge, malformed Accept-Language; odd content types; an encoded path.
+    let response = server
+        .client
+        .get(&url)
+        .header("accept-language", "de;q=x,".repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for content_type in [
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "*/*",
+    ] {
+        let response = server
+            .client
+            .post(&url)
+            .header("content-type", content_type)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+    }
+    for path in [
+        "/forms/%FF%FE",
+        "/forms/..%2F..%2Fetc%2Fpasswd",
+        "/forms/a/b",
+    ] {
+        let status = server.get(path).await.status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, view) = server.status(&id).await;
+    assert_eq!(view["state"], "pending");
+
+    // The server is still healthy after all of it.
+    assert_eq!(server.get("/healthz").await.status(), StatusCode::OK);
+    server.stop(&[&id]);
+}

@@ -56,7 +56,10 @@ function watch(page) {
       problems.push(text);
     }
   });
-  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+  page.on('requestfailed', (request) => {
+    // A navigation may abort a request still in flight (e.g. the icon); that is no fault.
+    if (request.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`request failed: ${request.url()}`);
+  });
   page.on('pageerror', (error) => problems.push(String(error)));
   return problems;
 }
