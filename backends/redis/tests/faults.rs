@@ -311,21 +311,32 @@ async fn frozen_server_times_out_counts_nothing_and_recovers() {
 
 /// At `maxmemory` with `noeviction`, creates and submits answer `CAPACITY_EXCEEDED` and
 /// write nothing; a wrong PIN is not reported unless counted; what was stored stays intact;
-/// with room again, the failed submit goes through.
+/// with room again, the refused submit goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     let server = RedisServer::start(&[]);
     let vault = connect(&server).await;
     let mut admin = server.admin().await;
+    let keys = |admin: &mut redis::aio::MultiplexedConnection| {
+        let mut admin = admin.clone();
+        async move { support::run::<u64>(&mut admin, &["DBSIZE"]).await }
+    };
+    let pending = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
 
-    let mut submitted: Vec<(SessionId, Pin)> = Vec::new();
+    // Fill it up the way traffic would.
     support::limit_memory(&mut admin, 128 * 1024).await;
+    let mut created = 1u64;
+    let mut submitted: Vec<(SessionId, Pin)> = Vec::new();
     let refused_create = loop {
-        assert!(submitted.len() < 5_000, "the server never filled up");
+        assert!(created < 5_000, "the server never filled up");
         let ticket = match vault.create_session(&SessionOptions::default()).await {
             Ok(ticket) => ticket,
             Err(e) => break e,
         };
+        created += 1;
         match vault.submit(&ticket.id, &visa_form()).await {
             Ok(receipt) => submitted.push((ticket.id, receipt.pin)),
             Err(e) => {
@@ -348,16 +359,30 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
         "only {} sessions fit",
         submitted.len()
     );
-    // The refused create wrote nothing: one key per reported session (and the pending ones).
-    let keys: u64 = support::run(&mut admin, &["DBSIZE"]).await;
-    let pending = vault.create_session(&SessionOptions::default()).await;
-    assert!(pending.is_err());
     assert_eq!(
-        keys,
-        support::run::<u64>(&mut admin, &["DBSIZE"]).await,
+        keys(&mut admin).await,
+        created,
         "a refused create left a key"
     );
 
+    // From here on certainly full (Redis may free a few buffers of its own meanwhile).
+    let _: () = support::run(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let err = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CapacityExceeded, "{err:?}");
+    assert_eq!(
+        keys(&mut admin).await,
+        created,
+        "a refused create left a key"
+    );
+    let err = vault.submit(&pending.id, &visa_form()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CapacityExceeded, "{err:?}");
+    assert_eq!(
+        vault.status(&pending.id).await.unwrap().state,
+        SessionState::Pending
+    );
     // A wrong PIN cannot be counted, so it is not answered WRONG_PIN.
     let (id, _) = &submitted[0];
     let wrong = Pin::parse("00000000").unwrap();
@@ -371,5 +396,6 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
         let form = vault.reveal(id, pin).await.unwrap();
         assert_eq!(form.card().unwrap().masked_number, "424242******4242");
     }
+    vault.submit(&pending.id, &visa_form()).await.unwrap();
     until_it_works(&vault).await;
 }

@@ -196,7 +196,7 @@ async fn create_here_submit_there_reveal_here(server: &RedisServer) {
 }
 
 /// 20 concurrent correct reveals, 10 in each process, in 5 rounds: exactly one succeeds
-/// each round, the others answer `ALREADY_REVEALED`.
+/// each round, the others are refused, and the session ends revealed.
 async fn one_reveal_among_20_across_two_processes(server: &RedisServer) {
     let vault = open_vault(&server.url()).await;
     let mut other = Worker::start(server).await;
@@ -215,9 +215,12 @@ async fn one_reveal_among_20_across_two_processes(server: &RedisServer) {
             1,
             "here {here:?}, there {there:?}"
         );
+        // A loser answers ALREADY_REVEALED, or LOCKED when the reveals in flight took the
+        // remaining attempts first (every reveal takes one before it compares the PIN; the
+        // core's own concurrency test allows the same).
         assert!(
             all.iter()
-                .all(|o| o.as_str() == "ok" || o.as_str() == "ALREADY_REVEALED"),
+                .all(|o| ["ok", "ALREADY_REVEALED", "LOCKED"].contains(&o.as_str())),
             "here {here:?}, there {there:?}"
         );
         won_there += usize::from(there.iter().any(|o| o == "ok"));
@@ -238,12 +241,12 @@ async fn at_most_max_attempts_among_50_wrong_pins_across_two_processes(server: &
     let mut other = Worker::start(server).await;
     for _ in 0..3 {
         let (id, pin) = submitted_session(&vault).await;
-        let digits: String = pin
-            .expose_secret()
-            .bytes()
-            .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-            .collect();
-        let wrong = Pin::parse(&digits).unwrap();
+        let digits = if pin.expose_secret() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let wrong = Pin::parse(digits).unwrap();
         other.send(&format!("reveal {id} {digits} 25")).await;
         let here = reveals(&vault, &id, &wrong, 25).await;
         let there: Vec<String> = other.answer().await.split(' ').map(str::to_owned).collect();
