@@ -2,7 +2,7 @@
 # No card number, CVC or PIN in any log of the test run: the suites' output in
 # .test-run/logs/ and every server log the tests wrote below it. Runs after the suites
 # that write logs. Looks for
-#   - every public test card number (shared/data/test-cards.json, plus the ones the tests
+#   - every public test card number (vault/tests/data/test-cards.json, plus the ones the tests
 #     use), with or without spaces or dashes between the digits;
 #   - a CVC, PIN or card number next to its field name ("cvc":"737", pin=123456, ...);
 #   - every PIN a test saw (the tests list them in .test-run/seen-pins/), as a whole number.
@@ -14,7 +14,7 @@ logs="${PCI_VAULT_TEST_LOGS:-$PWD/.test-run/logs}"
 [ -d "$logs" ] || die "no logs in $logs: run the other suites first"
 
 step "scan the logs of this run for card numbers, CVCs and PINs"
-python3 - "$logs" "$PWD/.test-run/seen-pins" "$PWD/../shared/data/test-cards.json" <<'PY'
+python3 - "$logs" "$PWD/.test-run/seen-pins" "$PWD/vault/tests/data/test-cards.json" <<'PY'
 import json, os, re, sys
 
 logs, seen_dir, cards_file = sys.argv[1:4]
@@ -26,14 +26,13 @@ numbers = {
     "6011111111111117", "3566002020360505", "30569309025904", "6200000000000005",
     "4242424242424241",
 }
-if os.path.exists(cards_file):
-    with open(cards_file) as f:
-        data = json.load(f)
-    for group in ("valid", "invalid"):
-        for card in data.get(group, []):
-            digits = re.sub(r"\D", "", str(card.get("number", "")))
-            if len(digits) >= 12:
-                numbers.add(digits)
+with open(cards_file) as f:
+    data = json.load(f)
+for group in ("valid", "invalid"):
+    for card in data.get(group, []):
+        digits = re.sub(r"\D", "", str(card.get("number", "")))
+        if len(digits) >= 12:
+            numbers.add(digits)
 card_patterns = [
     (n, re.compile(r"(?<![0-9])" + r"[ -]?".join(n) + r"(?![0-9])")) for n in sorted(numbers)
 ]
