@@ -16,9 +16,10 @@ use crate::results::{
     RevealedBuffers, RevealedFields, SessionStatus, SessionTicket, SubmitReceipt,
 };
 
-/// The one-time card-form vault. Open one with `Vault.open(options)` and share it: every
-/// method may be called concurrently, from any number of callers and processes sharing the
-/// store; a form is still revealed at most once.
+/// The one-time card-form vault. Open one with `Vault.open(options)` (there is no public
+/// constructor: `new Vault()` throws) and share it: every method may be called
+/// concurrently, from any number of callers and processes sharing the store; a form is
+/// still revealed at most once.
 ///
 /// Every method returns a Promise, runs off the JavaScript thread and rejects with an
 /// `Error` whose `code` is one of the stable codes (`NOT_FOUND`, `ALREADY_SUBMITTED`,
