@@ -216,24 +216,32 @@ impl VaultConfig {
         })
     }
 
-    /// Opens the key source and the store and builds the vault.
-    pub(crate) async fn open(self) -> Result<Vault, Failure> {
+    /// Opens the key source and the store and builds the vault. Also returns the unsafe
+    /// Redis settings found at connect (see `RedisStore::server_warnings`): the Node
+    /// process installs no `tracing` subscriber, so they would otherwise go unseen.
+    pub(crate) async fn open(self) -> Result<(Vault, Vec<String>), Failure> {
         let keys = self.keys.open()?;
+        let mut warnings = Vec::new();
         let store: Arc<dyn EphemeralStore> = match self.store {
             StoreConfig::Memory(limits) => {
                 Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock)))
             }
-            StoreConfig::Redis(options) => Arc::new(RedisStore::connect(options).await?),
+            StoreConfig::Redis(options) => {
+                let store = RedisStore::connect(options).await?;
+                warnings = store.server_warnings().to_vec();
+                Arc::new(store)
+            }
         };
         let mut builder = Vault::builder(store, keys).session_defaults(self.defaults);
         if let Some(key) = self.audit_key {
             builder = builder.audit_key(*key);
         }
         let vault = builder.build()?;
-        Ok(match self.tenant {
+        let vault = match self.tenant {
             Some(tenant) => vault.for_tenant(tenant),
             None => vault,
-        })
+        };
+        Ok((vault, warnings))
     }
 }
 

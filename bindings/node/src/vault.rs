@@ -3,6 +3,7 @@
 //! sessions; that is the core's.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue, Unknown};
 use napi::{Env, Result};
@@ -32,6 +33,7 @@ use crate::results::{
 #[napi]
 pub struct Vault {
     inner: pci_vault::Vault,
+    store_warnings: Arc<[String]>,
 }
 
 #[napi]
@@ -51,8 +53,11 @@ impl Vault {
         settle(
             env,
             async move {
-                let inner = config?.open().await?;
-                Ok(Vault { inner })
+                let (inner, warnings) = config?.open().await?;
+                Ok(Vault {
+                    inner,
+                    store_warnings: warnings.into(),
+                })
             },
             |_, vault| Ok(vault),
         )
@@ -67,6 +72,7 @@ impl Vault {
         match tenant {
             Ok(tenant) => Ok(Vault {
                 inner: self.inner.for_tenant(tenant),
+                store_warnings: Arc::clone(&self.store_warnings),
             }),
             Err(failure) => Err(failure.into_js(env)),
         }
@@ -76,6 +82,14 @@ impl Vault {
     #[napi(getter)]
     pub fn tenant(&self) -> String {
         self.inner.tenant().as_str().to_owned()
+    }
+
+    /// The unsafe Redis settings `open` found (persistence on, an eviction policy that can
+    /// silently drop sessions), one sentence each. Empty for the memory store, for a safe
+    /// server, and when the ACL does not allow reading the settings. Log them at start.
+    #[napi(getter)]
+    pub fn store_warnings(&self) -> Vec<String> {
+        self.store_warnings.to_vec()
     }
 
     /// Creates a session and resolves to its id and expiry. The customer's link is

@@ -5,7 +5,7 @@ const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 
 const {
-  CARD, TEST_CARDS, STORES, Vault, keyringEntry, openVault, storeOptions, rejectsWith,
+  CARD, TEST_CARDS, STORES, Vault, keyringEntry, openVault, storeOptions, rejectsWith, startRedis,
 } = require('./support');
 
 for (const store of STORES) {
@@ -189,4 +189,20 @@ test('keys from a keyring text, an environment variable and a file', async (t) =
   }
   const dev = await Vault.open({ store, keys: { development: true } });
   await rejectsWith(dev.status(id), 'KEY_UNAVAILABLE');
+});
+
+test('storeWarnings reports the unsafe Redis settings found at open', async (t) => {
+  assert.deepEqual((await openVault('memory')).storeWarnings, []);
+  assert.deepEqual((await openVault('redis')).storeWarnings, []);
+  const unsafe = await startRedis(['--save', '3600 1', '--maxmemory-policy', 'allkeys-lru']);
+  t.after(() => unsafe.stop());
+  const vault = await Vault.open({ store: unsafe.url, keys: { development: true } });
+  const warnings = vault.storeWarnings;
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  assert.match(warnings[0], /persistence is on/);
+  assert.match(warnings[1], /maxmemory-policy is allkeys-lru/);
+  assert.deepEqual(vault.forTenant('other').storeWarnings, warnings);
+  // The vault works all the same: the warnings are for the operator.
+  const { id } = await vault.createSession();
+  assert.equal((await vault.status(id)).state, 'pending');
 });

@@ -51,15 +51,16 @@ function freePort() {
 }
 
 /**
- * Starts a redis-server of our own on a free loopback port (no persistence, noeviction) and
- * returns its URL and a stop function. Stopped by PID; also stopped when the process exits.
+ * Starts a redis-server of our own on a free loopback port (no persistence, noeviction,
+ * then `extraArgs`) and returns its URL and a stop function. Stopped by PID; also stopped
+ * when the process exits.
  */
-async function startRedis() {
+async function startRedis(extraArgs = []) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pci-vault-node-redis-'));
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxmemory-policy', 'noeviction', '--dir', dir,
+    '--maxmemory-policy', 'noeviction', '--dir', dir, ...extraArgs,
   ], { stdio: 'ignore' });
   // The server must not keep this process alive; it is stopped on exit below.
   child.unref();

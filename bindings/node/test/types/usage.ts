@@ -55,8 +55,9 @@ export async function usage(): Promise<void> {
   await vault.ping();
   const other: Vault = vault.forTenant('globex');
   const tenant: string = other.tenant;
+  const warnings: string[] = vault.storeWarnings;
   const problem: FieldProblem = { field: 'card_number', reason: 'luhn' };
-  void [expires, state, submittedAt, left, label, names, value, card, masked, nothing, tenant, problem];
+  void [expires, state, submittedAt, left, label, names, value, card, masked, nothing, tenant, warnings, problem];
 
   // @ts-expect-error keys are required
   await Vault.open({ store: 'memory' });
