@@ -8,7 +8,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
-use pci_vault::{FormInput, FormSpec, Pin, SessionId, Tenant};
+use pci_vault::{FormInput, FormSpec, Pin, RevealedForm, SessionId, Tenant};
 
 use crate::args::{self, Arg};
 use crate::errors::Failure;
@@ -175,16 +175,7 @@ impl Vault {
         id: Unknown<'env>,
         pin: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, RevealedFields<'env>>> {
-        let request = thrown_now(reveal_request(id, pin))?;
-        let vault = self.inner.clone();
-        settle(
-            env,
-            async move {
-                let (id, pin) = request?;
-                Ok(vault.reveal(&id, &pin).await?)
-            },
-            RevealedFields::new,
-        )
+        self.reveal_into(env, id, pin, RevealedFields::new)
     }
 
     /// As `reveal`, with each value in a new `Buffer` of UTF-8 bytes: the only copy outside
@@ -199,16 +190,7 @@ impl Vault {
         id: Unknown<'env>,
         pin: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, RevealedBuffers<'env>>> {
-        let request = thrown_now(reveal_request(id, pin))?;
-        let vault = self.inner.clone();
-        settle(
-            env,
-            async move {
-                let (id, pin) = request?;
-                Ok(vault.reveal(&id, &pin).await?)
-            },
-            RevealedBuffers::new,
-        )
+        self.reveal_into(env, id, pin, RevealedBuffers::new)
     }
 
     /// Cancels a pending or submitted session and destroys its data. Cancelling a cancelled
@@ -229,6 +211,32 @@ impl Vault {
     pub fn ping<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let vault = self.inner.clone();
         settle(env, async move { Ok(vault.ping().await?) }, |_, ()| Ok(()))
+    }
+}
+
+impl Vault {
+    /// `reveal` with `to_js` shaping the revealed form for JavaScript.
+    fn reveal_into<'env, V, C>(
+        &self,
+        env: &'env Env,
+        id: Unknown<'env>,
+        pin: Unknown<'env>,
+        to_js: C,
+    ) -> Result<PromiseRaw<'env, V>>
+    where
+        V: ToNapiValue,
+        C: FnOnce(&'env Env, RevealedForm) -> Result<V> + 'static,
+    {
+        let request = thrown_now(reveal_request(id, pin))?;
+        let vault = self.inner.clone();
+        settle(
+            env,
+            async move {
+                let (id, pin) = request?;
+                Ok(vault.reveal(&id, &pin).await?)
+            },
+            to_js,
+        )
     }
 }
 

@@ -4,6 +4,8 @@
 
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
+const { vaultFor } = require('./vault');
+
 /**
  * Child node descriptors of `parentType`, one per `[type, label]`.
  * @param {string} parentType
@@ -60,4 +62,25 @@ function updateContext(cognigy, key, values) {
   cognigy.api.addToContext(key, { ...base, ...values }, 'simple');
 }
 
-module.exports = { outputNodes, follow, errorSummary, updateContext };
+/**
+ * Runs a node: `work(vault, contextKey)` resolves to the output to take. A failure with a
+ * stable code is kept in the context as `error` and takes the output `failureOutput(code)`.
+ * @param {import('@cognigy/extension-tools').INodeFunctionBaseParams & { config: any }} params
+ * @param {(vault: import('@pci-vault/node').Vault, contextKey: string) => Promise<string>} work
+ * @param {(code: string) => string} failureOutput
+ */
+async function runNode(params, work, failureOutput) {
+  const { cognigy, config } = params;
+  const contextKey = config.contextKey || 'pciVault';
+  let output;
+  try {
+    output = await work(await vaultFor(config.connection), contextKey);
+  } catch (error) {
+    const summary = errorSummary(error);
+    updateContext(cognigy, contextKey, { error: summary });
+    output = failureOutput(summary.code);
+  }
+  follow(params, output);
+}
+
+module.exports = { outputNodes, runNode, updateContext };

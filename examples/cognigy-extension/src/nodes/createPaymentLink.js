@@ -5,8 +5,7 @@
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
 const { connectionField, contextKeyField } = require('../fields');
-const { errorSummary, follow, outputNodes, updateContext } = require('../outputs');
-const { vaultFor } = require('../vault');
+const { outputNodes, runNode } = require('../outputs');
 
 const TYPE = 'createPaymentLink';
 const OUTPUTS = [
@@ -39,29 +38,22 @@ const createPaymentLink = createNodeDescriptor({
   ],
   dependencies: { children: OUTPUTS.map(([type]) => type) },
   tags: ['service'],
-  function: async (params) => {
+  function: (params) => runNode(params, async (vault, contextKey) => {
     const { cognigy, config } = params;
-    const contextKey = config.contextKey || 'pciVault';
-    try {
-      const vault = await vaultFor(config.connection);
-      const conversation = cognigy.input?.sessionId;
-      const metadata = typeof conversation === 'string' && conversation.length > 0 && conversation.length <= 256
-        ? { conversation }
-        : {};
-      const ttlSeconds = config.ttlSeconds === undefined || config.ttlSeconds === '' ? undefined : Number(config.ttlSeconds);
-      const ticket = await vault.createSession({ ttlSeconds, metadata });
-      const base = String(config.publicBaseUrl ?? '').replace(/\/+$/, '');
-      const link = `${base}/forms/${ticket.id}`;
-      cognigy.api.addToContext(contextKey, {
-        id: ticket.id, link, expiresAt: ticket.expiresAt.toISOString(), state: 'pending',
-      }, 'simple');
-      if (config.message) cognigy.api.say(String(config.message).split('{link}').join(link));
-      follow(params, 'createPaymentLinkCreated');
-    } catch (error) {
-      updateContext(cognigy, contextKey, { error: errorSummary(error) });
-      follow(params, 'createPaymentLinkFailed');
-    }
-  },
+    const conversation = cognigy.input?.sessionId;
+    const metadata = typeof conversation === 'string' && conversation.length > 0 && conversation.length <= 256
+      ? { conversation }
+      : {};
+    const ttlSeconds = config.ttlSeconds === undefined || config.ttlSeconds === '' ? undefined : Number(config.ttlSeconds);
+    const ticket = await vault.createSession({ ttlSeconds, metadata });
+    const base = String(config.publicBaseUrl ?? '').replace(/\/+$/, '');
+    const link = `${base}/forms/${ticket.id}`;
+    cognigy.api.addToContext(contextKey, {
+      id: ticket.id, link, expiresAt: ticket.expiresAt.toISOString(), state: 'pending',
+    }, 'simple');
+    if (config.message) cognigy.api.say(String(config.message).split('{link}').join(link));
+    return 'createPaymentLinkCreated';
+  }, () => 'createPaymentLinkFailed'),
 });
 
 module.exports = { createPaymentLink, createPaymentLinkOutputs: outputNodes(TYPE, OUTPUTS) };

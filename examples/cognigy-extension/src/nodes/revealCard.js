@@ -7,8 +7,7 @@
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
 const { connectionField, contextKeyField, sessionIdField } = require('../fields');
-const { errorSummary, follow, outputNodes, updateContext } = require('../outputs');
-const { vaultFor } = require('../vault');
+const { outputNodes, runNode, updateContext } = require('../outputs');
 
 const TYPE = 'revealCard';
 
@@ -73,20 +72,9 @@ const revealCard = createNodeDescriptor({
   ],
   dependencies: { children: OUTPUTS.map(([type]) => type) },
   tags: ['service'],
-  function: async (params) => {
+  function: (params) => runNode(params, async (vault, contextKey) => {
     const { cognigy, config } = params;
-    const contextKey = config.contextKey || 'pciVault';
-    let form;
-    try {
-      const vault = await vaultFor(config.connection);
-      form = await vault.reveal(config.sessionId, pinIn(config.pin));
-    } catch (error) {
-      const summary = errorSummary(error);
-      updateContext(cognigy, contextKey, { error: summary });
-      const output = OUTPUTS.find(([, , code]) => code === summary.code) ?? OUTPUTS[OUTPUTS.length - 1];
-      follow(params, output[0]);
-      return;
-    }
+    const form = await vault.reveal(config.sessionId, pinIn(config.pin));
     updateContext(cognigy, contextKey, { state: 'revealed', card: form.card, error: null });
     if (config.storeLocation === 'context') {
       cognigy.api.addToContext(config.formContextKey || 'pciVaultForm', form.fields, 'simple');
@@ -95,8 +83,8 @@ const revealCard = createNodeDescriptor({
       if (typeof cognigy.api.addToInput === 'function') cognigy.api.addToInput(key, form.fields);
       else cognigy.input[key] = form.fields;
     }
-    follow(params, 'revealCardRevealed');
-  },
+    return 'revealCardRevealed';
+  }, (code) => (OUTPUTS.find(([, , c]) => c === code) ?? OUTPUTS[OUTPUTS.length - 1])[0]),
 });
 
 module.exports = {

@@ -5,8 +5,7 @@
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
 const { connectionField, contextKeyField, sessionIdField } = require('../fields');
-const { errorSummary, follow, outputNodes, updateContext } = require('../outputs');
-const { vaultFor } = require('../vault');
+const { outputNodes, runNode, updateContext } = require('../outputs');
 
 const TYPE = 'sessionStatus';
 const OUTPUTS = [
@@ -29,26 +28,17 @@ const sessionStatus = createNodeDescriptor({
   fields: [connectionField, sessionIdField, contextKeyField],
   dependencies: { children: OUTPUTS.map(([type]) => type) },
   tags: ['service'],
-  function: async (params) => {
-    const { cognigy, config } = params;
-    const contextKey = config.contextKey || 'pciVault';
-    try {
-      const vault = await vaultFor(config.connection);
-      const status = await vault.status(config.sessionId);
-      updateContext(cognigy, contextKey, {
-        state: status.state,
-        attemptsLeft: status.attemptsLeft,
-        expiresAt: status.expiresAt.toISOString(),
-        submittedAt: status.submittedAt ? status.submittedAt.toISOString() : null,
-        error: null,
-      });
-      follow(params, BY_STATE[status.state] ?? 'sessionStatusError');
-    } catch (error) {
-      const summary = errorSummary(error);
-      updateContext(cognigy, contextKey, { error: summary });
-      follow(params, summary.code === 'NOT_FOUND' ? 'sessionStatusNotFound' : 'sessionStatusError');
-    }
-  },
+  function: (params) => runNode(params, async (vault, contextKey) => {
+    const status = await vault.status(params.config.sessionId);
+    updateContext(params.cognigy, contextKey, {
+      state: status.state,
+      attemptsLeft: status.attemptsLeft,
+      expiresAt: status.expiresAt.toISOString(),
+      submittedAt: status.submittedAt ? status.submittedAt.toISOString() : null,
+      error: null,
+    });
+    return BY_STATE[status.state] ?? 'sessionStatusError';
+  }, (code) => (code === 'NOT_FOUND' ? 'sessionStatusNotFound' : 'sessionStatusError')),
 });
 
 module.exports = { sessionStatus, sessionStatusOutputs: outputNodes(TYPE, OUTPUTS) };
