@@ -126,11 +126,8 @@ pub(crate) fn entries<'env>(
     max: usize,
     too_many: &'static str,
 ) -> Arg<Vec<(String, Unknown<'env>)>> {
-    let keys = own_keys(object)?;
-    if keys.len() > max {
-        return Err(Failure::invalid(too_many));
-    }
-    keys.into_iter()
+    own_keys(object, max, too_many)?
+        .into_iter()
         .map(|(name, key)| {
             // By the key value itself, so that any key (one with a NUL, say) reads.
             let value = object.get_property_unchecked::<Unknown<'env>, Unknown<'env>>(key)?;
@@ -139,14 +136,22 @@ pub(crate) fn entries<'env>(
         .collect()
 }
 
-/// The own enumerable string keys of `object`, as text and as JavaScript values.
-fn own_keys<'env>(object: &Object<'env>) -> Arg<Vec<(String, Unknown<'env>)>> {
+/// The own enumerable string keys of `object`, as text and as JavaScript values; more than
+/// `max` own enumerable keys is `too_many`, found before any key is read.
+fn own_keys<'env>(
+    object: &Object<'env>,
+    max: usize,
+    too_many: &'static str,
+) -> Arg<Vec<(String, Unknown<'env>)>> {
     let names = object.get_all_property_names(
         KeyCollectionMode::OwnOnly,
         KeyFilter::Enumerable,
         KeyConversion::NumbersToStrings,
     )?;
     let names = Array::from_unknown(names.to_unknown())?;
+    if usize::try_from(names.len()).map_or(true, |len| len > max) {
+        return Err(Failure::invalid(too_many));
+    }
     let mut keys = Vec::with_capacity(names.len() as usize);
     for i in 0..names.len() {
         let key = names.get_element::<Unknown<'env>>(i)?;
@@ -189,7 +194,7 @@ pub(crate) fn property_name(container: &str, key: &str) -> String {
 /// Refuses own properties of `options` other than `allowed`, so a misspelt option is an
 /// error rather than silently ignored.
 pub(crate) fn only_known(options: &Object<'_>, name: &str, allowed: &[&str]) -> Arg<()> {
-    for (key, _) in own_keys(options)? {
+    for (key, _) in own_keys(options, 64, "an options object has at most 64 properties")? {
         if !allowed.contains(&key.as_str()) {
             let what = match printable(&key) {
                 Some(key) => format!("{name}.{key} is not an option"),

@@ -62,7 +62,7 @@ test('a timer fires on time while 1,000 operations wait on a paused Redis', asyn
   assert.ok(window >= 700, `the operations did not wait on the pause (${window.toFixed(0)} ms)`);
   assert.ok(maxGap < MAX_GAP_MS, `the timer stalled for ${maxGap.toFixed(1)} ms in ${window.toFixed(0)} ms`);
   const expected = window / INTERVAL_MS;
-  assert.ok(ticks >= expected * 0.5, `${ticks} ticks in ${window.toFixed(0)} ms`);
+  assert.ok(ticks >= expected * 0.4, `${ticks} ticks in ${window.toFixed(0)} ms`);
   t.diagnostic(`redis: 1,000 submits in flight for ${window.toFixed(0)} ms; ${ticks} ticks of ${INTERVAL_MS} ms; largest gap ${maxGap.toFixed(1)} ms`);
   const { pin } = await vault.submit((await vault.createSession()).id, CARD);
   assert.match(pin, /^[0-9]{6}$/);

@@ -116,6 +116,7 @@ describe('hostile arguments', () => {
       { metadata: { [BIG]: 'v' } }, { metadata: { k: 'a\0b' } }, { metadata: { 'a\0': 'b' } },
       { metadata: { '': 'v' } }, { metadata: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) },
       { metadata: { note: `pan ${PAN}` } }, { ttl: 60 }, { [BIG]: 1 },
+      Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`o${i}`, 1])),
     ];
     for (const options of cases) {
       await rejectsArgument(vault.createSession(options), `createSession(${describeValue(options)} ${Object.keys(Object(options))[0]?.slice(0, 20)})`, [PAN, BIG.slice(0, 100)]);
