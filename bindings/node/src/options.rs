@@ -21,6 +21,7 @@ use pci_vault_redis::{RedisOptions, RedisStore};
 use zeroize::Zeroizing;
 
 use crate::args::{self, Arg};
+use crate::audit::JsAuditSink;
 use crate::errors::Failure;
 
 /// Options of `Vault.open`.
@@ -42,6 +43,11 @@ pub(crate) struct VaultOptions {
     /// 32 bytes that key the session references in audit events. Give every process of a
     /// deployment the same key so their events match. Default: random per vault.
     pub audit_key: Option<Buffer>,
+    /// Receives every audit event (created, submitted, revealed or not, locked, cancelled),
+    /// on the JavaScript thread, soon after the change it reports is stored. Write them to
+    /// your audit trail. Without it, events are dropped. Exceptions it throws are ignored.
+    #[napi(ts_type = "(event: AuditRecord) => void")]
+    pub on_audit: Option<String>,
 }
 
 /// Every store setting. `type` says which store; the other properties belong to it.
@@ -150,6 +156,7 @@ pub(crate) struct VaultConfig {
     defaults: SessionOptions,
     tenant: Option<Tenant>,
     audit_key: Option<Zeroizing<[u8; 32]>>,
+    audit_sink: Option<JsAuditSink>,
 }
 
 enum StoreConfig {
@@ -164,7 +171,14 @@ impl VaultConfig {
         args::only_known(
             &options,
             "options",
-            &["store", "keys", "sessionDefaults", "tenant", "auditKey"],
+            &[
+                "store",
+                "keys",
+                "sessionDefaults",
+                "tenant",
+                "auditKey",
+                "onAudit",
+            ],
         )?;
         let store = match args::property(&options, "store")? {
             None => StoreConfig::Memory(MemoryLimits::default()),
@@ -207,12 +221,16 @@ impl VaultConfig {
                 Ok(key)
             })
             .transpose()?;
+        let audit_sink = args::property(&options, "onAudit")?
+            .map(JsAuditSink::read)
+            .transpose()?;
         Ok(VaultConfig {
             store,
             keys,
             defaults,
             tenant,
             audit_key,
+            audit_sink,
         })
     }
 
@@ -235,6 +253,9 @@ impl VaultConfig {
         let mut builder = Vault::builder(store, keys).session_defaults(self.defaults);
         if let Some(key) = self.audit_key {
             builder = builder.audit_key(*key);
+        }
+        if let Some(sink) = self.audit_sink {
+            builder = builder.audit_sink(Arc::new(sink));
         }
         let vault = builder.build()?;
         let vault = match self.tenant {

@@ -2,7 +2,7 @@
 // type-check against the generated index.d.ts, and every `@ts-expect-error` line must be
 // an error. Not run.
 import {
-  CardSummary, CreateSessionOptions, FieldProblem, KeyOptions, RevealedBuffers, RevealedFields,
+  AuditRecord, CardSummary, CreateSessionOptions, FieldProblem, KeyOptions, RevealedBuffers, RevealedFields,
   SessionStatus, SessionTicket, StoreOptions, SubmitReceipt, Vault, VaultOptions,
 } from '../..';
 
@@ -15,6 +15,12 @@ export async function usage(): Promise<void> {
     sessionDefaults: { ttlSeconds: 60, pinLength: 6, maxAttempts: 5, fields: ['card_number'] },
     tenant: 'acme',
     auditKey: Buffer.alloc(32, 2),
+    onAudit: (event: AuditRecord) => {
+      const action: 'created' | 'submitted' | 'revealed' | 'locked' | 'cancelled' = event.action;
+      const left: number | null = event.attemptsLeft;
+      const at: Date = event.at;
+      void [action, left, at, event.outcome, event.sessionRef, event.tenant, event.actor];
+    },
   };
   const store: StoreOptions = {
     type: 'redis', url: ['redis://a:1', 'redis://b:2'], cluster: true, keyPrefix: 'p:', timeoutMs: 1,
