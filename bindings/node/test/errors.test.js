@@ -8,7 +8,9 @@ const assert = require('node:assert/strict');
 
 const {
   CARD, ERROR_CODES, STORES, Vault, keyringEntry, openVault, storeOptions, startRedis, rejectsWith,
+  redisCommand,
 } = require('./support');
+const net = require('node:net');
 
 const reached = new Set();
 async function expectCode(promise, code, secrets) {
@@ -169,4 +171,28 @@ test('STORE_UNAVAILABLE: Redis unreachable at open, and gone after open', async 
   await expectCode(Vault.open({
     store: 'redis://:s3cret-password@127.0.0.1:1', keys: { development: true },
   }), 'STORE_UNAVAILABLE', ['s3cret-password']);
+});
+
+test('STORE_UNAVAILABLE, not a hang: a server that never answers, a paused Redis', async (t) => {
+  // A loopback server that accepts connections and never says a word.
+  const sockets = new Set();
+  const silent = net.createServer((socket) => { sockets.add(socket); socket.on('error', () => {}); });
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => { for (const s of sockets) s.destroy(); silent.close(); });
+  const started = Date.now();
+  await expectCode(Vault.open({
+    store: { type: 'redis', url: `redis://127.0.0.1:${silent.address().port}`, connectTimeoutMs: 300 },
+    keys: { development: true },
+  }), 'STORE_UNAVAILABLE');
+  assert.ok(Date.now() - started < 10_000, 'open waited far past its connect timeout');
+
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const vault = await Vault.open({ store: { type: 'redis', url: redis.url, timeoutMs: 200 }, keys: { development: true } });
+  const { id } = await vault.createSession();
+  assert.match(await redisCommand(redis.port, 'CLIENT', 'PAUSE', '1500'), /^\+OK/);
+  const error = await expectCode(vault.status(id), 'STORE_UNAVAILABLE', [id]);
+  assert.match(error.message, /timed out/);
+  await new Promise((r) => setTimeout(r, 1_600));
+  assert.equal((await vault.status(id)).state, 'pending');
 });
