@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 
 ensure_command python3 python3
 ensure_command redis-cli redis-tools
+ensure_command openssl openssl
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   step "installing python3-venv"
   sudo=""
@@ -40,4 +41,4 @@ start_redis
 
 step "pytest bindings/uniffi/python/tests (memory and Redis at $PCI_VAULT_TEST_REDIS_URL)"
 cd bindings/uniffi
-"../../$venv/bin/python" -m pytest -v -p no:cacheprovider python/tests
+"../../$venv/bin/python" -m pytest -v -p no:cacheprovider --durations=5 python/tests

@@ -9,7 +9,16 @@ import tempfile
 import pytest
 
 import pci_vault
-from conftest import CARDS, VALID_FORM, Store, expect_error, form, keyring
+from conftest import (
+    CARDS,
+    VALID_FORM,
+    Store,
+    expect_error,
+    form,
+    free_port,
+    keyring,
+    redis_cli,
+)
 
 VaultError = pci_vault.VaultError
 
@@ -196,25 +205,33 @@ async def test_redis_key_prefix_is_used(redis_store):
 
 
 async def test_redis_cluster(redis_server):
-    nodes = [redis_server("--cluster-enabled", "yes", "--cluster-node-timeout", "2000") for _ in range(3)]
+    # The cluster bus port is named too: its default (port + 10000) may not exist.
+    nodes = [
+        redis_server("--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                     "--cluster-node-timeout", "2000")
+        for _ in range(3)
+    ]
     subprocess.run(
         ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
          "--cluster-replicas", "0", "--cluster-yes"],
         check=True, capture_output=True, timeout=60,
     )
     for _ in range(200):
-        info = subprocess.run(["redis-cli", "-p", str(nodes[0].port), "cluster", "info"],
-                              capture_output=True, text=True).stdout
-        if "cluster_state:ok" in info:
+        if all("cluster_state:ok" in redis_cli(n.url, "cluster", "info") for n in nodes):
             break
         await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the cluster did not come up")
     vault = await pci_vault.Vault.open(
         pci_vault.VaultOptions(keys=keyring("k1"), store=",".join(n.url for n in nodes))
     )
-    for _ in range(5):
+    for _ in range(20):
         ticket = await vault.create_session()
         receipt = await vault.submit(ticket.id, VALID_FORM)
         assert (await vault.reveal(ticket.id, receipt.pin)).fields["cvc"] == "123"
+    # The sessions are spread over the nodes (20 on one node of three: odds of 3^-19).
+    sizes = [int(redis_cli(n.url, "dbsize")[0]) for n in nodes]
+    assert sum(sizes) == 20 and sum(1 for size in sizes if size) >= 2, sizes
     # One seed with cluster=True reaches the same cluster.
     one_seed = await pci_vault.Vault.open(
         pci_vault.VaultOptions(keys=keyring("k1"), store=nodes[1].url,
@@ -226,3 +243,54 @@ async def test_redis_cluster(redis_server):
 async def test_redis_settings_need_a_redis_store():
     await expect_error(VaultError.InvalidArgument, pci_vault.Vault.open(pci_vault.VaultOptions(
         keys=keyring("k1"), redis=pci_vault.RedisSettings(key_prefix="x:"))))
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pytest CA",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=tmp_path)
+    (tmp_path / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (tmp_path / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=tmp_path)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
+                cwd=tmp_path)
+    return tmp_path
+
+
+async def test_redis_over_tls_with_a_ca_file_and_client_certificates(redis_server, tls_files):
+    server = redis_server(
+        "--tls-cert-file", str(tls_files / "server.pem"),
+        "--tls-key-file", str(tls_files / "server.key"),
+        "--tls-ca-cert-file", str(tls_files / "ca.pem"),
+        "--tls-auth-clients", "optional",
+        tls=True,
+    )
+    url = f"rediss://127.0.0.1:{server.port}"
+    ca = str(tls_files / "ca.pem")
+    vault = await pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=keyring("k1"), store=url, redis=pci_vault.RedisSettings(ca_file=ca)))
+    ticket = await vault.create_session()
+    receipt = await vault.submit(ticket.id, VALID_FORM)
+    assert (await vault.reveal(ticket.id, receipt.pin)).fields["cvc"] == "123"
+
+    mutual = await pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=keyring("k1"), store=url, redis=pci_vault.RedisSettings(
+            ca_file=ca,
+            client_cert_file=str(tls_files / "client.pem"),
+            client_key_file=str(tls_files / "client.key"))))
+    assert (await mutual.status(ticket.id)).state == pci_vault.SessionState.REVEALED
+
+    # Without the CA the server's certificate is not trusted; plain text is refused.
+    await expect_error(VaultError.StoreUnavailable, pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=keyring("k1"), store=url, redis=pci_vault.RedisSettings(connect_timeout_ms=3000))))
+    await expect_error(VaultError.StoreUnavailable, pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=keyring("k1"), store=f"redis://127.0.0.1:{server.port}",
+        redis=pci_vault.RedisSettings(connect_timeout_ms=1000))))
