@@ -62,6 +62,14 @@ async def open_with(store, provider):
     return await pci_vault.Vault.open(provider_options(store, provider))
 
 
+async def submitted_with(store, provider):
+    """A vault on `provider`, with one submitted session: (vault, session id, PIN)."""
+    vault = await open_with(store, provider)
+    ticket = await vault.create_session()
+    receipt = await vault.submit(ticket.id, VALID_FORM)
+    return vault, ticket.id, receipt.pin
+
+
 async def test_the_vault_wraps_and_unwraps_through_the_host(store):
     hsm = HandleHsm()
     vault = await open_with(store, hsm)
@@ -130,25 +138,21 @@ async def test_a_provider_that_raises_at_submit_stores_nothing(store):
 
 async def test_a_provider_that_raises_at_reveal_keeps_the_form(store):
     hsm = HandleHsm()
-    vault = await open_with(store, hsm)
-    ticket = await vault.create_session()
-    receipt = await vault.submit(ticket.id, VALID_FORM)
+    vault, session, pin = await submitted_with(store, hsm)
     hsm.fail = ConnectionError("reset by peer")
-    await expect_error(VaultError.KeyUnavailable, vault.reveal(ticket.id, receipt.pin))
+    await expect_error(VaultError.KeyUnavailable, vault.reveal(session, pin))
     hsm.fail = None
-    status = await vault.status(ticket.id)
+    status = await vault.status(session)
     assert status.state == pci_vault.SessionState.SUBMITTED and status.attempts_left == 5
-    assert (await vault.reveal(ticket.id, receipt.pin)).fields["cvc"] == "123"
+    assert (await vault.reveal(session, pin)).fields["cvc"] == "123"
 
 
 async def test_integrity_and_misbehaving_providers(store):
     hsm = HandleHsm()
-    vault = await open_with(store, hsm)
-    good = await vault.create_session()
-    good_receipt = await vault.submit(good.id, VALID_FORM)
+    vault, good, good_pin = await submitted_with(store, hsm)
     hsm.fail = pci_vault.KeyProviderError.Integrity()
-    await expect_error(VaultError.IntegrityError, vault.status(good.id))
-    await expect_error(VaultError.IntegrityError, vault.reveal(good.id, good_receipt.pin))
+    await expect_error(VaultError.IntegrityError, vault.status(good))
+    await expect_error(VaultError.IntegrityError, vault.reveal(good, good_pin))
     hsm.fail = None
 
     class Returns(HandleHsm):
@@ -183,17 +187,14 @@ async def test_integrity_and_misbehaving_providers(store):
     await expect_error(VaultError.IntegrityError, liar.submit(ticket.id, VALID_FORM))
 
     # None of it touched the good session, nor used one of its attempts.
-    assert (await vault.status(good.id)).attempts_left == 5
-    assert (await vault.reveal(good.id, good_receipt.pin)).fields["cvc"] == "123"
+    assert (await vault.status(good)).attempts_left == 5
+    assert (await vault.reveal(good, good_pin)).fields["cvc"] == "123"
 
 
 async def test_100_concurrent_reveals_through_the_host_provider(store):
-    hsm = HandleHsm()
-    vault = await open_with(store, hsm)
-    ticket = await vault.create_session()
-    receipt = await vault.submit(ticket.id, VALID_FORM)
+    vault, session, pin = await submitted_with(store, HandleHsm())
     results = await asyncio.gather(
-        *(vault.reveal(ticket.id, receipt.pin) for _ in range(100)), return_exceptions=True
+        *(vault.reveal(session, pin) for _ in range(100)), return_exceptions=True
     )
     assert sum(isinstance(r, pci_vault.RevealedForm) for r in results) == 1
     assert all(isinstance(r, (pci_vault.RevealedForm, VaultError)) for r in results), results
