@@ -175,14 +175,18 @@ impl KeySource {
     }
 }
 
-/// An inline keyring; the key bytes are wiped as soon as they are copied into the keyring.
+/// An inline keyring. Every key's bytes are put under `Zeroizing` before anything can fail,
+/// so no copy in Rust outlives this call unwiped.
 fn keyring(entries: Vec<KeyringEntry>) -> Result<Keyring, VaultError> {
+    let entries: Vec<(String, Zeroizing<Vec<u8>>)> = entries
+        .into_iter()
+        .map(|entry| (entry.id, Zeroizing::new(entry.key)))
+        .collect();
     let mut keys = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let material = Zeroizing::new(entry.key);
+    for (id, material) in &entries {
         keys.push((
-            KeyId::new(entry.id)?,
-            KeyEncryptionKey::from_bytes(&material)?,
+            KeyId::new(id.as_str())?,
+            KeyEncryptionKey::from_bytes(material)?,
         ));
     }
     let primary = keys

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use pci_vault::{ExposeSecret, FormInput, Pin, SessionId, Tenant};
 use pci_vault_memory::MemoryStore;
 use pci_vault_redis::RedisStore;
+use zeroize::Zeroizing;
 
 use crate::error::VaultError;
 use crate::options::{MEMORY_STORE, SessionOptions, VaultOptions, redis_options};
@@ -192,11 +193,13 @@ impl Vault {
         id: String,
         fields: HashMap<String, String>,
     ) -> Result<Receipt, VaultError> {
-        let id = SessionId::parse(&id)?;
+        // The clear values go under the core's zeroizing FormInput first, so that no early
+        // return drops them unwiped.
         let mut input = FormInput::new();
         for (name, value) in fields {
             input.insert(name, value);
         }
+        let id = SessionId::parse(&id)?;
         let receipt = self.0.submit(&id, &input).await?;
         Ok(Receipt {
             pin: receipt.pin.expose_secret().to_owned(),
@@ -207,6 +210,7 @@ impl Vault {
     /// The agent reveals the form with the customer's PIN, once; the stored data is
     /// destroyed in the same step. A wrong PIN raises `WrongPin` with the attempts left.
     pub async fn reveal(&self, id: String, pin: String) -> Result<RevealedForm, VaultError> {
+        let pin = Zeroizing::new(pin);
         let id = SessionId::parse(&id)?;
         let pin = Pin::parse(&pin)?;
         let revealed = self.0.reveal(&id, &pin).await?;
