@@ -3,7 +3,8 @@
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, FromRedisValue, RedisResult, Script, TlsCertificates};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Client, FromRedisValue, RedisResult, Script, TlsCertificates, Value};
 
 use crate::errors::at_connect;
 use crate::options::{RedisOptions, redact_url};
@@ -56,9 +57,31 @@ fn bad_url(url: &str) -> impl FnOnce(redis::RedisError) -> Error + '_ {
     }
 }
 
+/// The redis crate builds its rustls client configuration with the process-wide crypto
+/// provider, and rustls cannot pick one by itself when no provider or several are compiled
+/// in (it would panic inside the connect). Installs ring as that provider unless the
+/// application installed its own.
+fn ensure_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error means another thread installed a provider first; that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl Connection {
     pub(crate) async fn open(options: &RedisOptions) -> Result<Self> {
+        if options.is_tls() {
+            ensure_tls_provider();
+        }
         let certs = tls_certificates(options)?;
+        for url in &options.urls {
+            Client::open(url.as_str()).map_err(bad_url(url))?;
+        }
+        let bad_pem = |_| {
+            Error::InvalidArgument(
+                "the CA file, client certificate or client key holds no valid PEM certificate or key",
+            )
+        };
         let connecting = async {
             if options.cluster {
                 let mut builder = ClusterClient::builder(options.urls.iter().map(String::as_str))
@@ -68,27 +91,25 @@ impl Connection {
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
                 }
-                let first = options.urls.first().map(String::as_str).unwrap_or_default();
-                let client = builder.build().map_err(bad_url(first))?;
+                let client = builder.build().map_err(bad_pem)?;
                 let conn = client
                     .get_async_connection()
                     .await
-                    .map_err(|e| at_connect(&e))?;
+                    .map_err(|e| at_connect(&e, &options.redacted_urls()))?;
                 Ok(Connection::Cluster(conn))
             } else {
                 let url = options.urls.first().map(String::as_str).unwrap_or_default();
                 let client = match certs {
-                    Some(certs) => Client::build_with_tls(url, certs),
-                    None => Client::open(url),
-                }
-                .map_err(bad_url(url))?;
+                    Some(certs) => Client::build_with_tls(url, certs).map_err(bad_pem)?,
+                    None => Client::open(url).map_err(bad_url(url))?,
+                };
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.connect_timeout))
                     .set_response_timeout(Some(options.timeout))
                     .set_number_of_retries(2);
                 let conn = ConnectionManager::new_with_config(client, config)
                     .await
-                    .map_err(|e| at_connect(&e))?;
+                    .map_err(|e| at_connect(&e, &options.redacted_urls()))?;
                 Ok(Connection::Single(conn))
             }
         };
@@ -96,12 +117,7 @@ impl Connection {
             Ok(result) => result,
             Err(_) => Err(Error::store_unavailable(format!(
                 "redis: no answer from {} within the connect timeout of {:?}",
-                options
-                    .urls
-                    .iter()
-                    .map(|u| redact_url(u))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                options.redacted_urls(),
                 options.connect_timeout
             ))),
         }
@@ -138,18 +154,56 @@ impl Connection {
         Ok(reply.map(|_| ()))
     }
 
-    pub(crate) async fn del(&self, key: &str) -> RedisResult<()> {
-        self.query(redis::cmd("DEL").arg(key)).await
-    }
-
     pub(crate) async fn ping(&self) -> RedisResult<()> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
     }
 
-    pub(crate) async fn config_get(&self, parameter: &str) -> RedisResult<Vec<String>> {
-        self.query(redis::cmd("CONFIG").arg("GET").arg(parameter))
-            .await
+    /// `CONFIG GET parameter` on every node — the one node, or every master and replica of
+    /// a cluster, since each holds sessions — as `(node, value)` pairs. The node is empty for
+    /// a single node; the value is `None` where the node refused (ACL) or did not answer.
+    pub(crate) async fn config_get_each_node(
+        &self,
+        parameter: &str,
+    ) -> RedisResult<Vec<(String, Option<String>)>> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(parameter);
+        let value_of = |reply: Value| {
+            Vec::<String>::from_redis_value(reply)
+                .ok()
+                .and_then(|pair| pair.into_iter().nth(1))
+        };
+        match self {
+            Connection::Single(c) => {
+                let reply: Value = cmd.query_async(&mut c.clone()).await?;
+                Ok(vec![(String::new(), value_of(reply))])
+            }
+            Connection::Cluster(c) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+                let replies = c.clone().route_command(cmd, routing).await?;
+                let Value::Map(replies) = replies else {
+                    return Ok(Vec::new());
+                };
+                let mut nodes: Vec<(String, Option<String>)> = replies
+                    .into_iter()
+                    .map(|(node, reply)| {
+                        let node = String::from_redis_value(node).unwrap_or_default();
+                        (node, value_of(reply))
+                    })
+                    .collect();
+                nodes.sort();
+                Ok(nodes)
+            }
+        }
+    }
+
+    /// `SCRIPT LOAD` of `script`, on every node of a cluster.
+    pub(crate) async fn load_script(&self, script: &Script) -> RedisResult<()> {
+        let _hash: String = match self {
+            Connection::Single(c) => script.load_async(&mut c.clone()).await?,
+            Connection::Cluster(c) => script.load_async(&mut c.clone()).await?,
+        };
+        Ok(())
     }
 
     /// Runs `script` (EVALSHA, loading it on NOSCRIPT) on one key.

@@ -9,20 +9,29 @@ fn server_code(e: &RedisError) -> Option<&str> {
     e.code()
 }
 
-/// An error while connecting or checking the server at start. Nothing has been stored yet,
-/// so the server's own explanation (TLS, authentication, ACL) is passed on.
-pub(crate) fn at_connect(e: &RedisError) -> Error {
+/// An error while connecting to `servers` (their redacted URLs) or checking them at start.
+/// Nothing has been stored yet, so the server's own explanation (TLS, authentication, ACL)
+/// is passed on.
+pub(crate) fn at_connect(e: &RedisError, servers: &str) -> Error {
     let code = server_code(e);
     if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, Some("WRONGPASS" | "NOAUTH")) {
-        return Error::store_unavailable("redis: authentication failed (wrong user or password)");
-    }
-    if code == Some("NOPERM") {
         return Error::store_unavailable(format!(
-            "redis: the ACL user lacks a permission the store needs (GET, SET, DEL, EVALSHA, EVAL, PING on the key prefix): {}",
-            e.detail().unwrap_or("permission denied")
+            "redis: authentication failed at {servers} (wrong user or password)"
         ));
     }
-    Error::store_unavailable(format!("redis: cannot connect: {e}"))
+    // Redis 7.0 reports a command a script may not run as a plain ERR; 7.2 as NOPERM.
+    let detail = e.detail().unwrap_or("permission denied");
+    if code == Some("NOPERM") || detail.contains("user executing the script") {
+        return Error::store_unavailable(format!(
+            "redis: the ACL user lacks a permission the store needs (PING, GET, SET, GETRANGE, \
+             DEL, EVALSHA and SCRIPT LOAD on keys under the key prefix, and CLUSTER SLOTS on a \
+             cluster); the server said: {detail}"
+        ));
+    }
+    if code == Some("OOM") {
+        return Error::CapacityExceeded;
+    }
+    Error::store_unavailable(format!("redis: cannot connect to {servers}: {e}"))
 }
 
 /// An error during an operation. Only the kind and the server's code are reported.

@@ -57,10 +57,13 @@ impl RedisStore {
     /// (see [`RedisStore::server_warnings`]).
     ///
     /// # Errors
-    /// - `INVALID_ARGUMENT` for a malformed URL, prefix or option.
+    /// - `INVALID_ARGUMENT` for a malformed URL, prefix or option, or a CA file or client
+    ///   certificate that is not PEM.
     /// - `STORE_UNAVAILABLE` when the server cannot be reached in `connect_timeout`, the
     ///   password or user is wrong, TLS fails (e.g. a certificate from another CA), or the ACL
-    ///   user lacks a command the store needs. The message says which.
+    ///   user lacks a command the store needs. The message says which, and never shows the
+    ///   password.
+    /// - `CAPACITY_EXCEEDED` when the server is at `maxmemory` and refuses the check's write.
     pub async fn connect(options: RedisOptions) -> Result<RedisStore> {
         options.validate()?;
         let conn = Connection::open(&options).await?;
@@ -98,35 +101,54 @@ impl RedisStore {
         format!("{}{{{}}}", self.options.key_prefix, key)
     }
 
-    /// Runs every command the store needs once on a scratch key, so a missing ACL permission
-    /// is found at connect rather than on a customer's submit.
+    /// Runs every command the store needs once on a scratch key — the same paths as
+    /// `create`, `load`, `replace` and `delete`, each of which must apply — so a missing ACL
+    /// permission, a server without Lua, or a proxy that breaks the scripts is found at
+    /// connect rather than on a customer's submit.
     async fn check_permissions(&self) -> Result<()> {
         let probe = format!(
             "{}{{pci-vault-acl-probe-{}}}",
             self.options.key_prefix,
             random_version_hex()
         );
+        let (first, second) = (random_version(), random_version());
         let outcome = async {
             self.conn.ping().await?;
-            let _: Option<()> = self.conn.set_nx_px(&probe, b"probe", 10_000).await?;
-            let _: Option<Vec<u8>> = self.conn.get(&probe).await?;
-            let _: i64 = self
+            // Loaded here, not only on a NOSCRIPT reply, so a user who may not load scripts
+            // is found now rather than after the next server restart.
+            self.conn.load_script(&self.replace).await?;
+            self.conn.load_script(&self.delete).await?;
+            let created = self
+                .conn
+                .set_nx_px(&probe, &versioned(first, b"probe"), 10_000)
+                .await?;
+            let loaded = self.conn.get(&probe).await?;
+            let replaced: i64 = self
                 .conn
                 .script(
                     &self.replace,
                     &probe,
-                    &[b"xxxxxxxx".to_vec(), b"yyyyyyyy".to_vec()],
+                    &[first.to_vec(), versioned(second, b"probe")],
                 )
                 .await?;
-            let _: i64 = self
+            let deleted: i64 = self
                 .conn
-                .script(&self.delete, &probe, &[b"xxxxxxxx".to_vec()])
+                .script(&self.delete, &probe, &[second.to_vec()])
                 .await?;
-            self.conn.del(&probe).await
+            Ok::<bool, redis::RedisError>(
+                created.is_some()
+                    && loaded.as_deref() == Some(versioned(first, b"probe").as_slice())
+                    && replaced == 1
+                    && deleted == 1,
+            )
         };
         match tokio::time::timeout(self.options.connect_timeout, outcome).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(errors::at_connect(&e)),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Error::store_unavailable(
+                "redis: the server did not apply the store's test writes (SET NX PX, GET and the \
+                 compare-and-set scripts); pci-vault needs Redis 7 or a compatible server with Lua",
+            )),
+            Ok(Err(e)) => Err(errors::at_connect(&e, &self.options.redacted_urls())),
             Err(_) => Err(Error::store_unavailable(format!(
                 "redis: no answer within the connect timeout of {:?}",
                 self.options.connect_timeout

@@ -81,6 +81,15 @@ impl RedisOptions {
         self.urls.iter().any(|u| u.starts_with("rediss://"))
     }
 
+    /// The URLs, passwords replaced by `***`, comma-separated: for messages.
+    pub(crate) fn redacted_urls(&self) -> String {
+        self.urls
+            .iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.urls.is_empty() || self.urls.iter().any(|u| u.is_empty()) {
             return Err(Error::InvalidArgument("a Redis URL is required"));
