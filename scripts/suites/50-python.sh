@@ -25,7 +25,7 @@ bindings/uniffi/build.sh "$out" >/dev/null
 for generated in python/pci_vault.py python/libpci_vault_uniffi.so \
   kotlin/uniffi/pci_vault/pci_vault.kt swift/pci_vault.swift swift/pci_vaultFFI.h; do
   [ -s "$out/$generated" ] || die "bindings/uniffi/build.sh did not produce $generated"
-  printf '  %s (%s bytes)\n' "$generated" "$(wc -c <"$out/$generated")"
+  printf '  %s\n' "$generated"
 done
 
 venv=.test-run/venv

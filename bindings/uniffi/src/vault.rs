@@ -118,11 +118,7 @@ impl Vault {
             }
             Arc::new(MemoryStore::new())
         } else {
-            let options = redis_options(&store, redis)?;
-            if options.is_tls() {
-                ensure_tls_provider();
-            }
-            Arc::new(RedisStore::connect(options).await?)
+            Arc::new(RedisStore::connect(redis_options(&store, redis)?).await?)
         };
         let defaults = session_defaults
             .unwrap_or_default()
@@ -235,17 +231,6 @@ impl Vault {
     /// Checks that the store answers.
     pub async fn ping(&self) -> Result<(), VaultError> {
         Ok(self.0.ping().await?)
-    }
-}
-
-/// rustls needs a process-wide crypto provider to build the Redis client's TLS
-/// configuration and panics inside the connect when none is installed. Installs ring unless
-/// the process already has one. (The Redis store does the same on its `redis` branch; this
-/// goes once that is on main.)
-fn ensure_tls_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // An error means another thread installed a provider first; that one is used.
-        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -30,6 +30,35 @@ VALID_FORM = {
 }
 
 
+SEEN_PINS = []
+
+# How many PINs to hand to the log check (scripts/suites/95-logs.sh): it looks for each one
+# as a whole number in every log of the run, so a few hundred random six-digit PINs would
+# now and then match an unrelated number. Fifty keep that chance well under 1%.
+PINS_FOR_THE_LOG_CHECK = 50
+
+
+@pytest.fixture(autouse=True, scope="session")
+def remember_pins():
+    """Notes the PINs `submit` returns (the real call, unchanged) and lists some of them in
+    .test-run/seen-pins/, so the log check makes sure no log of the run contains one."""
+    submit = pci_vault.Vault.submit
+
+    async def noting_submit(self, *args, **kwargs):
+        receipt = await submit(self, *args, **kwargs)
+        SEEN_PINS.append(receipt.pin)
+        return receipt
+
+    pci_vault.Vault.submit = noting_submit
+    yield
+    pci_vault.Vault.submit = submit
+    logs = Path(os.environ.get("PCI_VAULT_TEST_LOGS", REPO / ".test-run" / "logs"))
+    seen = logs.parent / "seen-pins"
+    seen.mkdir(parents=True, exist_ok=True)
+    pins = [pin for pin in dict.fromkeys(SEEN_PINS) if len(pin) >= 6][:PINS_FOR_THE_LOG_CHECK]
+    (seen / "python.txt").write_text("".join(f"{pin}\n" for pin in pins))
+
+
 def form(**changes):
     """The valid card form with some fields changed (None removes a field)."""
     out = dict(VALID_FORM)
