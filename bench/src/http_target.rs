@@ -15,6 +15,15 @@ use crate::report::RunResult;
 const CARD: &str = "4242424242424242";
 const API_KEY: &str = "bench-api-key-0123456789abcdef";
 
+/// Which server to drive.
+pub(crate) enum ServerSpec {
+    /// Start this binary.
+    Start(String),
+    /// Use the server at this URL, started elsewhere with `--api-keys` set to the driver's
+    /// key and lifted rate limits.
+    Running(String),
+}
+
 /// The server process; killed when dropped.
 struct Server {
     child: Child,
@@ -138,10 +147,20 @@ async fn cycle(client: &reqwest::Client, base: &str, ttl: u64) -> Result<(), Str
 
 pub(crate) async fn run(
     plan: &Plan,
-    bin: &str,
+    spec: &ServerSpec,
     redis_url: Option<&str>,
 ) -> Result<RunResult, String> {
-    let server = start_server(bin, redis_url.unwrap_or("memory"))?;
+    let started = match spec {
+        ServerSpec::Start(bin) => Some(start_server(bin, redis_url.unwrap_or("memory"))?),
+        ServerSpec::Running(_) => None,
+    };
+    let base = match (spec, &started) {
+        (_, Some(server)) => server.base.clone(),
+        (ServerSpec::Running(url), None) | (ServerSpec::Start(url), None) => {
+            url.trim_end_matches('/').to_owned()
+        }
+    };
+    let pid = started.as_ref().map(|s| s.child.id());
     // reqwest is built without a default TLS provider; the driver speaks plain HTTP, but
     // the client still needs one installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -156,14 +175,14 @@ pub(crate) async fn run(
     };
     let probes = Probes {
         redis,
-        server_pid: Some(server.child.id()),
+        server_pid: pid,
     };
-    let (client, base, ttl) = (client, Arc::new(server.base.clone()), plan.ttl.as_secs());
+    let (base, ttl) = (Arc::new(base), plan.ttl.as_secs());
     let one = move || {
         let (client, base) = (client.clone(), base.clone());
         async move { cycle(&client, &base, ttl).await }
     };
     let mut result = drive(plan, one, &probes).await?;
-    result.peak_rss = peak_rss(&server.child.id().to_string());
+    result.peak_rss = pid.and_then(|pid| peak_rss(&pid.to_string()));
     Ok(result)
 }

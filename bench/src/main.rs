@@ -70,6 +70,10 @@ struct Args {
     /// The example server binary for the HTTP targets.
     #[arg(long, default_value = "target/release/pci-vault-server")]
     server_bin: String,
+    /// For the HTTP targets: drive a server that is already running at this URL (with the
+    /// driver's API key and lifted rate limits) instead of starting one.
+    #[arg(long)]
+    server_url: Option<String>,
     /// The Node load script for the Node targets.
     #[arg(long, default_value = "bench/node/load.mjs")]
     node_script: String,
@@ -99,14 +103,18 @@ fn main() -> Result<(), String> {
             .as_deref()
             .ok_or("--redis-url is required for the Redis targets")
     };
+    let server = match &args.server_url {
+        Some(url) => http_target::ServerSpec::Running(url.clone()),
+        None => http_target::ServerSpec::Start(args.server_bin.clone()),
+    };
     let result = runtime.block_on(async {
         match args.target {
             Target::RustMemory => rust_target::run_memory(&plan).await,
             Target::RustRedis => rust_target::run_redis(&plan, redis()?).await,
             Target::NodeMemory => node_target::run(&plan, &args.node_script, None).await,
             Target::NodeRedis => node_target::run(&plan, &args.node_script, Some(redis()?)).await,
-            Target::HttpMemory => http_target::run(&plan, &args.server_bin, None).await,
-            Target::HttpRedis => http_target::run(&plan, &args.server_bin, Some(redis()?)).await,
+            Target::HttpMemory => http_target::run(&plan, &server, None).await,
+            Target::HttpRedis => http_target::run(&plan, &server, Some(redis()?)).await,
         }
     })?;
     let name = args

@@ -125,9 +125,18 @@ impl SealedRecord {
         debug_assert!(state.is_terminal());
         SealedRecord {
             state,
+            tenant: self.tenant.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            submitted_at: self.submitted_at,
+            pin_length: self.pin_length,
+            max_attempts: self.max_attempts,
+            attempts_used: self.attempts_used,
+            form: self.form.clone(),
+            metadata: self.metadata.clone(),
+            wrapped_dek: self.wrapped_dek.clone(),
             pin_verifier: None,
             sealed_fields: Vec::new(),
-            ..self.clone()
         }
     }
 
