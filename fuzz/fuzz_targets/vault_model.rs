@@ -206,6 +206,15 @@ impl Tracked {
         }
     }
 
+    /// The tenant an agent-side call acts for: the session's own, or another.
+    fn acting(&self, stranger: bool) -> Tenant {
+        if stranger {
+            self.stranger()
+        } else {
+            self.tenant.clone()
+        }
+    }
+
     fn stranger(&self) -> Tenant {
         if self.tenant == Tenant::default() {
             acme()
@@ -377,11 +386,7 @@ fn step(w: &mut World, op: Op) {
         Op::Status { session, stranger } => {
             if let Some(i) = w.pick(session) {
                 let t = &w.sessions[i];
-                let tenant = if stranger {
-                    t.stranger()
-                } else {
-                    t.tenant.clone()
-                };
+                let tenant = t.acting(stranger);
                 let got = block_on(w.vault(false, &tenant).status(&t.id));
                 expect_status(w, i, stranger, &got);
                 w.expect_audit(&[]);
@@ -530,11 +535,7 @@ fn submit(w: &mut World, i: usize, form: Submission, process_b: bool) {
 fn reveal(w: &mut World, i: usize, guess: Guess, stranger: bool, process_b: bool) {
     let now = w.now();
     let t = &w.sessions[i];
-    let tenant = if stranger {
-        t.stranger()
-    } else {
-        t.tenant.clone()
-    };
+    let tenant = t.acting(stranger);
     let pin = w.guess(guess, t);
     let got = block_on(w.vault(process_b, &tenant).reveal(&t.id, &pin)).map(|form| {
         let values: Vec<(String, String)> = form
@@ -627,11 +628,7 @@ fn reveal(w: &mut World, i: usize, guess: Guess, stranger: bool, process_b: bool
 fn cancel(w: &mut World, i: usize, stranger: bool, process_b: bool) {
     let now = w.now();
     let t = &w.sessions[i];
-    let tenant = if stranger {
-        t.stranger()
-    } else {
-        t.tenant.clone()
-    };
+    let tenant = t.acting(stranger);
     let got = block_on(w.vault(process_b, &tenant).cancel(&t.id));
     let want = if now >= t.expires_at || stranger {
         Some(ErrorCode::NotFound)
@@ -736,11 +733,7 @@ fn race(w: &mut World, i: usize, contenders: &[Contender], schedule: Vec<u8>) {
                 stranger,
                 process_b,
             } => {
-                let tenant = if stranger {
-                    t.stranger()
-                } else {
-                    t.tenant.clone()
-                };
+                let tenant = t.acting(stranger);
                 let vault = w.vault(process_b, &tenant);
                 let pin = w.guess(guess, t);
                 futures.push(Box::pin(async move {
@@ -755,11 +748,7 @@ fn race(w: &mut World, i: usize, contenders: &[Contender], schedule: Vec<u8>) {
                 stranger,
                 process_b,
             } => {
-                let tenant = if stranger {
-                    t.stranger()
-                } else {
-                    t.tenant.clone()
-                };
+                let tenant = t.acting(stranger);
                 let vault = w.vault(process_b, &tenant);
                 futures.push(Box::pin(async move {
                     Got::Cancel {

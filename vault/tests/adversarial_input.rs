@@ -32,33 +32,56 @@ use support::{Fixture, assert_refused, field_errors};
 const ID_MESSAGE: &str = "invalid argument: a session id is 43 characters of base64url";
 const PIN_MESSAGE: &str = "invalid argument: a PIN is 4-12 digits 0-9";
 
-/// Submits `form` to a fresh pending session and expects it refused with `want` and the
-/// store unchanged; then the same session still takes a valid form.
-async fn refused_submit(
-    fx: &Fixture,
-    vault: &Vault,
-    options: &SessionOptions,
-    form: FormInput,
-    inputs: &[&str],
-    what: &str,
-) -> Error {
-    let (id, _) = fx.session(vault, options).await;
-    let before = fx.snapshot();
-    let err = vault.submit(&id, &form).await.map(|_| ()).unwrap_err();
-    let text = format!("{err} {err:?}");
-    for input in inputs {
-        let input = input.trim();
-        if input.chars().count() >= 4 {
-            assert!(!text.contains(input), "{what}: the error echoes the value");
-        }
+/// A vault on a fresh store, and the options of the sessions the customer submits to.
+struct Customer {
+    fx: Fixture,
+    vault: Vault,
+    options: SessionOptions,
+}
+
+impl Customer {
+    fn new() -> Self {
+        Customer::on(Fixture::new(), SessionOptions::default())
     }
-    assert_eq!(fx.snapshot(), before, "{what}: a refused submit wrote");
-    assert_eq!(
-        vault.status(&id).await.unwrap().state,
-        SessionState::Pending,
-        "{what}"
-    );
-    err
+
+    fn on(fx: Fixture, options: SessionOptions) -> Self {
+        let (vault, _) = fx.vault();
+        Customer { fx, vault, options }
+    }
+
+    /// Submits `form` to a fresh pending session and expects a refusal that echoes none of
+    /// `inputs`, leaves the store byte for byte unchanged and the session pending.
+    async fn refused(&self, form: FormInput, inputs: &[&str]) -> Error {
+        let (id, _) = self.fx.session(&self.vault, &self.options).await;
+        let before = self.fx.snapshot();
+        let err = self.vault.submit(&id, &form).await.map(|_| ()).unwrap_err();
+        let text = format!("{err} {err:?}");
+        for input in inputs {
+            let input = input.trim();
+            if input.chars().count() >= 4 {
+                assert!(!text.contains(input), "the error echoes {input:?}");
+            }
+        }
+        assert_eq!(self.fx.snapshot(), before, "a refused submit wrote");
+        let status = self.vault.status(&id).await.unwrap();
+        assert_eq!(status.state, SessionState::Pending);
+        err
+    }
+
+    /// As [`Customer::refused`], for a form with exactly one bad field.
+    async fn refused_field(&self, form: FormInput, inputs: &[&str], field: &str, reason: &str) {
+        let err = self.refused(form, inputs).await;
+        let want = [(field.to_string(), reason)];
+        assert_eq!(field_errors(&err), want, "{inputs:?}");
+    }
+
+    /// Submits `form`, reveals it, and returns the stored value of `field`.
+    async fn stored(&self, form: FormInput, field: &str) -> String {
+        let (id, _) = self.fx.session(&self.vault, &self.options).await;
+        let receipt = self.vault.submit(&id, &form).await.unwrap();
+        let revealed = self.vault.reveal(&id, &receipt.pin).await.unwrap();
+        revealed.get(field).unwrap().expose_secret().to_owned()
+    }
 }
 
 /// A form with the four card fields.
@@ -241,9 +264,7 @@ async fn a_pin_from_one_session_opens_no_other() {
 
 #[tokio::test]
 async fn digits_of_other_scripts_in_card_numbers_are_refused() {
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let customer = Customer::new();
     let pans = [
         "４２４２４２４２４２４２４２４２",
         "٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢",
@@ -264,20 +285,10 @@ async fn digits_of_other_scripts_in_card_numbers_are_refused() {
         "4242424242424242; DROP TABLE cards",
     ];
     for pan in pans {
-        let err = refused_submit(
-            &fx,
-            &vault,
-            &options,
-            card(pan, "12/39", "123", "Ada Lovelace"),
-            &[pan],
-            "PAN",
-        )
-        .await;
-        assert_eq!(
-            field_errors(&err),
-            [("card_number".to_string(), "characters")],
-            "{pan:?}"
-        );
+        let form = card(pan, "12/39", "123", "Ada Lovelace");
+        customer
+            .refused_field(form, &[pan], "card_number", "characters")
+            .await;
     }
 }
 
@@ -293,9 +304,6 @@ fn complete(partial: &str) -> String {
 async fn luhn_invalid_and_wrong_length_card_numbers_are_refused_per_brand() {
     let cards: serde_json::Value =
         serde_json::from_str(include_str!("data/test-cards.json")).unwrap();
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
     let mut cases: Vec<(String, &str)> = Vec::new();
     for card in cards["valid"].as_array().unwrap() {
         let number = card["number"].as_str().unwrap();
@@ -336,30 +344,19 @@ async fn luhn_invalid_and_wrong_length_card_numbers_are_refused_per_brand() {
     cases.push(("4".repeat(1000), "length"));
     cases.push((complete("999999999999999"), "unknown_brand"));
     cases.push((complete("100000000000000"), "unknown_brand"));
-    for (pan, reason) in &cases {
-        let err = refused_submit(
-            &fx,
-            &vault,
-            &options,
-            card(pan, "12/39", "123", "Ada Lovelace"),
-            &[pan],
-            "PAN",
-        )
-        .await;
-        assert_eq!(
-            field_errors(&err),
-            [("card_number".to_string(), *reason)],
-            "{pan}"
-        );
-    }
     assert!(cases.len() > 150, "{} cases", cases.len());
+    let customer = Customer::new();
+    for (pan, reason) in &cases {
+        let form = card(pan, "12/39", "123", "Ada Lovelace");
+        customer
+            .refused_field(form, &[pan], "card_number", reason)
+            .await;
+    }
 }
 
 #[tokio::test]
 async fn security_codes_must_match_the_brand() {
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let customer = Customer::new();
     let amex = "378282246310005";
     let visa = "4242424242424242";
     let cases = [
@@ -374,50 +371,29 @@ async fn security_codes_must_match_the_brand() {
         (amex, "٧٣٩١", "characters"),
     ];
     for (pan, cvc, reason) in cases {
-        let err = refused_submit(
-            &fx,
-            &vault,
-            &options,
-            card(pan, "12/39", cvc, "Ada Lovelace"),
-            &[pan, cvc],
-            "CVC",
-        )
-        .await;
-        assert_eq!(
-            field_errors(&err),
-            [("cvc".to_string(), reason)],
-            "{pan} {cvc:?}"
-        );
+        let form = card(pan, "12/39", cvc, "Ada Lovelace");
+        customer
+            .refused_field(form, &[pan, cvc], "cvc", reason)
+            .await;
     }
     // With an invalid card number the brand is unknown: the number alone is reported.
-    let err = refused_submit(
-        &fx,
-        &vault,
-        &options,
-        card("4242424242424241", "12/39", "7391", "Ada Lovelace"),
-        &["4242424242424241"],
-        "CVC without brand",
-    )
-    .await;
-    assert_eq!(field_errors(&err), [("card_number".to_string(), "luhn")]);
+    let bad = "4242424242424241";
+    let form = card(bad, "12/39", "7391", "Ada Lovelace");
+    customer
+        .refused_field(form, &[bad], "card_number", "luhn")
+        .await;
     // The right lengths are stored.
     for (pan, cvc) in [(amex, "7391"), (visa, "739")] {
-        let (id, _) = fx.session(&vault, &options).await;
-        let receipt = vault
-            .submit(&id, &card(pan, "12/39", cvc, "Ada Lovelace"))
-            .await
-            .unwrap();
-        let form = vault.reveal(&id, &receipt.pin).await.unwrap();
-        assert_eq!(form.get("cvc").unwrap().expose_secret(), cvc);
+        let form = card(pan, "12/39", cvc, "Ada Lovelace");
+        assert_eq!(customer.stored(form, "cvc").await, cvc);
     }
 }
 
 #[tokio::test]
 async fn expiry_edges_of_month_and_window() {
     // The last millisecond of January 2031.
-    let fx = Fixture::at(UNIX_EPOCH + Duration::from_millis(1_927_670_399_999));
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let last_ms = Fixture::at(UNIX_EPOCH + Duration::from_millis(1_927_670_399_999));
+    let customer = Customer::on(last_ms, SessionOptions::default());
     let cases = [
         ("00/31", "month"),
         ("13/31", "month"),
@@ -442,53 +418,31 @@ async fn expiry_edges_of_month_and_window() {
         ("01/+31", "format"),
     ];
     for (expiry, reason) in cases {
-        let err = refused_submit(
-            &fx,
-            &vault,
-            &options,
-            card("4242424242424242", expiry, "123", "Ada Lovelace"),
-            &[expiry],
-            "expiry",
-        )
-        .await;
-        assert_eq!(
-            field_errors(&err),
-            [("expiry".to_string(), reason)],
-            "{expiry:?}"
-        );
+        let form = card("4242424242424242", expiry, "123", "Ada Lovelace");
+        customer
+            .refused_field(form, &[expiry], "expiry", reason)
+            .await;
     }
     // The current month is valid through its last millisecond, and so is exactly 20 years
     // ahead.
-    let mut current = Vec::new();
-    for expiry in ["01/31", "01/2031", " 01 / 31 ", "01/2051"] {
-        let (id, _) = fx.session(&vault, &options).await;
-        let receipt = vault
-            .submit(&id, &card("4242424242424242", expiry, "123", "A B"))
-            .await
-            .unwrap_or_else(|e| panic!("{expiry:?}: {e:?}"));
-        current.push((id, receipt.pin));
+    for (expiry, stored) in [
+        ("01/31", "01/31"),
+        ("01/2031", "01/31"),
+        (" 01 / 31 ", "01/31"),
+        ("01/2051", "01/51"),
+    ] {
+        let form = card("4242424242424242", expiry, "123", "A B");
+        assert_eq!(customer.stored(form, "expiry").await, stored);
     }
-    let form = vault.reveal(&current[0].0, &current[0].1).await.unwrap();
-    assert_eq!(form.get("expiry").unwrap().expose_secret(), "01/31");
     // One millisecond later, January is over.
-    fx.clock.advance(Duration::from_millis(1));
-    let err = refused_submit(
-        &fx,
-        &vault,
-        &options,
-        card("4242424242424242", "01/31", "123", "Ada Lovelace"),
-        &[],
-        "expiry after the month",
-    )
-    .await;
-    assert_eq!(field_errors(&err), [("expiry".to_string(), "expired")]);
+    customer.fx.clock.advance(Duration::from_millis(1));
+    let form = card("4242424242424242", "01/31", "123", "Ada Lovelace");
+    customer.refused_field(form, &[], "expiry", "expired").await;
 }
 
 #[tokio::test]
 async fn names_with_control_characters_digits_or_markup_are_refused() {
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let customer = Customer::new();
     let long = "a".repeat(101);
     let cases = [
         ("Ada\nLovelace", "characters"),
@@ -516,20 +470,10 @@ async fn names_with_control_characters_digits_or_markup_are_refused() {
         ("\u{a0}\u{a0}", "required"),
     ];
     for (name, reason) in cases {
-        let err = refused_submit(
-            &fx,
-            &vault,
-            &options,
-            card("4242424242424242", "12/39", "123", name),
-            &[name],
-            "name",
-        )
-        .await;
-        assert_eq!(
-            field_errors(&err),
-            [("cardholder_name".to_string(), reason)],
-            "{name:?}"
-        );
+        let form = card("4242424242424242", "12/39", "123", name);
+        customer
+            .refused_field(form, &[name], "cardholder_name", reason)
+            .await;
     }
     // Names in any script, with marks and apostrophes, are stored normalized.
     let hundred = "a".repeat(100);
@@ -543,36 +487,31 @@ async fn names_with_control_characters_digits_or_markup_are_refused() {
         (hundred.as_str(), hundred.as_str()),
     ];
     for (name, stored) in good {
-        let (id, _) = fx.session(&vault, &options).await;
-        let receipt = vault
-            .submit(&id, &card("4242424242424242", "12/39", "123", name))
-            .await
-            .unwrap_or_else(|e| panic!("{name:?}: {e:?}"));
-        let form = vault.reveal(&id, &receipt.pin).await.unwrap();
-        assert_eq!(form.get("cardholder_name").unwrap().expose_secret(), stored);
+        let form = card("4242424242424242", "12/39", "123", name);
+        assert_eq!(customer.stored(form, "cardholder_name").await, stored);
     }
 }
 
 #[tokio::test]
 async fn oversized_values_and_too_many_fields_are_refused() {
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let customer = Customer::new();
     let mib = "4".repeat(1 << 20);
-    let err = refused_submit(
-        &fx,
-        &vault,
-        &options,
-        card(&mib, &mib, &mib, &mib),
-        &[],
-        "1 MiB values",
-    )
-    .await;
+    let err = customer.refused(card(&mib, &mib, &mib, &mib), &[]).await;
     assert_eq!(
         field_errors(&err),
         ["card_number", "expiry", "cvc", "cardholder_name"].map(|f| (f.to_string(), "too_long"))
     );
-    // A text field takes 1 KiB and not a byte more.
+    // 33 fields, and 10,000: refused before any value is looked at.
+    for n in [33, 10_000] {
+        let mut many = visa_form();
+        for i in 0..n - 4 {
+            many.insert(format!("extra_{i}"), "x");
+        }
+        let err = customer.refused(many, &[]).await;
+        assert_refused(&err, ErrorCode::InvalidArgument, &[], "too many fields");
+    }
+
+    // A text field takes 1 KiB and not a byte more, and no control character.
     let with_note = SessionOptions {
         form: FormSpec::new(vec![
             FieldSpec::named("card_number").unwrap(),
@@ -581,46 +520,26 @@ async fn oversized_values_and_too_many_fields_are_refused() {
         .unwrap(),
         ..SessionOptions::default()
     };
-    let note = |n: usize| {
+    let customer = Customer::on(Fixture::new(), with_note);
+    let note = |text: &str| {
         FormInput::new()
             .with("card_number", "4242424242424242")
-            .with("note", "n".repeat(n))
+            .with("note", text)
     };
-    let err = refused_submit(&fx, &vault, &with_note, note(1025), &[], "1025-byte note").await;
-    assert_eq!(field_errors(&err), [("note".to_string(), "too_long")]);
-    let err = refused_submit(
-        &fx,
-        &vault,
-        &with_note,
-        FormInput::new()
-            .with("card_number", "4242424242424242")
-            .with("note", "line\nbreak"),
-        &[],
-        "control character in a text field",
-    )
-    .await;
-    assert_eq!(field_errors(&err), [("note".to_string(), "characters")]);
-    let (id, _) = fx.session(&vault, &with_note).await;
-    let receipt = vault.submit(&id, &note(1024)).await.unwrap();
-    let form = vault.reveal(&id, &receipt.pin).await.unwrap();
-    assert_eq!(form.get("note").unwrap().expose_secret().len(), 1024);
-
-    // 33 fields, and 10,000: refused before any value is looked at.
-    for n in [33, 10_000] {
-        let mut many = visa_form();
-        for i in 0..n - 4 {
-            many.insert(format!("extra_{i}"), "x");
-        }
-        let err = refused_submit(&fx, &vault, &options, many, &[], "too many fields").await;
-        assert_refused(&err, ErrorCode::InvalidArgument, &[], "too many fields");
-    }
+    let long = "n".repeat(1025);
+    customer
+        .refused_field(note(&long), &[], "note", "too_long")
+        .await;
+    customer
+        .refused_field(note("line\nbreak"), &[], "note", "characters")
+        .await;
+    let stored = customer.stored(note(&long[..1024]), "note").await;
+    assert_eq!(stored.len(), 1024);
 }
 
 #[tokio::test]
 async fn unknown_and_repeated_fields_are_refused() {
-    let fx = Fixture::new();
-    let (vault, _) = fx.vault();
-    let options = SessionOptions::default();
+    let customer = Customer::new();
     let unknown = [
         "pin",
         "CARD_NUMBER",
@@ -636,15 +555,10 @@ async fn unknown_and_repeated_fields_are_refused() {
         "cardnumber",
         "ｃｖｃ",
     ];
+    let pan = "4242424242424242";
     for name in unknown {
-        let form = visa_form().with(name, "4242424242424242");
-        let err = refused_submit(&fx, &vault, &options, form, &["4242424242424242"], name).await;
-        assert_refused(
-            &err,
-            ErrorCode::InvalidArgument,
-            &[name, "4242424242424242"],
-            "unknown field",
-        );
+        let err = customer.refused(visa_form().with(name, pan), &[pan]).await;
+        assert_refused(&err, ErrorCode::InvalidArgument, &[name, pan], name);
     }
     // The same field twice, whether the values agree or not: which one was meant is
     // ambiguous, so neither is taken.
@@ -654,16 +568,12 @@ async fn unknown_and_repeated_fields_are_refused() {
         ("cvc", "123"),
         ("cardholder_name", "Mallory"),
     ] {
-        let form = visa_form().with(field, value);
-        let err = refused_submit(&fx, &vault, &options, form, &[value], "repeated field").await;
-        assert_refused(&err, ErrorCode::InvalidArgument, &[value], "repeated field");
+        let err = customer
+            .refused(visa_form().with(field, value), &[value])
+            .await;
+        assert_refused(&err, ErrorCode::InvalidArgument, &[value], field);
     }
     // After all that, a valid form is still taken and revealed intact.
-    let (id, _) = fx.session(&vault, &options).await;
-    let receipt = vault.submit(&id, &visa_form()).await.unwrap();
-    let form = vault.reveal(&id, &receipt.pin).await.unwrap();
-    assert_eq!(
-        form.get("card_number").unwrap().expose_secret(),
-        "4242424242424242"
-    );
+    let stored = customer.stored(visa_form(), "card_number").await;
+    assert_eq!(stored, "4242424242424242");
 }
