@@ -13,10 +13,10 @@ ensure_command() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if [ -z "${PCI_VAULT_APT_UPDATED:-}" ]; then
-    $sudo apt-get update -qq || die "apt-get update failed"
+    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq || die "apt-get update failed"
     export PCI_VAULT_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null || die "could not install $pkg"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$pkg" >/dev/null || die "could not install $pkg"
   command -v "$cmd" >/dev/null 2>&1 || die "$pkg is installed but $cmd is still missing"
 }
 

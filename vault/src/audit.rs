@@ -116,6 +116,9 @@ pub struct TracingAuditSink;
 
 impl AuditSink for TracingAuditSink {
     fn record(&self, event: &AuditEvent) {
+        if !tracing::enabled!(target: "pci_vault::audit", tracing::Level::INFO) {
+            return;
+        }
         let at = time::OffsetDateTime::from(event.at)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();

@@ -13,7 +13,7 @@
 //! sealed fields: count (u8), then per field: name (str8), nonce‖ciphertext‖tag (bytes16)
 //! ---- end of body
 //! tag: HMAC-SHA256 over the body and the session id, key derived from the data key (32)
-//! checksum: SHA-256 of everything above, first 8 bytes
+//! checksum: CRC-32 of everything above (4 bytes; corruption detection, not authentication)
 //! ```
 //!
 //! `str8`/`bytes16` are a big-endian u8/u16 length and the bytes. The record carries no
@@ -31,7 +31,7 @@ use crate::session::{Metadata, SessionOptions, SessionState};
 use crate::tenant::Tenant;
 
 const MAGIC: &[u8; 3] = b"PVR";
-const CHECKSUM_LEN: usize = 8;
+const CHECKSUM_LEN: usize = 4;
 
 /// A session record as stored, authenticated against its session's data key.
 #[derive(Clone, PartialEq, Eq)]

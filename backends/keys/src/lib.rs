@@ -9,7 +9,10 @@ pub use error::LoadError;
 pub use reload::{DEFAULT_CHECK_INTERVAL, KeyDirectory, KeyFile};
 pub use text::parse_keyring;
 
-use pci_vault::Keyring;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pci_vault::{KeyProvider, Keyring};
 
 /// The environment variable the example server and the bindings read a keyring from.
 pub const DEFAULT_ENV_VAR: &str = "PCI_VAULT_KEYS";
@@ -37,4 +40,36 @@ pub fn development_keyring() -> Keyring {
          configure a keyring for anything but development"
     );
     Keyring::ephemeral()
+}
+
+/// Where a deployment's keys come from: one value that a configuration (flags, a binding's
+/// options) can name, opened into a [`KeyProvider`].
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A keyring already in memory (e.g. built from a binding's inline keys).
+    Keyring(Keyring),
+    /// A keyring text in an environment variable.
+    Env(String),
+    /// A keyring text file, reloaded when it changes.
+    File(PathBuf),
+    /// A directory of key files (a Kubernetes secret mount), reloaded when it changes.
+    Directory(PathBuf),
+    /// A random key for this process only, with a warning. For development.
+    Development,
+}
+
+impl KeySource {
+    /// Loads the keys now.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the source cannot be read or its key material is bad.
+    pub fn open(self) -> Result<Arc<dyn KeyProvider>, LoadError> {
+        Ok(match self {
+            KeySource::Keyring(ring) => Arc::new(ring),
+            KeySource::Env(var) => Arc::new(from_env(&var)?),
+            KeySource::File(path) => Arc::new(KeyFile::open(path)?),
+            KeySource::Directory(path) => Arc::new(KeyDirectory::open(path)?),
+            KeySource::Development => Arc::new(development_keyring()),
+        })
+    }
 }

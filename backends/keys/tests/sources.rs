@@ -168,3 +168,31 @@ async fn wrong_key_reports_key_unavailable_through_the_vault() {
         ErrorCode::KeyUnavailable
     );
 }
+
+#[tokio::test]
+async fn key_sources_open_into_working_providers() {
+    use pci_vault_keys::KeySource;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring");
+    fs::write(&file, format!("k1:{}\n", b64(1))).unwrap();
+    let mount = dir.path().join("mount");
+    fs::create_dir(&mount).unwrap();
+    mount_secret(&mount, 1, &[("k1", b64(1)), ("primary", "k1".into())]);
+    let store = Arc::new(MemoryStore::new());
+    let sources = [
+        KeySource::Keyring(pci_vault_keys::parse_keyring(&format!("k1:{}", b64(1))).unwrap()),
+        KeySource::File(file),
+        KeySource::Directory(mount),
+        KeySource::Development,
+    ];
+    for source in sources {
+        let vault = vault(&store, source.open().unwrap());
+        let (id, pin) = sealed_session(&vault).await;
+        assert!(vault.reveal(&id, &pin).await.is_ok());
+    }
+    let missing = KeySource::File(dir.path().join("absent"))
+        .open()
+        .map(|_| ())
+        .unwrap_err();
+    assert!(missing.to_string().contains("cannot be read"));
+}

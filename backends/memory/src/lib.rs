@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,11 +31,13 @@ impl Default for MemoryLimits {
     }
 }
 
-/// Bytes counted for an entry besides its key and value: the map slot and bookkeeping.
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes counted for an entry besides its key and value: the map slot, the expiry queue
+/// slot (which holds a copy of the key) and bookkeeping.
+const ENTRY_OVERHEAD: usize = 128;
 
-/// Writes between two sweeps of expired entries.
-const SWEEP_EVERY: u32 = 1024;
+/// Most expired entries one write purges, so no single call pays for a large backlog; a
+/// write that finds the store full purges all of them.
+const PURGE_PER_WRITE: usize = 64;
 
 /// An in-memory, bounded, expiring [`EphemeralStore`].
 pub struct MemoryStore {
@@ -46,9 +49,11 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    /// When each key expires, soonest first. A key that was deleted or re-created keeps a
+    /// stale slot here until its time comes; purging checks the entry's own expiry.
+    expiry: BinaryHeap<Reverse<(i64, String)>>,
     bytes: usize,
     last_version: u64,
-    writes_since_sweep: u32,
 }
 
 struct Entry {
@@ -77,23 +82,32 @@ impl State {
         }
     }
 
-    fn sweep(&mut self, now: i64) {
-        let before = self.entries.len();
-        let mut freed = 0;
-        self.entries.retain(|k, e| {
-            let keep = e.expires_at > now;
-            if !keep {
-                freed += cost(k, &e.value);
+    /// Removes up to `limit` expired entries, soonest first.
+    fn purge_expired(&mut self, now: i64, limit: usize) {
+        for _ in 0..limit {
+            match self.expiry.peek() {
+                Some(Reverse((at, _))) if *at <= now => {}
+                _ => break,
             }
-            keep
-        });
-        self.bytes -= freed;
-        self.writes_since_sweep = 0;
-        debug_assert!(self.entries.len() <= before);
+            let Some(Reverse((at, key))) = self.expiry.pop() else {
+                break;
+            };
+            if self.entries.get(&key).is_some_and(|e| e.expires_at == at) {
+                self.remove(&key);
+            }
+        }
+        // Stale slots of deleted keys: rebuild the queue when they outnumber the live ones.
+        if self.expiry.len() > 2 * self.entries.len() + 1024 {
+            self.expiry = self
+                .entries
+                .iter()
+                .map(|(k, e)| Reverse((e.expires_at, k.clone())))
+                .collect();
+        }
     }
 
-    /// Counts a write and sweeps when it is time, or when `need` more bytes or one more
-    /// entry would not fit.
+    /// Purges some expired entries, and all of them when `need` more bytes or one more entry
+    /// would not fit; then says whether it fits.
     fn make_room(
         &mut self,
         now: i64,
@@ -101,13 +115,13 @@ impl State {
         new_entry: bool,
         need: usize,
     ) -> Result<()> {
-        self.writes_since_sweep += 1;
         let fits = |s: &State| {
             (!new_entry || s.entries.len() < limits.max_entries)
                 && s.bytes + need <= limits.max_bytes
         };
-        if self.writes_since_sweep >= SWEEP_EVERY || !fits(self) {
-            self.sweep(now);
+        self.purge_expired(now, PURGE_PER_WRITE);
+        if !fits(self) {
+            self.purge_expired(now, usize::MAX);
         }
         if fits(self) {
             Ok(())
@@ -201,15 +215,17 @@ impl EphemeralStore for MemoryStore {
         state.remove(key);
         state.make_room(now, &self.limits, true, cost(key, value))?;
         let version = state.next_version();
+        let expires_at = now.saturating_add(ttl_ms);
         state.bytes += cost(key, value);
         state.entries.insert(
             key.to_owned(),
             Entry {
                 value: value.to_vec(),
                 version,
-                expires_at: now.saturating_add(ttl_ms),
+                expires_at,
             },
         );
+        state.expiry.push(Reverse((expires_at, key.to_owned())));
         Ok(CasOutcome::Applied(Version(version)))
     }
 

@@ -86,17 +86,25 @@ async fn expired_entries_are_purged_so_memory_does_not_grow() {
         }
         clock.advance(Duration::from_secs(2));
     }
-    // 10,000 entries were written; sweeps during the writes purged the expired ones, so the
-    // store holds at most one sweep interval beyond the last round.
+    // 10,000 entries were written; each write purged expired ones, so the store holds only
+    // the last round (expired by now, purged by the next writes).
     let (entries, bytes) = store.usage();
-    assert!(entries <= 2_000 + 1_024, "{entries} entries held");
+    assert!(entries <= 2_000, "{entries} entries held");
     assert!(
-        entries >= 1,
-        "the last round is still counted until the next sweep"
-    );
-    assert!(
-        bytes <= entries * (256 + 64 + 16),
+        bytes <= entries * (256 + 128 + 16),
         "{bytes} bytes counted for {entries} entries"
+    );
+    for i in 0..10 {
+        let _ = store
+            .create(&format!("late-{i}"), &[0; 16], Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
+    let (after, _) = store.usage();
+    assert_eq!(
+        after,
+        entries - 10 * 64 + 10,
+        "each write purges up to 64 expired entries"
     );
 }
 

@@ -54,8 +54,8 @@ pub(crate) fn dek_wrap_aad(tenant: &Tenant, id: &SessionId) -> Vec<u8> {
 /// The per-session keys derived from one data key, bound to one tenant and session.
 pub(crate) struct SessionCrypto {
     fields: hazmat::Aead,
-    record_key: Zeroizing<[u8; 32]>,
-    pin_key: Zeroizing<[u8; 32]>,
+    record_key: hazmat::HmacKey,
+    pin_key: hazmat::HmacKey,
     tenant: Tenant,
     id: SessionId,
 }
@@ -63,11 +63,11 @@ pub(crate) struct SessionCrypto {
 impl SessionCrypto {
     pub(crate) fn new(dek: &DataKey, tenant: &Tenant, id: &SessionId) -> Self {
         let [record_key, pin_key] =
-            hazmat::hkdf_sha256(dek.expose_secret(), [HKDF_RECORD, HKDF_PIN]);
+            hazmat::hkdf_expand(dek.expose_secret(), [HKDF_RECORD, HKDF_PIN]);
         SessionCrypto {
             fields: hazmat::Aead::new(dek.expose_secret()),
-            record_key,
-            pin_key,
+            record_key: hazmat::HmacKey::new(record_key.as_slice()),
+            pin_key: hazmat::HmacKey::new(pin_key.as_slice()),
             tenant: tenant.clone(),
             id: id.clone(),
         }
@@ -98,16 +98,13 @@ impl SessionCrypto {
 
     /// The tag that authenticates a whole encoded record body.
     pub(crate) fn record_tag(&self, body: &[u8]) -> [u8; MAC_LEN] {
-        hazmat::hmac_sha256(
-            self.record_key.as_slice(),
-            &[LABEL_RECORD, &[FORMAT_VERSION], self.id.as_bytes(), body],
-        )
+        self.record_key
+            .tag(&[LABEL_RECORD, &[FORMAT_VERSION], self.id.as_bytes(), body])
     }
 
     /// Checks a record tag in constant time.
     pub(crate) fn verify_record_tag(&self, body: &[u8], tag: &[u8]) -> bool {
-        hazmat::hmac_sha256_verify(
-            self.record_key.as_slice(),
+        self.record_key.verify(
             &[LABEL_RECORD, &[FORMAT_VERSION], self.id.as_bytes(), body],
             tag,
         )
@@ -115,40 +112,43 @@ impl SessionCrypto {
 
     /// The PIN verifier stored in place of the PIN.
     pub(crate) fn pin_verifier(&self, pin: &[u8]) -> [u8; MAC_LEN] {
-        hazmat::hmac_sha256(
-            self.pin_key.as_slice(),
-            &[LABEL_PIN, &[FORMAT_VERSION], self.id.as_bytes(), pin],
-        )
+        self.pin_key
+            .tag(&[LABEL_PIN, &[FORMAT_VERSION], self.id.as_bytes(), pin])
     }
 
     /// Checks a PIN against its verifier in constant time.
     pub(crate) fn verify_pin(&self, pin: &[u8], verifier: &[u8]) -> bool {
-        hazmat::hmac_sha256_verify(
-            self.pin_key.as_slice(),
+        self.pin_key.verify(
             &[LABEL_PIN, &[FORMAT_VERSION], self.id.as_bytes(), pin],
             verifier,
         )
     }
 }
 
-/// Wraps a data key under a key-encryption key, binding the key id and the caller's
-/// associated data.
-pub(crate) fn kek_wrap(kek: &[u8; 32], key_id: &str, aad: &[u8], dek: &DataKey) -> Vec<u8> {
-    hazmat::Aead::new(kek).seal(&kek_wrap_aad(key_id, aad), dek.expose_secret())
-}
+/// A key-encryption key's AES-256-GCM key schedule, computed once per key rather than on
+/// every wrap and unwrap. Zeroized on drop.
+#[derive(Clone)]
+pub(crate) struct KekCipher(hazmat::Aead);
 
-/// Unwraps a data key; a wrong key, key id or associated data is an
-/// [`Error::IntegrityError`].
-pub(crate) fn kek_unwrap(
-    kek: &[u8; 32],
-    key_id: &str,
-    aad: &[u8],
-    wrapped: &[u8],
-) -> Result<DataKey> {
-    let plain = hazmat::Aead::new(kek)
-        .open(&kek_wrap_aad(key_id, aad), wrapped)
-        .ok_or(Error::IntegrityError)?;
-    DataKey::from_slice(&plain).map_err(|_| Error::IntegrityError)
+impl KekCipher {
+    pub(crate) fn new(kek: &[u8; 32]) -> Self {
+        KekCipher(hazmat::Aead::new(kek))
+    }
+
+    /// Wraps a data key, binding the key id and the caller's associated data.
+    pub(crate) fn wrap(&self, key_id: &str, aad: &[u8], dek: &DataKey) -> Vec<u8> {
+        self.0.seal(&kek_wrap_aad(key_id, aad), dek.expose_secret())
+    }
+
+    /// Unwraps a data key; a wrong key, key id or associated data is an
+    /// [`Error::IntegrityError`].
+    pub(crate) fn unwrap(&self, key_id: &str, aad: &[u8], wrapped: &[u8]) -> Result<DataKey> {
+        let plain = self
+            .0
+            .open(&kek_wrap_aad(key_id, aad), wrapped)
+            .ok_or(Error::IntegrityError)?;
+        DataKey::from_slice(&plain).map_err(|_| Error::IntegrityError)
+    }
 }
 
 fn kek_wrap_aad(key_id: &str, aad: &[u8]) -> Vec<u8> {
@@ -159,12 +159,27 @@ fn kek_wrap_aad(key_id: &str, aad: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The reference audit events carry instead of the session id: a keyed hash, so the log
-/// cannot be used to open the customer's link, yet an operator with the audit key can
-/// match an id to its events. 16 bytes, lowercase hex.
-pub(crate) fn audit_ref(audit_key: &[u8], id: &SessionId) -> String {
-    let tag = hazmat::hmac_sha256(audit_key, &[LABEL_AUDIT, id.as_bytes()]);
-    tag.iter().take(16).map(|b| format!("{b:02x}")).collect()
+/// The key of the session references in audit events.
+pub(crate) struct AuditKey(hazmat::HmacKey);
+
+impl AuditKey {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        AuditKey(hazmat::HmacKey::new(key))
+    }
+
+    /// The reference audit events carry instead of the session id: a keyed hash, so the log
+    /// cannot be used to open the customer's link, yet an operator with the audit key can
+    /// match an id to its events. 16 bytes, lowercase hex.
+    pub(crate) fn session_ref(&self, id: &SessionId) -> String {
+        let tag = self.0.tag(&[LABEL_AUDIT, id.as_bytes()]);
+        let mut out = String::with_capacity(32);
+        for b in tag.iter().take(16) {
+            for nibble in [b >> 4, b & 0x0f] {
+                out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
+        }
+        out
+    }
 }
 
 /// The key a session's record is stored under: a hash of the id, so someone who can list
@@ -173,12 +188,9 @@ pub(crate) fn store_key(id: &SessionId) -> [u8; 32] {
     hazmat::sha256(&[LABEL_STORE_KEY, id.as_bytes()])
 }
 
-/// An unkeyed digest of an encoded record, checked before anything else is read, so a
-/// corrupted byte anywhere (key id included) reads as [`Error::IntegrityError`] rather than
-/// as some other failure. Authentication is the record tag's job, not this one's.
-pub(crate) fn record_checksum(bytes: &[u8]) -> [u8; 8] {
-    let digest = hazmat::sha256(&[bytes]);
-    let mut out = [0u8; 8];
-    out.copy_from_slice(digest.get(..8).unwrap_or(&[0u8; 8]));
-    out
+/// An unkeyed checksum (CRC-32) of an encoded record, checked before anything else is read,
+/// so a corrupted byte anywhere (key id included) reads as [`Error::IntegrityError`] rather
+/// than as some other failure. Authentication is the record tag's job, not this one's.
+pub(crate) fn record_checksum(bytes: &[u8]) -> [u8; 4] {
+    hazmat::crc32(bytes)
 }

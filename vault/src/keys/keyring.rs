@@ -7,12 +7,15 @@ use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 use super::{DataKey, KeyId, KeyProvider, WrappedKey};
-use crate::crypto::{kek_unwrap, kek_wrap};
+use crate::crypto::KekCipher;
 use crate::error::{Error, Result};
 
 /// A 256-bit key-encryption key. Zeroized on drop, never printed.
 #[derive(Clone)]
-pub struct KeyEncryptionKey(Zeroizing<[u8; 32]>);
+pub struct KeyEncryptionKey {
+    bytes: Zeroizing<[u8; 32]>,
+    cipher: KekCipher,
+}
 
 impl KeyEncryptionKey {
     /// Takes 32 bytes of key material.
@@ -30,17 +33,22 @@ impl KeyEncryptionKey {
                 "a key-encryption key must not be all zeros",
             ));
         }
-        Ok(KeyEncryptionKey(array))
+        Ok(KeyEncryptionKey::from_array(array))
+    }
+
+    fn from_array(bytes: Zeroizing<[u8; 32]>) -> Self {
+        let cipher = KekCipher::new(&bytes);
+        KeyEncryptionKey { bytes, cipher }
     }
 
     /// A fresh random key, for development and tests.
     pub fn generate() -> Self {
-        KeyEncryptionKey(Zeroizing::new(*DataKey::generate().expose_secret()))
+        KeyEncryptionKey::from_array(Zeroizing::new(*DataKey::generate().expose_secret()))
     }
 
     /// The raw key bytes. Never log or store them.
     pub fn expose_secret(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 }
 
@@ -124,7 +132,7 @@ impl Keyring {
             .ok_or_else(|| Error::key_unavailable("the primary key is missing"))?;
         Ok(WrappedKey {
             key_id: self.primary.clone(),
-            ciphertext: kek_wrap(kek.expose_secret(), self.primary.as_str(), aad, dek),
+            ciphertext: kek.cipher.wrap(self.primary.as_str(), aad, dek),
         })
     }
 
@@ -136,12 +144,8 @@ impl Keyring {
                 wrapped.key_id.as_str()
             ))
         })?;
-        kek_unwrap(
-            kek.expose_secret(),
-            wrapped.key_id.as_str(),
-            aad,
-            &wrapped.ciphertext,
-        )
+        kek.cipher
+            .unwrap(wrapped.key_id.as_str(), aad, &wrapped.ciphertext)
     }
 }
 

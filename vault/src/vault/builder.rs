@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::{Inner, Vault};
 use crate::audit::{AuditSink, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::fill_random;
+use crate::crypto::{AuditKey, fill_random};
 use crate::error::Result;
 use crate::keys::KeyProvider;
 use crate::session::SessionOptions;
@@ -83,7 +83,7 @@ impl VaultBuilder {
                 audit: self.audit,
                 clock: self.clock,
                 defaults: self.defaults,
-                audit_key,
+                audit_key: AuditKey::new(&audit_key),
             }),
             tenant: Tenant::default(),
         })

@@ -8,10 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use zeroize::Zeroizing;
-
 use crate::audit::AuditSink;
 use crate::clock::Clock;
+use crate::crypto::AuditKey;
 use crate::error::Result;
 use crate::form::{FormInput, RevealedForm};
 use crate::keys::KeyProvider;
@@ -43,7 +42,7 @@ pub(crate) struct Inner {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) defaults: SessionOptions,
-    pub(crate) audit_key: Zeroizing<[u8; 32]>,
+    pub(crate) audit_key: AuditKey,
 }
 
 /// What `submit` returns: the PIN to show to the customer, and when the session expires.

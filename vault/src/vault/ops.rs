@@ -15,7 +15,7 @@ use super::{Inner, Receipt};
 use crate::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
 use crate::card::{Brand, mask_pan};
 use crate::clock::from_millis;
-use crate::crypto::{SessionCrypto, audit_ref, dek_wrap_aad, store_key};
+use crate::crypto::{SessionCrypto, dek_wrap_aad, store_key};
 use crate::error::{Error, Result};
 use crate::form::{CardSummary, FormInput, FormSpec, RevealedForm};
 use crate::keys::{DataKey, WrappedKey};
@@ -56,7 +56,7 @@ impl Inner {
         self.audit.record(&AuditEvent {
             action,
             outcome,
-            session_ref: audit_ref(self.audit_key.as_slice(), id),
+            session_ref: self.audit_key.session_ref(id),
             tenant: tenant.clone(),
             actor,
             at: self.clock.now(),

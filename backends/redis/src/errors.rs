@@ -1,0 +1,49 @@
+//! Redis errors turned into the vault's stable codes, with messages that never carry a
+//! stored value.
+
+use pci_vault::Error;
+use redis::{ErrorKind, RedisError};
+
+/// The server's error code (`OOM`, `NOPERM`, `WRONGPASS`, ...), if it sent one.
+fn server_code(e: &RedisError) -> Option<&str> {
+    e.code()
+}
+
+/// An error while connecting to `servers` (their redacted URLs) or checking them at start.
+/// Nothing has been stored yet, so the server's own explanation (TLS, authentication, ACL)
+/// is passed on.
+pub(crate) fn at_connect(e: &RedisError, servers: &str) -> Error {
+    let code = server_code(e);
+    if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, Some("WRONGPASS" | "NOAUTH")) {
+        return Error::store_unavailable(format!(
+            "redis: authentication failed at {servers} (wrong user or password)"
+        ));
+    }
+    // Redis 7.0 reports a command a script may not run as a plain ERR; 7.2 as NOPERM.
+    let detail = e.detail().unwrap_or("permission denied");
+    if code == Some("NOPERM") || detail.contains("user executing the script") {
+        return Error::store_unavailable(format!(
+            "redis: the ACL user lacks a permission the store needs (PING, GET, SET, GETRANGE, \
+             DEL, EVALSHA and SCRIPT LOAD on keys under the key prefix, and CLUSTER SLOTS on a \
+             cluster); the server said: {detail}"
+        ));
+    }
+    if code == Some("OOM") {
+        return Error::CapacityExceeded;
+    }
+    Error::store_unavailable(format!("redis: cannot connect to {servers}: {e}"))
+}
+
+/// An error during an operation. Only the kind and the server's code are reported.
+pub(crate) fn during_operation(what: &str, e: &RedisError) -> Error {
+    match server_code(e) {
+        Some("OOM") => Error::CapacityExceeded,
+        Some("NOPERM") => Error::store_unavailable(format!("redis: {what} refused by the ACL")),
+        Some(code) => Error::store_unavailable(format!("redis: {what} failed with {code}")),
+        None if e.is_timeout() => Error::store_unavailable(format!("redis: {what} timed out")),
+        None if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
+            Error::store_unavailable(format!("redis: {what} failed: connection lost"))
+        }
+        None => Error::store_unavailable(format!("redis: {what} failed ({:?})", e.kind())),
+    }
+}

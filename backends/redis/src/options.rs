@@ -1,0 +1,239 @@
+//! How to reach Redis.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pci_vault::{Error, Result};
+
+/// Connection options for [`RedisStore::connect`](crate::RedisStore::connect).
+///
+/// URLs are `redis://` or `rediss://` (TLS, verified against the system roots or
+/// [`ca_file`](Self::ca_file)), with an ACL user and password as
+/// `redis://user:password@host:port`. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// One URL for a single node; the seed nodes of a cluster when [`cluster`](Self::cluster)
+    /// is set.
+    pub urls: Vec<String>,
+    /// Whether the URLs name a Redis Cluster.
+    pub cluster: bool,
+    /// Prefix of every key the store writes. Default `pci-vault:`. At most 64 printable ASCII
+    /// characters, without `{` or `}` (the store adds its own hash tag).
+    pub key_prefix: String,
+    /// Longest wait for any one operation. Default 2 s.
+    pub timeout: Duration,
+    /// Longest wait to connect and check the server at start. Default 5 s.
+    pub connect_timeout: Duration,
+    /// A PEM file of the CA(s) that sign the server's certificate, instead of the system
+    /// roots (`rediss://` only).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate and key for mutual TLS (`rediss://` only).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl RedisOptions {
+    /// Default key prefix.
+    pub const DEFAULT_KEY_PREFIX: &'static str = "pci-vault:";
+    /// Default operation timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A single node at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisOptions {
+            urls: vec![url.into()],
+            cluster: false,
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            ca_file: None,
+            client_cert: None,
+        }
+    }
+
+    /// A cluster reached through `seeds`.
+    pub fn cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Self {
+        RedisOptions {
+            urls: seeds.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..RedisOptions::new("")
+        }
+    }
+
+    /// A comma-separated list: one URL is a single node, several are cluster seeds.
+    pub fn from_list(list: &str) -> Self {
+        let urls: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.len() > 1 {
+            RedisOptions::cluster(urls)
+        } else {
+            RedisOptions::new(urls.first().copied().unwrap_or_default())
+        }
+    }
+
+    /// Whether the connection uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.urls.iter().any(|u| u.starts_with("rediss://"))
+    }
+
+    /// The URLs, passwords replaced by `***`, comma-separated: for messages.
+    pub(crate) fn redacted_urls(&self) -> String {
+        self.urls
+            .iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.urls.is_empty() || self.urls.iter().any(|u| u.is_empty()) {
+            return Err(Error::InvalidArgument("a Redis URL is required"));
+        }
+        if !self.cluster && self.urls.len() > 1 {
+            return Err(Error::InvalidArgument(
+                "several Redis URLs name a cluster: set cluster",
+            ));
+        }
+        let tls = self
+            .urls
+            .iter()
+            .filter(|u| u.starts_with("rediss://"))
+            .count();
+        let plain = self
+            .urls
+            .iter()
+            .filter(|u| u.starts_with("redis://"))
+            .count();
+        if tls + plain != self.urls.len() {
+            return Err(Error::InvalidArgument(
+                "a Redis URL starts with redis:// or rediss://",
+            ));
+        }
+        if tls != 0 && plain != 0 {
+            return Err(Error::InvalidArgument(
+                "cluster URLs must all use TLS or none",
+            ));
+        }
+        if tls == 0 && (self.ca_file.is_some() || self.client_cert.is_some()) {
+            return Err(Error::InvalidArgument(
+                "a CA file or client certificate needs rediss://",
+            ));
+        }
+        let prefix_ok = self.key_prefix.len() <= 64
+            && self
+                .key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+        if !prefix_ok {
+            return Err(Error::InvalidArgument(
+                "the Redis key prefix is at most 64 printable ASCII characters without { or }",
+            ));
+        }
+        let timeout_ok =
+            |d: Duration| d >= Duration::from_millis(1) && d <= Duration::from_secs(60);
+        if !timeout_ok(self.timeout) || !timeout_ok(self.connect_timeout) {
+            return Err(Error::InvalidArgument("Redis timeouts are 1 ms to 60 s"));
+        }
+        Ok(())
+    }
+}
+
+/// A URL with any password replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::from("<malformed URL>");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("cluster", &self.cluster)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert.as_ref().map(|(c, _)| c))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_become_single_nodes_or_clusters() {
+        let one = RedisOptions::from_list(" redis://a:1 ");
+        assert_eq!((one.urls.len(), one.cluster), (1, false));
+        let many = RedisOptions::from_list("redis://a:1,redis://b:2, redis://c:3");
+        assert_eq!((many.urls.len(), many.cluster), (3, true));
+        assert!(many.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_options_are_invalid_arguments() {
+        let cases = [
+            RedisOptions::from_list(""),
+            RedisOptions::new("http://x"),
+            RedisOptions::cluster(["redis://a", "rediss://b"]),
+            RedisOptions {
+                key_prefix: "a{b}".into(),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                key_prefix: "p".repeat(65),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                timeout: Duration::ZERO,
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                ca_file: Some("ca.pem".into()),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                urls: vec!["redis://a".into(), "redis://b".into()],
+                ..RedisOptions::new("")
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                case.validate().unwrap_err().code(),
+                pci_vault::ErrorCode::InvalidArgument,
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let opts = RedisOptions::new("rediss://vault:s3cr3t-pw@redis.internal:6380/0");
+        let text = format!("{opts:?}");
+        assert!(!text.contains("s3cr3t-pw"), "{text}");
+        assert!(
+            text.contains("rediss://vault:***@redis.internal:6380/0"),
+            "{text}"
+        );
+        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,323 @@
+//! Two vaults in two OS processes sharing one redis-server: the invariants hold across
+//! processes, not just across tasks.
+//!
+//! The second process is this test binary run again with `PCI_VAULT_REDIS_WORKER_URL` set:
+//! it then opens its own `Vault` on that Redis, with the same key material (the
+//! conformance keyring), and runs the commands it reads on stdin, one per line, answering
+//! each with one line on stdout. Both processes start their share of a race within
+//! microseconds of each other. This binary has its own `main` (`harness = false`) so the
+//! worker role is not a test of its own.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    reason = "test code; the worker answers on stdout"
+)]
+
+mod support;
+
+use std::io::BufRead as _;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use pci_vault::conformance::{test_keyring, visa_form};
+use pci_vault::{Error, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault};
+use pci_vault_redis::{RedisOptions, RedisStore};
+use support::RedisServer;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+const WORKER_URL: &str = "PCI_VAULT_REDIS_WORKER_URL";
+
+async fn open_vault(url: &str) -> Vault {
+    let store = RedisStore::connect(RedisOptions::new(url)).await.unwrap();
+    Vault::builder(Arc::new(store), Arc::new(test_keyring()))
+        .build()
+        .unwrap()
+}
+
+/// One reveal's outcome as a word: `ok`, an error code, or `WRONG_PIN:<attempts left>`.
+fn outcome(result: &pci_vault::Result<pci_vault::RevealedForm>) -> String {
+    match result {
+        Ok(form) => {
+            assert_eq!(
+                form.get("card_number").unwrap().expose_secret(),
+                "4242424242424242"
+            );
+            "ok".to_owned()
+        }
+        Err(Error::WrongPin { attempts_left }) => format!("WRONG_PIN:{attempts_left}"),
+        Err(e) => e.code().as_str().to_owned(),
+    }
+}
+
+/// `n` concurrent reveals of `id` with `pin`, each its own task.
+async fn reveals(vault: &Vault, id: &SessionId, pin: &Pin, n: usize) -> Vec<String> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (vault, id, pin) = (vault.clone(), id.clone(), pin.clone());
+            tokio::spawn(async move { outcome(&vault.reveal(&id, &pin).await) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+// ----- the second process -----
+
+/// Answers, one line each:
+/// - `submit ID` → `pin PIN`
+/// - `reveal ID PIN N` → the N outcomes, space-separated
+/// - `status ID` → `state STATE ATTEMPTS_LEFT`
+fn worker(url: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let vault = runtime.block_on(open_vault(url));
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let id = SessionId::parse(words[1]).unwrap();
+        let answer = runtime.block_on(async {
+            match words[0] {
+                "submit" => {
+                    let receipt = vault.submit(&id, &visa_form()).await.unwrap();
+                    format!("pin {}", receipt.pin.expose_secret())
+                }
+                "reveal" => {
+                    let pin = Pin::parse(words[2]).unwrap();
+                    reveals(&vault, &id, &pin, words[3].parse().unwrap())
+                        .await
+                        .join(" ")
+                }
+                "status" => {
+                    let status = vault.status(&id).await.unwrap();
+                    format!("state {} {}", status.state, status.attempts_left)
+                }
+                other => panic!("unknown command {other}"),
+            }
+        });
+        println!("{answer}");
+    }
+}
+
+// ----- the first process -----
+
+/// The second process, ready to take commands.
+struct Worker {
+    child: Child,
+    commands: ChildStdin,
+    answers: Lines<BufReader<ChildStdout>>,
+}
+
+impl Worker {
+    async fn start(server: &RedisServer) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(WORKER_URL, server.url())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let commands = child.stdin.take().unwrap();
+        let answers = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut worker = Worker {
+            child,
+            commands,
+            answers,
+        };
+        assert_eq!(worker.answer().await, "ready");
+        worker
+    }
+
+    async fn send(&mut self, command: &str) {
+        self.commands
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.commands.flush().await.unwrap();
+    }
+
+    async fn answer(&mut self) -> String {
+        self.answers
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the worker process ended early")
+    }
+
+    async fn stop(mut self) {
+        drop(self.commands);
+        let status = self.child.wait().await.unwrap();
+        assert!(status.success(), "the worker process failed: {status}");
+    }
+}
+
+async fn submitted_session(vault: &Vault) -> (SessionId, Pin) {
+    let ticket = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();
+    (ticket.id, receipt.pin)
+}
+
+/// Created in this process, submitted in the other, revealed here; each process sees the
+/// other's writes.
+async fn create_here_submit_there_reveal_here(server: &RedisServer) {
+    let vault = open_vault(&server.url()).await;
+    let mut other = Worker::start(server).await;
+    let ticket = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    other.send(&format!("submit {}", ticket.id)).await;
+    let answer = other.answer().await;
+    let pin = Pin::parse(answer.strip_prefix("pin ").unwrap()).unwrap();
+    assert_eq!(
+        vault.status(&ticket.id).await.unwrap().state,
+        SessionState::Submitted
+    );
+    let form = vault.reveal(&ticket.id, &pin).await.unwrap();
+    assert_eq!(form.card().unwrap().masked_number, "424242******4242");
+    other.send(&format!("status {}", ticket.id)).await;
+    // (The reveal took one attempt before it compared the PIN, as every reveal does.)
+    assert_eq!(other.answer().await, "state revealed 4");
+    other.stop().await;
+}
+
+/// 20 concurrent correct reveals, 10 in each process, in 5 rounds: exactly one succeeds
+/// each round, the others are refused, and the session ends revealed.
+async fn one_reveal_among_20_across_two_processes(server: &RedisServer) {
+    let vault = open_vault(&server.url()).await;
+    let mut other = Worker::start(server).await;
+    let mut won_there = 0;
+    for _ in 0..5 {
+        let (id, pin) = submitted_session(&vault).await;
+        other
+            .send(&format!("reveal {id} {} 10", pin.expose_secret()))
+            .await;
+        let here = reveals(&vault, &id, &pin, 10).await;
+        let there: Vec<String> = other.answer().await.split(' ').map(str::to_owned).collect();
+        assert_eq!((here.len(), there.len()), (10, 10));
+        let all: Vec<&String> = here.iter().chain(&there).collect();
+        assert_eq!(
+            all.iter().filter(|o| o.as_str() == "ok").count(),
+            1,
+            "here {here:?}, there {there:?}"
+        );
+        // A loser answers ALREADY_REVEALED, or LOCKED when the reveals in flight took the
+        // remaining attempts first (every reveal takes one before it compares the PIN; the
+        // core's own concurrency test allows the same).
+        assert!(
+            all.iter()
+                .all(|o| ["ok", "ALREADY_REVEALED", "LOCKED"].contains(&o.as_str())),
+            "here {here:?}, there {there:?}"
+        );
+        won_there += usize::from(there.iter().any(|o| o == "ok"));
+        assert_eq!(
+            vault.status(&id).await.unwrap().state,
+            SessionState::Revealed
+        );
+    }
+    eprintln!("  the other process won {won_there} of 5 rounds");
+    other.stop().await;
+}
+
+/// 50 concurrent wrong PINs, 25 in each process, in 3 rounds: exactly 4 are answered
+/// `WRONG_PIN` (4, 3, 2, 1 attempts left, once each), the other 46 `LOCKED`, so no more
+/// than `max_attempts` (5) were evaluated; the right PIN is refused after.
+async fn at_most_max_attempts_among_50_wrong_pins_across_two_processes(server: &RedisServer) {
+    let vault = open_vault(&server.url()).await;
+    let mut other = Worker::start(server).await;
+    for _ in 0..3 {
+        let (id, pin) = submitted_session(&vault).await;
+        let digits = if pin.expose_secret() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let wrong = Pin::parse(digits).unwrap();
+        other.send(&format!("reveal {id} {digits} 25")).await;
+        let here = reveals(&vault, &id, &wrong, 25).await;
+        let there: Vec<String> = other.answer().await.split(' ').map(str::to_owned).collect();
+        let all: Vec<&String> = here.iter().chain(&there).collect();
+        assert_eq!(all.len(), 50);
+        let mut left: Vec<&str> = all
+            .iter()
+            .filter_map(|o| o.strip_prefix("WRONG_PIN:"))
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, ["1", "2", "3", "4"], "here {here:?}, there {there:?}");
+        assert_eq!(
+            all.iter().filter(|o| o.as_str() == "LOCKED").count(),
+            46,
+            "here {here:?}, there {there:?}"
+        );
+        assert_eq!(
+            vault.reveal(&id, &pin).await.unwrap_err().code(),
+            pci_vault::ErrorCode::Locked
+        );
+        other.send(&format!("status {id}")).await;
+        assert_eq!(other.answer().await, "state locked 0");
+    }
+    other.stop().await;
+}
+
+fn main() {
+    if let Ok(url) = std::env::var(WORKER_URL) {
+        worker(&url);
+        return;
+    }
+    // The libtest arguments that matter here: a name filter, `--skip NAME`, `--list`.
+    let (mut filter, mut skip, mut list) = (None, Vec::new(), false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--list" => list = true,
+            "--skip" => skip.extend(args.next()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                args.next();
+            }
+            flag if flag.starts_with('-') => {}
+            name => filter = Some(name.to_owned()),
+        }
+    }
+    let selected = |name: &str| {
+        filter.as_deref().is_none_or(|f| name.contains(f))
+            && !skip.iter().any(|s| name.contains(s.as_str()))
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut server = None;
+    macro_rules! run {
+        ($($name:ident),*) => {$(
+            let name = stringify!($name);
+            if list {
+                println!("{name}: test");
+            } else if selected(name) {
+                let server = server.get_or_insert_with(|| RedisServer::start(&[]));
+                eprintln!("test {name} ...");
+                runtime.block_on($name(server));
+                eprintln!("test {name} ... ok");
+            }
+        )*};
+    }
+    run!(
+        create_here_submit_there_reveal_here,
+        one_reveal_among_20_across_two_processes,
+        at_most_max_attempts_among_50_wrong_pins_across_two_processes
+    );
+}

@@ -1,0 +1,408 @@
+//! The agent API (DESIGN §6.2): create a session, follow it, reveal it once, cancel it.
+//! Every route takes `Authorization: Bearer <api key>`; the key decides the tenant.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use pci_vault::{
+    ExposeSecret, FormSpec, Metadata, Pin, RevealedForm, SessionId, SessionOptions, SessionState,
+    SessionStatus,
+};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::auth::Agent;
+use crate::customer::{SessionPath, body_error};
+use crate::error::{ApiError, ErrorBody};
+use crate::request::{BodyKind, wipe};
+use crate::respond::{rfc3339, secret_json};
+use crate::state::AppState;
+
+/// What the agent asks for; every member is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    /// How long the link and any data live, in seconds: 1–86400, default 900.
+    #[schema(minimum = 1, maximum = 86400, example = 900)]
+    ttl_seconds: Option<u32>,
+    /// Non-secret labels: at most 16 entries, keys 1–64 bytes, values at most 256 bytes,
+    /// no card numbers.
+    #[schema(example = json!({"conversation": "c-42"}))]
+    metadata: Option<BTreeMap<String, String>>,
+    /// The fields the form asks for, in order; default `card_number`, `expiry`, `cvc`,
+    /// `cardholder_name`. Other names (1–32 of `a-z 0-9 _`) are text fields.
+    #[schema(example = json!(["card_number", "expiry", "cvc", "cardholder_name"]))]
+    fields: Option<Vec<String>>,
+    /// PIN digits: 4–12, default 6.
+    #[schema(minimum = 4, maximum = 12)]
+    pin_length: Option<u8>,
+    /// Wrong PINs before the session locks: 1–10, default 5.
+    #[schema(minimum = 1, maximum = 10)]
+    max_attempts: Option<u8>,
+}
+
+impl CreateSessionRequest {
+    fn options(self, defaults: &SessionOptions) -> Result<SessionOptions, ApiError> {
+        let mut options = defaults.clone();
+        if let Some(ttl) = self.ttl_seconds {
+            options.ttl = Duration::from_secs(u64::from(ttl));
+        }
+        if let Some(metadata) = self.metadata {
+            options.metadata = Metadata::new(metadata)?;
+        }
+        if let Some(fields) = self.fields {
+            options.form = FormSpec::from_names(fields.iter().map(String::as_str))?;
+        }
+        if let Some(pin_length) = self.pin_length {
+            options.pin_length = pin_length;
+        }
+        if let Some(max_attempts) = self.max_attempts {
+            options.max_attempts = max_attempts;
+        }
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+/// A session's state.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs, reason = "the variants are the states of DESIGN §4.2")]
+pub enum StateName {
+    Pending,
+    Submitted,
+    Revealed,
+    Cancelled,
+    Locked,
+}
+
+impl From<SessionState> for StateName {
+    fn from(s: SessionState) -> Self {
+        match s {
+            SessionState::Pending => StateName::Pending,
+            SessionState::Submitted => StateName::Submitted,
+            SessionState::Revealed => StateName::Revealed,
+            SessionState::Cancelled => StateName::Cancelled,
+            SessionState::Locked => StateName::Locked,
+        }
+    }
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    /// The session id.
+    id: String,
+    /// The link to send to the customer.
+    url: String,
+    /// Always `pending`.
+    state: StateName,
+    /// When the link and any data expire (RFC 3339).
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+/// What the agent may know about a session; never secret data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// The session id.
+    id: String,
+    /// The current state.
+    state: StateName,
+    /// When the session was created (RFC 3339).
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When the session expires (RFC 3339).
+    #[schema(format = DateTime)]
+    expires_at: String,
+    /// When the customer submitted the form (RFC 3339), or null.
+    #[schema(format = DateTime)]
+    submitted_at: Option<String>,
+    /// Wrong PINs still allowed before the session locks.
+    attempts_left: u8,
+    /// The labels given at creation.
+    metadata: BTreeMap<String, String>,
+    /// The fields the form asks for.
+    fields: Vec<String>,
+}
+
+impl SessionView {
+    fn new(id: &SessionId, status: &SessionStatus) -> Self {
+        SessionView {
+            id: id.to_string(),
+            state: status.state.into(),
+            created_at: rfc3339(status.created_at),
+            expires_at: rfc3339(status.expires_at),
+            submitted_at: status.submitted_at.map(rfc3339),
+            attempts_left: status.attempts_left,
+            metadata: status
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fields: status
+                .form
+                .fields()
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// The PIN the customer read out.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevealRequest {
+    /// 4–12 digits.
+    #[schema(example = "123456")]
+    pin: String,
+}
+
+/// The revealed form: returned once.
+#[derive(Serialize, ToSchema)]
+pub struct RevealResponse<'a> {
+    /// The session id.
+    #[schema(value_type = String)]
+    id: &'a str,
+    /// Every field the customer filled, in clear.
+    #[schema(value_type = BTreeMap<String, String>)]
+    fields: RevealedFields<'a>,
+    /// Brand and masked number, when the form has a card number.
+    card: Option<CardView>,
+}
+
+/// The brand and masked number of a revealed card.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardView {
+    /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.
+    brand: &'static str,
+    /// First 6 and last 4 digits, the rest `*`.
+    masked_number: String,
+}
+
+/// The clear fields, serialized straight from the vault's secret strings.
+pub struct RevealedFields<'a>(&'a RevealedForm);
+
+impl Serialize for RevealedFields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.0.iter() {
+            map.serialize_entry(name, value.expose_secret())?;
+        }
+        map.end()
+    }
+}
+
+/// Reads an optional JSON body: empty means all defaults.
+fn json_body<T: for<'de> Deserialize<'de> + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(BodyKind::of);
+    if kind != Some(BodyKind::Json) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("the body is not the JSON object this endpoint takes"))
+}
+
+fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiError> {
+    let Path(id) =
+        id.map_err(|_| ApiError::BadRequest("a session id is 43 characters of base64url"))?;
+    Ok(SessionId::parse(&id)?)
+}
+
+/// Creates a session and returns the link for the customer.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "agent",
+    security(("api_key" = [])),
+    request_body(content = CreateSessionRequest, content_type = "application/json",
+        description = "Optional; an empty body takes every default"),
+    responses(
+        (status = 201, description = "Created", body = SessionCreated,
+            headers(("Location" = String, description = "The session's API URL"))),
+        (status = 400, description = "INVALID_ARGUMENT", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 500, description = "KEY_UNAVAILABLE", body = ErrorBody),
+        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", body = ErrorBody),
+    )
+)]
+pub async fn create_session(
+    State(state): State<AppState>,
+    Agent(vault): Agent,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_error(&r))?;
+    let request: CreateSessionRequest = json_body(&headers, &body)?;
+    let options = request.options(vault.session_defaults())?;
+    let ticket = vault.create_session(&options).await?;
+    let created = SessionCreated {
+        id: ticket.id.to_string(),
+        url: state.public_url().form_link(&ticket.id),
+        state: StateName::Pending,
+        expires_at: rfc3339(ticket.expires_at),
+    };
+    let location = HeaderValue::try_from(format!("/v1/sessions/{}", ticket.id))
+        .map_err(|_| ApiError::BadRequest("unreachable: a session id is a header value"))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(created),
+    )
+        .into_response())
+}
+
+/// A session's state, times, attempts left and metadata.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    tag = "agent",
+    security(("api_key" = [])),
+    params(SessionPath),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 404, description = "Unknown, expired or another tenant's (NOT_FOUND)", body = ErrorBody),
+        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
+        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
+    )
+)]
+pub async fn get_session(
+    Agent(vault): Agent,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<axum::Json<SessionView>, ApiError> {
+    let id = session_id(id)?;
+    let status = vault.status(&id).await?;
+    Ok(axum::Json(SessionView::new(&id, &status)))
+}
+
+/// Reveals the form once, with the PIN the customer read out.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/reveal",
+    tag = "agent",
+    security(("api_key" = [])),
+    params(SessionPath),
+    request_body(content = RevealRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The clear form; the stored data is destroyed", body = RevealResponse<'static>),
+        (status = 400, description = "Malformed id, body or PIN (INVALID_ARGUMENT)", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "WRONG_PIN, with attempts_left", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 409, description = "NOT_SUBMITTED", body = ErrorBody),
+        (status = 410, description = "ALREADY_REVEALED or CANCELLED", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 423, description = "LOCKED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
+        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
+    )
+)]
+pub async fn reveal(
+    Agent(vault): Agent,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_error(&r))?;
+    let id = session_id(id);
+    let request = if body.is_empty() {
+        Err(ApiError::BadRequest(
+            "the body must be {\"pin\": \"<digits>\"}",
+        ))
+    } else {
+        json_body::<Option<RevealRequest>>(&headers, &body).and_then(|r| {
+            r.ok_or(ApiError::BadRequest(
+                "the body must be {\"pin\": \"<digits>\"}",
+            ))
+        })
+    };
+    wipe(body);
+    let id = id?;
+    let pin = Pin::parse(&request?.pin)?;
+    let form = vault.reveal(&id, &pin).await?;
+    let id_text = id.to_string();
+    let capacity = 256
+        + form
+            .iter()
+            .map(|(name, value)| name.len() + 6 * value.expose_secret().len() + 8)
+            .sum::<usize>();
+    let body = RevealResponse {
+        id: &id_text,
+        fields: RevealedFields(&form),
+        card: form.card().map(|c| CardView {
+            brand: c.brand.as_str(),
+            masked_number: c.masked_number.clone(),
+        }),
+    };
+    Ok(secret_json(StatusCode::OK, &body, capacity))
+}
+
+/// Cancels a session and destroys its data.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{id}",
+    tag = "agent",
+    security(("api_key" = [])),
+    params(SessionPath),
+    responses(
+        (status = 204, description = "Cancelled (again, if it already was)"),
+        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND", body = ErrorBody),
+        (status = 410, description = "ALREADY_REVEALED", body = ErrorBody),
+        (status = 423, description = "LOCKED", body = ErrorBody),
+        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
+        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    Agent(vault): Agent,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(id)?;
+    vault.cancel(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Middleware on the reveal route: the per-client limit, checked before anything else
+/// (before the API key, so key guessing is limited too).
+pub async fn limit_reveal(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.reveal_limit().check(peer.ip()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            state.metrics().rate_limited(state.reveal_limit().name());
+            e.into_response()
+        }
+    }
+}

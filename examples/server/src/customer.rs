@@ -1,0 +1,307 @@
+//! The customer side (DESIGN §6.1): the secure form page and its submission.
+//!
+//! `GET /forms/{id}` only reads, so a chat's link preview cannot use up a link; unknown,
+//! expired, malformed and already used links all get the same neutral 404 page.
+//! `POST /forms/{id}` takes the page's own form (urlencoded, answered in HTML) or JSON
+//! from a custom front end (answered in JSON).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use pci_vault::{Error, SessionId};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::i18n::Lang;
+use crate::pages::{self, FormProblems, Message};
+use crate::request::{BodyKind, Submission, wipe};
+use crate::respond::{rfc3339, secret_json};
+use crate::state::{AppState, FormLookup};
+
+/// The session id in a path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "describes the path parameter for the OpenAPI document"
+)]
+pub struct SessionPath {
+    /// The session id: 43 characters of base64url.
+    #[param(pattern = "^[A-Za-z0-9_-]{43}$")]
+    id: String,
+}
+
+/// A custom front end's submission.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes the request body for the OpenAPI document"
+)]
+pub struct SubmitRequest {
+    /// Field names to values; the default form has `card_number`, `expiry` (`MM/YY`),
+    /// `cvc` and `cardholder_name`.
+    #[schema(example = json!({"card_number": "4242 4242 4242 4242", "expiry": "12/34", "cvc": "123", "cardholder_name": "Ada Lovelace"}))]
+    fields: BTreeMap<String, String>,
+}
+
+/// The page's own form: one entry per field.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes the request body for the OpenAPI document"
+)]
+pub struct SubmitForm {
+    /// The card number.
+    card_number: Option<String>,
+    /// The expiry, `MM/YY`.
+    expiry: Option<String>,
+    /// The security code.
+    cvc: Option<String>,
+    /// The name on the card.
+    cardholder_name: Option<String>,
+}
+
+/// What a custom front end shows the customer after a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResponse<'a> {
+    /// The PIN the customer reads out to the agent. Show it only to the customer.
+    #[schema(value_type = String, example = "123456")]
+    pin: &'a str,
+    /// When the session and its data expire (RFC 3339).
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    Lang::negotiate(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The secure form.
+#[utoipa::path(
+    get,
+    path = "/forms/{id}",
+    tag = "customer",
+    params(SessionPath),
+    responses(
+        (status = 200, description = "The form page", content_type = "text/html", body = String),
+        (status = 404, description = "The neutral page: unknown, expired or used link", content_type = "text/html", body = String),
+        (status = 503, description = "The store or key provider failed", content_type = "text/html", body = String),
+    )
+)]
+pub async fn form_page(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = lang_of(&headers);
+    let Some(id) = id.ok().and_then(|Path(id)| SessionId::parse(&id).ok()) else {
+        return pages::message_page(lang, Message::Gone);
+    };
+    match state.lookup_form(&id).await {
+        Ok(FormLookup::Pending(status)) => {
+            pages::form_page(lang, &status, &FormProblems::default())
+        }
+        Ok(FormLookup::Gone) => pages::message_page(lang, Message::Gone),
+        Err(e) => {
+            tracing::warn!(code = %e.code(), "form page lookup failed");
+            pages::message_page(lang, Message::Unavailable)
+        }
+    }
+}
+
+/// Submits the form: urlencoded from the page itself (answered in HTML; `Origin` must be
+/// this server's public origin), or JSON from a custom front end (answered in JSON).
+#[utoipa::path(
+    post,
+    path = "/forms/{id}",
+    tag = "customer",
+    params(SessionPath),
+    request_body(content(
+        (SubmitRequest = "application/json"),
+        (SubmitForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Stored; the PIN for the customer", content(
+            (SubmitResponse<'static> = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 400, description = "Malformed id or body (INVALID_ARGUMENT)", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 403, description = "A form POST from another origin", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown or expired session (NOT_FOUND); the neutral page for the form", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 409, description = "ALREADY_SUBMITTED", body = ErrorBody),
+        (status = 410, description = "CANCELLED or ALREADY_REVEALED", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor urlencoded", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED, per field", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 423, description = "LOCKED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED; see Retry-After", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        ), headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
+        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        )),
+    )
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let kind = header_str(&headers, header::CONTENT_TYPE.as_str()).and_then(BodyKind::of);
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_error(&rejection).into_response(),
+    };
+    let id = id.ok().map(|Path(id)| id);
+    let response = match kind {
+        Some(BodyKind::Form) => submit_form(&state, peer, id.as_deref(), &headers, &body).await,
+        Some(BodyKind::Json) => submit_json(&state, peer, id.as_deref(), &body).await,
+        None => ApiError::UnsupportedMediaType.into_response(),
+    };
+    wipe(body);
+    response
+}
+
+/// The error for a body that could not be read.
+pub fn body_error(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest("the request body could not be read")
+    }
+}
+
+async fn submit_form(
+    state: &AppState,
+    peer: SocketAddr,
+    id: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let lang = lang_of(headers);
+    if let Err(ApiError::RateLimited { retry_after }) = state.form_limit().check(peer.ip()) {
+        state.metrics().rate_limited(state.form_limit().name());
+        let mut response = pages::message_page(lang, Message::RateLimited);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+        return response;
+    }
+    let same_origin = state.public_url().accepts_form_post(
+        header_str(headers, header::ORIGIN.as_str()),
+        header_str(headers, "sec-fetch-site"),
+    );
+    if !same_origin {
+        return pages::message_page(lang, Message::Forbidden);
+    }
+    let Some(id) = id.and_then(|id| SessionId::parse(id).ok()) else {
+        return pages::message_page(lang, Message::Gone);
+    };
+    let status = match state.lookup_form(&id).await {
+        Ok(FormLookup::Pending(status)) => status,
+        Ok(FormLookup::Gone) => return pages::message_page(lang, Message::Gone),
+        Err(e) => {
+            tracing::warn!(code = %e.code(), "form submission lookup failed");
+            return pages::message_page(lang, Message::Unavailable);
+        }
+    };
+    let malformed = FormProblems {
+        malformed: true,
+        ..FormProblems::default()
+    };
+    let Ok(submission) = Submission::from_urlencoded(body) else {
+        return pages::form_page(lang, &status, &malformed);
+    };
+    match state.vault().submit(&id, &submission.to_form_input()).await {
+        Ok(receipt) => pages::pin_page(lang, receipt.pin.expose_secret(), receipt.expires_at),
+        Err(Error::ValidationFailed { fields }) => pages::form_page(
+            lang,
+            &status,
+            &FormProblems {
+                fields: &fields,
+                malformed: false,
+                submitted: Some(&submission),
+            },
+        ),
+        Err(Error::InvalidArgument(_)) => pages::form_page(lang, &status, &malformed),
+        Err(e) if is_gone(&e) => pages::message_page(lang, Message::Gone),
+        Err(e) => {
+            tracing::warn!(code = %e.code(), "form submission failed");
+            pages::message_page(lang, Message::Unavailable)
+        }
+    }
+}
+
+/// Whether the customer should see the neutral page: the link is no longer usable.
+fn is_gone(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotFound
+            | Error::AlreadySubmitted
+            | Error::AlreadyRevealed
+            | Error::Cancelled
+            | Error::Locked
+    )
+}
+
+async fn submit_json(
+    state: &AppState,
+    peer: SocketAddr,
+    id: Option<&str>,
+    body: &[u8],
+) -> Response {
+    if let Err(e) = state.form_limit().check(peer.ip()) {
+        state.metrics().rate_limited(state.form_limit().name());
+        return e.into_response();
+    }
+    let id = match id.map(SessionId::parse) {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => return ApiError::Vault(e).into_response(),
+        None => {
+            return ApiError::BadRequest("a session id is 43 characters of base64url")
+                .into_response();
+        }
+    };
+    let submission = match Submission::from_json(body) {
+        Ok(s) => s,
+        Err(e) => return ApiError::BadRequest(e.0).into_response(),
+    };
+    match state.vault().submit(&id, &submission.to_form_input()).await {
+        Ok(receipt) => {
+            let body = SubmitResponse {
+                pin: receipt.pin.expose_secret(),
+                expires_at: rfc3339(receipt.expires_at),
+            };
+            secret_json(StatusCode::OK, &body, 128)
+        }
+        Err(e) => ApiError::Vault(e).into_response(),
+    }
+}

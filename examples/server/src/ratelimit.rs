@@ -1,0 +1,121 @@
+//! Per-client rate limits (GCRA, from `governor`), keyed by the peer's IP address.
+//!
+//! IPv6 clients are keyed by their /64 network, since one host commonly holds a whole /64.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+/// A limit of requests per minute per client, with a burst of the same size.
+#[derive(Clone)]
+pub struct RateLimit {
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    name: &'static str,
+}
+
+impl RateLimit {
+    /// `per_minute` requests a minute per client; `name` labels it in metrics.
+    pub fn per_minute(name: &'static str, per_minute: NonZeroU32) -> Self {
+        RateLimit {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            name,
+        }
+    }
+
+    /// The limit's name, for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Takes one request of `client`'s allowance.
+    ///
+    /// # Errors
+    /// [`ApiError::RateLimited`] with the whole seconds until the next request is allowed.
+    pub fn check(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.limiter
+            .check_key(&key_of(client))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                ApiError::RateLimited {
+                    retry_after: retry_after.max(1),
+                }
+            })
+    }
+
+    /// Forgets clients whose allowance is full again, so the table stays as small as the
+    /// set of recent clients. Call it periodically.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Runs [`RateLimit::forget_idle`] every `period` until the process ends.
+    pub fn spawn_cleanup(&self, period: Duration) {
+        let limit = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                limit.forget_idle();
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RateLimit").field(&self.name()).finish()
+    }
+}
+
+fn key_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_burst_then_refuses_with_retry_after() {
+        let limit = RateLimit::per_minute("test", NonZeroU32::new(3).unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            limit.check(a).unwrap();
+        }
+        match limit.check(a) {
+            Err(ApiError::RateLimited { retry_after }) => {
+                assert!((1..=20).contains(&retry_after), "{retry_after}")
+            }
+            other => panic!("{other:?}"),
+        }
+        limit.check(b).unwrap();
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let limit = RateLimit::per_minute("test", NonZeroU32::new(1).unwrap());
+        limit.check("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(limit.check("2001:db8::2".parse().unwrap()).is_err());
+        limit.check("2001:db8:0:1::1".parse().unwrap()).unwrap();
+        limit.check("::ffff:192.0.2.9".parse().unwrap()).unwrap();
+        assert!(limit.check("192.0.2.9".parse().unwrap()).is_err());
+    }
+}

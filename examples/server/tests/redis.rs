@@ -1,0 +1,220 @@
+//! Two server processes on one real Redis: a session created on one is submitted on the
+//! other and revealed on the first, and reveals racing across both processes open the
+//! form once. Also: readiness and errors when Redis goes away.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{CVC, EXPIRY, NAME, Options, PAN, TestServer, log_dir};
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A throwaway `redis-server` (no persistence, `noeviction`) on a free loopback port,
+/// stopped by PID when dropped.
+struct Redis {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed; scripts/test installs it");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn shared_keys() -> String {
+    format!(
+        "k1:{}",
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+    )
+}
+
+fn on_redis<'a>(url: &'a str, keys: &'a str, prefix: &'a str) -> Options<'a> {
+    Options {
+        args: vec!["--store", url, "--redis-key-prefix", prefix],
+        env: vec![("PCI_VAULT_KEYS", keys)],
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn two_servers_share_sessions_through_redis() {
+    let redis = Redis::start();
+    let keys = shared_keys();
+    let first = TestServer::start_with("redis-first", on_redis(&redis.url, &keys, "two:"));
+    let second = TestServer::start_with("redis-second", on_redis(&redis.url, &keys, "two:"));
+
+    // Create on the first.
+    let id = first.create_id().await;
+    // The customer's page and submission go to the second.
+    let page = second.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let response = second
+        .post_form(&id, Some(&second.base), None, common::good_form())
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let pin = common::pin_of(&response.text().await.unwrap());
+    first.remember_secret(&pin);
+    second.remember_secret(&pin);
+
+    // The first sees the submission and reveals it.
+    let (_, view) = first.status(&id).await;
+    assert_eq!(view["state"], "submitted");
+    let (status, revealed) = first.reveal(&id, &pin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        revealed["fields"],
+        json!({"card_number": PAN, "expiry": EXPIRY, "cvc": CVC, "cardholder_name": NAME})
+    );
+    // The second knows it is gone.
+    let (status, body) = second.reveal(&id, &pin).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::GONE, Some("ALREADY_REVEALED"))
+    );
+    let page = second.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+
+    // Reveals racing on both processes open a form once.
+    let id = second.create_id().await;
+    let pin = first.submit_card(&id).await;
+    second.remember_secret(&pin);
+    let results = join_all((0..20).map(|i| {
+        let server = if i % 2 == 0 { &first } else { &second };
+        server.reveal(&id, &pin)
+    }))
+    .await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| *s == StatusCode::OK || *s == StatusCode::GONE)
+    );
+
+    first.stop(&[&id]);
+    second.stop(&[&id]);
+}
+
+#[tokio::test]
+async fn redis_outage_is_store_unavailable() {
+    let mut redis = Redis::start();
+    let keys = shared_keys();
+    let server = TestServer::start_with("redis-outage", on_redis(&redis.url, &keys, "outage:"));
+    let id = server.create_id().await;
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    redis.stop();
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "STORE_UNAVAILABLE");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "backend detail reached the client"
+    );
+
+    let (status, body) = server.status(&id).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("STORE_UNAVAILABLE"))
+    );
+    let page = server.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Temporarily unavailable")
+    );
+    let (status, _) = server.submit_json(&id, common::card_fields()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // Liveness does not depend on the store.
+    let live = server.get("/healthz").await;
+    assert_eq!(live.status(), StatusCode::OK);
+    server.stop(&[&id]);
+}
+
+#[test]
+fn an_unreachable_redis_fails_at_start_without_its_password() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
+        .args([
+            "--store",
+            &format!("redis://app:hunter2-secret@127.0.0.1:{port}"),
+        ])
+        .env_remove("PCI_VAULT_KEYS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(log_dir().join("redis-unreachable.log"), &text).unwrap();
+    assert!(text.contains("--store: store unavailable"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
