@@ -20,17 +20,17 @@ use pci_vault::{
     CasOutcome, EphemeralStore, Keyring, ManualClock, Result, Vault, Version, Versioned,
 };
 use pci_vault_memory::{MemoryLimits, MemoryStore};
-use sha2::{Digest, Sha256};
 
 pub use futures::executor::block_on;
 
 /// Where every target's clock starts: 2030-06-15T12:00:00Z.
 pub const START: Duration = Duration::from_secs(1_907_755_200);
 
-/// Bytes of the unkeyed checksum that ends every sealed record.
-pub const CHECKSUM_LEN: usize = 8;
+/// Bytes of the unkeyed checksum that ends every sealed record: a big-endian CRC-32 of
+/// everything before it (see `vault/src/record.rs`).
+pub const CHECKSUM_LEN: usize = 4;
 
-/// Replaces the last 8 bytes of `record` with the checksum of the bytes before them, as an
+/// Replaces the last 4 bytes of `record` with the checksum of the bytes before them, as an
 /// attacker who edits a stored record can: the checksum is unkeyed, so only the record tag
 /// and the field AEADs stand between the edit and the vault.
 pub fn fix_checksum(record: &mut [u8]) {
@@ -38,15 +38,14 @@ pub fn fix_checksum(record: &mut [u8]) {
         return;
     };
     let (body, checksum) = record.split_at_mut(body_len);
-    let digest = Sha256::digest(body);
-    checksum.copy_from_slice(&digest[..CHECKSUM_LEN]);
+    checksum.copy_from_slice(&crc32fast::hash(body).to_be_bytes());
 }
 
 /// `body` followed by its checksum.
 pub fn with_checksum(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + CHECKSUM_LEN);
     out.extend_from_slice(body);
-    out.extend_from_slice(&Sha256::digest(body)[..CHECKSUM_LEN]);
+    out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
     out
 }
 

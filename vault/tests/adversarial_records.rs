@@ -30,7 +30,7 @@ use pci_vault::{
     CasOutcome, EphemeralStore, ErrorCode, KeyEncryptionKey, KeyId, Keyring, Pin, SessionId,
     SessionOptions, SessionState, Tenant, Vault,
 };
-use support::{Fixture, fix_checksum};
+use support::{CHECKSUM_LEN, Fixture, fix_checksum};
 
 /// A session, the key of its record and its PIN (a dummy one before submission).
 struct Session {
@@ -143,7 +143,7 @@ async fn every_truncation_and_extension_fails_every_operation() {
         // The same again with the checksum recomputed, as an attacker can.
         let fixed: Vec<Vec<u8>> = cases
             .iter()
-            .filter(|c| c.len() >= 8)
+            .filter(|c| c.len() >= CHECKSUM_LEN)
             .map(|c| {
                 let mut c = c.clone();
                 fix_checksum(&mut c);
@@ -193,7 +193,7 @@ async fn edits_behind_a_recomputed_checksum_never_open() {
         .unwrap();
     let key_id = at..at + 14;
     let mut seen = std::collections::HashSet::new();
-    for i in 0..original.len() - 8 {
+    for i in 0..original.len() - CHECKSUM_LEN {
         for mask in [0x01u8, 0x20, 0xFF] {
             let mut bytes = original.clone();
             bytes[i] ^= mask;

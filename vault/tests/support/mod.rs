@@ -23,7 +23,6 @@ use pci_vault::{
     Vault,
 };
 use pci_vault_memory::{MemoryLimits, MemoryStore};
-use sha2::{Digest, Sha256};
 
 /// 2031-01-15T10:00:00Z: the suites' "now". Far from a month's end, so the expiry tests
 /// that need one set it themselves.
@@ -111,12 +110,16 @@ impl Fixture {
     }
 }
 
-/// Replaces the last 8 bytes of a record with the SHA-256 checksum of the rest, as an
+/// Bytes of the checksum that ends every sealed record: a big-endian CRC-32 of everything
+/// before it (see `vault/src/record.rs`).
+pub const CHECKSUM_LEN: usize = 4;
+
+/// Replaces the checksum at the end of a record with the checksum of the rest, as an
 /// attacker who edits a stored record can: the checksum is unkeyed.
 pub fn fix_checksum(record: &mut [u8]) {
-    let n = record.len() - 8;
-    let digest = Sha256::digest(&record[..n]);
-    record[n..].copy_from_slice(&digest[..8]);
+    let n = record.len() - CHECKSUM_LEN;
+    let sum = crc32fast::hash(&record[..n]);
+    record[n..].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Asserts `err` has code `want` and that neither its message nor its `Debug` contains any
