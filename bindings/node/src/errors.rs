@@ -1,0 +1,92 @@
+//! The one place where failures become JavaScript errors.
+//!
+//! Every error the binding hands to JavaScript carries `code`, a stable code of DESIGN §4.6
+//! (`err.code === 'WRONG_PIN'`), plus `attemptsLeft` for `WRONG_PIN` and `fields` for
+//! `VALIDATION_FAILED`. An argument of the wrong JavaScript type is a `TypeError` with code
+//! `INVALID_ARGUMENT`. Messages come from the core or name the argument; none repeats a
+//! value.
+
+use napi::bindgen_prelude::{FromNapiValue, JsValue, Object};
+use napi::{Env, JsTypeError, Status};
+use pci_vault::{Error, ErrorCode};
+
+use crate::results::FieldProblem;
+
+/// Why a call failed, before it becomes a JavaScript error.
+pub(crate) enum Failure {
+    /// The vault refused or failed; the error has its stable code.
+    Vault(Error),
+    /// An argument has the wrong JavaScript type or shape. The message names the argument.
+    Type(String),
+    /// JavaScript threw while an argument was read (a getter or a `Proxy` trap), or N-API
+    /// failed. The caller's own exception is left to propagate as it is.
+    Js(napi::Error),
+}
+
+impl Failure {
+    /// A `TypeError` for argument `name`, which should be `expected`.
+    pub(crate) fn type_error(name: &str, expected: &str) -> Self {
+        Failure::Type(format!("{name} must be {expected}"))
+    }
+
+    /// An `INVALID_ARGUMENT` error with a fixed message.
+    pub(crate) fn invalid(message: &'static str) -> Self {
+        Failure::Vault(Error::InvalidArgument(message))
+    }
+
+    /// The JavaScript error for this failure, ready to throw or to reject a promise with.
+    pub(crate) fn into_js(self, env: &Env) -> napi::Error {
+        match self.build(env) {
+            Ok(error) | Err(error) => error,
+        }
+    }
+
+    fn build(self, env: &Env) -> napi::Result<napi::Error> {
+        let (mut error, code) = match self {
+            Failure::Js(error) => return Ok(error),
+            Failure::Type(message) => {
+                let type_error = JsTypeError::from(napi::Error::new(Status::InvalidArg, message))
+                    .into_unknown(*env);
+                (
+                    Object::from_unknown(type_error)?,
+                    ErrorCode::InvalidArgument,
+                )
+            }
+            Failure::Vault(error) => {
+                let mut object = env.create_error(napi::Error::from_reason(error.to_string()))?;
+                match &error {
+                    Error::WrongPin { attempts_left } => {
+                        object.set("attemptsLeft", u32::from(*attempts_left))?;
+                    }
+                    Error::ValidationFailed { fields } => {
+                        let problems: Vec<FieldProblem> =
+                            fields.iter().map(FieldProblem::from).collect();
+                        object.set("fields", problems)?;
+                    }
+                    _ => {}
+                }
+                (object, error.code())
+            }
+        };
+        error.set("code", code.as_str())?;
+        Ok(napi::Error::from(error.to_unknown()))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Vault(error)
+    }
+}
+
+impl From<napi::Error> for Failure {
+    fn from(error: napi::Error) -> Self {
+        Failure::Js(error)
+    }
+}
+
+impl From<pci_vault_keys::LoadError> for Failure {
+    fn from(error: pci_vault_keys::LoadError) -> Self {
+        Failure::Vault(error.into())
+    }
+}

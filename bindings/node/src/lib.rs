@@ -1,0 +1,15 @@
+//! Node.js binding of pci-vault: the `Vault` class with a Promise API (napi-rs).
+//!
+//! A thin layer: [`args`] reads JavaScript arguments without trusting their types,
+//! [`options`] turns `Vault.open`/`createSession` options into core options, [`vault`]
+//! calls the core on the binding's tokio runtime, [`results`] shapes what the Promises
+//! resolve to, and [`errors`] is the one place where failures become JavaScript errors
+//! with the stable codes; [`audit`] hands audit events to a JavaScript callback. The package's README and `index.d.ts` document the JavaScript
+//! API; `test/` exercises it from Node.
+
+mod args;
+mod audit;
+mod errors;
+mod options;
+mod results;
+mod vault;

@@ -1,0 +1,553 @@
+//! `Vault.open` and `createSession` options: read from JavaScript, checked by the core.
+//!
+//! The structs with `#[napi(object)]` here only declare the option types in `index.d.ts`
+//! (their fields are never read). The values are read by hand with [`crate::args`], so
+//! that a wrong type never produces a message that quotes the value (key material, a card
+//! number in metadata), and then checked by the core.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, JsValue, Object, Unknown};
+use napi_derive::napi;
+use pci_vault::{
+    EphemeralStore, FormSpec, KeyEncryptionKey, KeyId, Keyring, Metadata, SessionOptions,
+    SystemClock, Tenant, Vault,
+};
+use pci_vault_keys::KeySource;
+use pci_vault_memory::{MemoryLimits, MemoryStore};
+use pci_vault_redis::{RedisOptions, RedisStore};
+use zeroize::Zeroizing;
+
+use crate::args::{self, Arg};
+use crate::audit::JsAuditSink;
+use crate::errors::Failure;
+
+/// Options of `Vault.open`.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct VaultOptions {
+    /// Where sessions are kept. `'memory'` (the default) keeps them in this process only;
+    /// a `redis://` or `rediss://` URL (or several, comma-separated, for a cluster) shares
+    /// them with every process on the same Redis. An object gives every setting.
+    #[napi(ts_type = "'memory' | string | StoreOptions")]
+    pub store: Option<String>,
+    /// Where the key-encryption keys come from. Required.
+    pub keys: KeyOptions,
+    /// The options every `createSession` starts from.
+    pub session_defaults: Option<SessionDefaults>,
+    /// The tenant the agent-side methods act for (1–64 characters of `A-Z a-z 0-9 . _ -`).
+    /// Default `'default'`. Another tenant's sessions answer `NOT_FOUND`.
+    pub tenant: Option<String>,
+    /// 32 bytes that key the session references in audit events. Give every process of a
+    /// deployment the same key so their events match. Default: random per vault.
+    pub audit_key: Option<Buffer>,
+    /// Receives every audit event (created, submitted, revealed or not, locked, cancelled),
+    /// on the JavaScript thread, soon after the change it reports is stored. Write them to
+    /// your audit trail. Without it, events are dropped. Exceptions it throws are ignored.
+    #[napi(ts_type = "(event: AuditRecord) => void")]
+    pub on_audit: Option<String>,
+}
+
+/// Every store setting. `type` says which store; the other properties belong to it.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct StoreOptions {
+    /// `'memory'` or `'redis'`.
+    #[napi(ts_type = "'memory' | 'redis'")]
+    pub r#type: String,
+    /// Memory: most live sessions (default 100,000). Beyond it `createSession` answers
+    /// `CAPACITY_EXCEEDED`.
+    pub max_entries: Option<u32>,
+    /// Memory: most bytes of stored records (default 256 MiB).
+    pub max_bytes: Option<f64>,
+    /// Redis: one URL (`redis://user:password@host:port`, `rediss://` for TLS), or the
+    /// seed nodes of a cluster.
+    #[napi(ts_type = "string | string[]")]
+    pub url: Option<String>,
+    /// Redis: whether the URLs name a Redis Cluster. Default: true when there are several.
+    pub cluster: Option<bool>,
+    /// Redis: prefix of every key (default `pci-vault:`); at most 64 printable ASCII
+    /// characters without `{` or `}`.
+    pub key_prefix: Option<String>,
+    /// Redis: longest wait for one operation, 1–60,000 ms (default 2,000).
+    pub timeout_ms: Option<u32>,
+    /// Redis: longest wait to connect at `open`, 1–60,000 ms (default 5,000).
+    pub connect_timeout_ms: Option<u32>,
+    /// Redis over TLS: a PEM file of the CA(s) that sign the server certificate, instead of
+    /// the system roots.
+    pub ca_file: Option<String>,
+    /// Redis over TLS: a PEM client certificate for mutual TLS (with `clientKeyFile`).
+    pub client_cert_file: Option<String>,
+    /// Redis over TLS: the PEM private key of `clientCertFile`.
+    pub client_key_file: Option<String>,
+}
+
+/// Where the key-encryption keys come from: exactly one of the properties.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct KeyOptions {
+    /// The keys themselves: `[{ id, key }]` with 32-byte `Buffer`s, the first one primary
+    /// (it wraps new sessions; the others only unwrap). Or a keyring text:
+    /// `'k2:<base64>,k1:<base64>'`, the first entry primary.
+    #[napi(ts_type = "KeyringEntry[] | string")]
+    pub keyring: Option<Vec<KeyringEntry>>,
+    /// The name of an environment variable holding a keyring text (e.g. `PCI_VAULT_KEYS`).
+    pub env: Option<String>,
+    /// A keyring text file, reloaded when it changes (a Kubernetes secret key).
+    pub file: Option<String>,
+    /// A directory with one file per key plus a `primary` file (a Kubernetes secret
+    /// mount), reloaded when it changes.
+    pub directory: Option<String>,
+    /// `true`: a random key for this process only. Sessions cannot be opened by another
+    /// process or after a restart. For development and tests.
+    pub development: Option<bool>,
+}
+
+/// One key-encryption key.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct KeyringEntry {
+    /// The key id (1–64 characters of `A-Z a-z 0-9 . _ : / -`), stored with each session.
+    pub id: String,
+    /// 32 bytes of key material. The vault copies them; wipe yours with `key.fill(0)`.
+    pub key: Buffer,
+}
+
+/// Defaults for `createSession`, and the options it takes.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct SessionDefaults {
+    /// How long the link and any data live, in whole seconds: 1 to 86,400 (default 900).
+    pub ttl_seconds: Option<u32>,
+    /// Digits in the PIN: 4–12 (default 6).
+    pub pin_length: Option<u32>,
+    /// Wrong PINs allowed before the session locks and its data is destroyed: 1–10
+    /// (default 5).
+    pub max_attempts: Option<u32>,
+    /// The fields the form asks for, 1–32 names of `a-z 0-9 _` (default `card_number`,
+    /// `expiry`, `cvc`, `cardholder_name`). Names other than those four are text fields.
+    pub fields: Option<Vec<String>>,
+}
+
+/// Options of `createSession`; each missing one comes from the vault's `sessionDefaults`.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[allow(dead_code)] // declares the option type in index.d.ts only
+pub(crate) struct CreateSessionOptions {
+    /// How long the link and any data live, in whole seconds: 1 to 86,400.
+    pub ttl_seconds: Option<u32>,
+    /// Digits in the PIN: 4–12.
+    pub pin_length: Option<u32>,
+    /// Wrong PINs allowed before the session locks: 1–10.
+    pub max_attempts: Option<u32>,
+    /// The fields the form asks for.
+    pub fields: Option<Vec<String>>,
+    /// Non-secret labels (a conversation id, an order number): at most 16 entries, keys of
+    /// 1–64 bytes, string values of at most 256 bytes, no control characters, no card
+    /// numbers, no `__proto__` key.
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// What `Vault.open` was asked for, checked for types; the core checks the values.
+pub(crate) struct VaultConfig {
+    store: StoreConfig,
+    keys: KeySource,
+    defaults: SessionOptions,
+    tenant: Option<Tenant>,
+    audit_key: Option<Zeroizing<[u8; 32]>>,
+    audit_sink: Option<JsAuditSink>,
+}
+
+enum StoreConfig {
+    Memory(MemoryLimits),
+    Redis(RedisOptions),
+}
+
+impl VaultConfig {
+    /// Reads `Vault.open`'s argument.
+    pub(crate) fn read(value: Unknown<'_>) -> Arg<Self> {
+        let options = args::object(value, "options")?;
+        args::only_known(
+            &options,
+            "options",
+            &[
+                "store",
+                "keys",
+                "sessionDefaults",
+                "tenant",
+                "auditKey",
+                "onAudit",
+            ],
+        )?;
+        let store = match args::property(&options, "store")? {
+            None => StoreConfig::Memory(MemoryLimits::default()),
+            Some(store) => read_store(store)?,
+        };
+        let keys = match args::property(&options, "keys")? {
+            None => {
+                return Err(Failure::type_error(
+                    "options.keys",
+                    "given: { keyring }, { env }, { file }, { directory } or { development: true }",
+                ));
+            }
+            Some(keys) => read_keys(keys)?,
+        };
+        let defaults = match args::property(&options, "sessionDefaults")? {
+            None => SessionOptions::default(),
+            Some(value) => {
+                let object = args::object(value, "options.sessionDefaults")?;
+                read_session_options(
+                    &object,
+                    "options.sessionDefaults",
+                    SessionOptions::default(),
+                    false,
+                )?
+            }
+        };
+        let tenant = args::property(&options, "tenant")?
+            .map(|value| args::string(value, "options.tenant"))
+            .transpose()?
+            .map(Tenant::new)
+            .transpose()?;
+        let audit_key = args::property(&options, "auditKey")?
+            .map(|value| {
+                let bytes = args::bytes(value, "options.auditKey", "a Buffer of 32 bytes")?;
+                let mut key = Zeroizing::new([0u8; 32]);
+                if bytes.len() != key.len() {
+                    return Err(Failure::invalid("the audit key is 32 bytes"));
+                }
+                key.copy_from_slice(&bytes);
+                Ok(key)
+            })
+            .transpose()?;
+        let audit_sink = args::property(&options, "onAudit")?
+            .map(JsAuditSink::read)
+            .transpose()?;
+        Ok(VaultConfig {
+            store,
+            keys,
+            defaults,
+            tenant,
+            audit_key,
+            audit_sink,
+        })
+    }
+
+    /// Opens the key source and the store and builds the vault. Also returns the unsafe
+    /// Redis settings found at connect (see `RedisStore::server_warnings`): the Node
+    /// process installs no `tracing` subscriber, so they would otherwise go unseen.
+    pub(crate) async fn open(self) -> Result<(Vault, Vec<String>), Failure> {
+        let keys = self.keys.open()?;
+        let mut warnings = Vec::new();
+        let store: Arc<dyn EphemeralStore> = match self.store {
+            StoreConfig::Memory(limits) => {
+                Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock)))
+            }
+            StoreConfig::Redis(options) => {
+                let store = RedisStore::connect(options).await?;
+                warnings = store.server_warnings().to_vec();
+                Arc::new(store)
+            }
+        };
+        let mut builder = Vault::builder(store, keys).session_defaults(self.defaults);
+        if let Some(key) = self.audit_key {
+            builder = builder.audit_key(*key);
+        }
+        if let Some(sink) = self.audit_sink {
+            builder = builder.audit_sink(Arc::new(sink));
+        }
+        let vault = builder.build()?;
+        let vault = match self.tenant {
+            Some(tenant) => vault.for_tenant(tenant),
+            None => vault,
+        };
+        Ok((vault, warnings))
+    }
+}
+
+fn read_store(value: Unknown<'_>) -> Arg<StoreConfig> {
+    if value.get_type()? == napi::ValueType::String {
+        let text = args::string(value, "options.store")?;
+        return Ok(if text == "memory" {
+            StoreConfig::Memory(MemoryLimits::default())
+        } else {
+            StoreConfig::Redis(RedisOptions::from_list(&text))
+        });
+    }
+    let object = args::object(value, "options.store")?;
+    let kind = match args::property(&object, "type")? {
+        Some(kind) => args::string(kind, "options.store.type")?,
+        None => String::new(),
+    };
+    match kind.as_str() {
+        "memory" => {
+            args::only_known(
+                &object,
+                "options.store",
+                &["type", "maxEntries", "maxBytes"],
+            )?;
+            let mut limits = MemoryLimits::default();
+            if let Some(value) = args::property(&object, "maxEntries")? {
+                limits.max_entries = size(value, "options.store.maxEntries")?;
+            }
+            if let Some(value) = args::property(&object, "maxBytes")? {
+                limits.max_bytes = size(value, "options.store.maxBytes")?;
+            }
+            Ok(StoreConfig::Memory(limits))
+        }
+        "redis" => read_redis(&object).map(StoreConfig::Redis),
+        _ => Err(Failure::type_error(
+            "options.store.type",
+            "'memory' or 'redis'",
+        )),
+    }
+}
+
+fn size(value: Unknown<'_>, name: &str) -> Arg<usize> {
+    match args::whole(value, name)? {
+        0 => Err(Failure::invalid("memory store limits are at least 1")),
+        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
+    const NAME: &str = "options.store";
+    args::only_known(
+        object,
+        NAME,
+        &[
+            "type",
+            "url",
+            "cluster",
+            "keyPrefix",
+            "timeoutMs",
+            "connectTimeoutMs",
+            "caFile",
+            "clientCertFile",
+            "clientKeyFile",
+        ],
+    )?;
+    let urls = match args::property(object, "url")? {
+        None => {
+            return Err(Failure::type_error(
+                "options.store.url",
+                "a string or an array of strings",
+            ));
+        }
+        Some(value) if value.is_array()? => {
+            args::array(value, "options.store.url", 1024, "at most 1024 Redis URLs")?
+                .into_iter()
+                .map(|url| args::string(url, "options.store.url[]"))
+                .collect::<Arg<Vec<String>>>()?
+        }
+        Some(value) => vec![args::string(value, "options.store.url")?],
+    };
+    let mut options = RedisOptions::new("");
+    options.cluster = match args::property(object, "cluster")? {
+        Some(value) => args::boolean(value, "options.store.cluster")?,
+        None => urls.len() > 1,
+    };
+    options.urls = urls;
+    if let Some(value) = args::property(object, "keyPrefix")? {
+        options.key_prefix = args::string(value, "options.store.keyPrefix")?;
+    }
+    // `RedisOptions::validate` checks the range.
+    let timeout = |value, name| args::whole(value, name).map(Duration::from_millis);
+    if let Some(value) = args::property(object, "timeoutMs")? {
+        options.timeout = timeout(value, "options.store.timeoutMs")?;
+    }
+    if let Some(value) = args::property(object, "connectTimeoutMs")? {
+        options.connect_timeout = timeout(value, "options.store.connectTimeoutMs")?;
+    }
+    let path = |key: &str| -> Arg<Option<PathBuf>> {
+        args::property(object, key)?
+            .map(|value| file_path(value, &format!("{NAME}.{key}")))
+            .transpose()
+    };
+    options.ca_file = path("caFile")?;
+    options.client_cert = match (path("clientCertFile")?, path("clientKeyFile")?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::invalid(
+                "clientCertFile and clientKeyFile go together",
+            ));
+        }
+    };
+    Ok(options)
+}
+
+fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
+    const NAME: &str = "options.keys";
+    const SOURCES: [&str; 5] = ["keyring", "env", "file", "directory", "development"];
+    let object = args::object(value, NAME)?;
+    args::only_known(&object, NAME, &SOURCES)?;
+    let mut given = Vec::new();
+    for source in SOURCES {
+        if let Some(value) = args::property(&object, source)? {
+            given.push((source, value));
+        }
+    }
+    let mut given = given.into_iter();
+    let (Some((source, value)), None) = (given.next(), given.next()) else {
+        return Err(Failure::type_error(
+            NAME,
+            "exactly one of keyring, env, file, directory, development",
+        ));
+    };
+    Ok(match source {
+        "keyring" if value.get_type()? == napi::ValueType::String => {
+            let text = args::secret_string(value, "options.keys.keyring")?;
+            KeySource::Keyring(pci_vault_keys::parse_keyring(&text)?)
+        }
+        "keyring" => KeySource::Keyring(read_keyring(value)?),
+        "env" => KeySource::Env(env_var_name(value, "options.keys.env")?),
+        "file" => KeySource::File(file_path(value, "options.keys.file")?),
+        "directory" => KeySource::Directory(file_path(value, "options.keys.directory")?),
+        _ => {
+            if !args::boolean(value, "options.keys.development")? {
+                return Err(Failure::type_error("options.keys.development", "true"));
+            }
+            KeySource::Development
+        }
+    })
+}
+
+/// The name of an environment variable. Checked here because the key source's messages
+/// name the variable.
+fn env_var_name(value: Unknown<'_>, name: &str) -> Arg<String> {
+    let text = args::string(value, name)?;
+    let ok =
+        (1..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+    if !ok {
+        return Err(Failure::invalid(
+            "an environment variable name is 1-256 printable ASCII characters without =",
+        ));
+    }
+    Ok(text)
+}
+
+/// A file system path. Checked here because the messages of the key source and the Redis
+/// TLS setup name the path.
+fn file_path(value: Unknown<'_>, name: &str) -> Arg<PathBuf> {
+    let text = args::string(value, name)?;
+    if text.is_empty() || text.len() > 4096 || text.contains('\0') {
+        return Err(Failure::invalid(
+            "a path is 1-4096 bytes without NUL characters",
+        ));
+    }
+    Ok(PathBuf::from(text))
+}
+
+fn read_keyring(value: Unknown<'_>) -> Arg<Keyring> {
+    const NAME: &str = "options.keys.keyring[]";
+    let entries = args::array(
+        value,
+        "options.keys.keyring",
+        1024,
+        "a keyring has at most 1024 keys",
+    )?;
+    let mut keys = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let entry = args::object(entry, NAME)?;
+        args::only_known(&entry, NAME, &["id", "key"])?;
+        let id = args::property(&entry, "id")?
+            .ok_or_else(|| Failure::type_error("options.keys.keyring[].id", "a string"))?;
+        let id = KeyId::new(args::string(id, "options.keys.keyring[].id")?)?;
+        let key = args::property(&entry, "key")?.ok_or_else(|| {
+            Failure::type_error("options.keys.keyring[].key", "a Buffer of 32 bytes")
+        })?;
+        let key = args::bytes(key, "options.keys.keyring[].key", "a Buffer of 32 bytes")?;
+        keys.push((id, KeyEncryptionKey::from_bytes(&key)?));
+    }
+    let primary = keys
+        .first()
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| Failure::invalid("the keyring has no keys"))?;
+    Ok(Keyring::new(primary, keys)?)
+}
+
+/// Reads `createSession` options over `base` (the vault's defaults).
+pub(crate) fn read_create_options(
+    value: Option<Unknown<'_>>,
+    base: &SessionOptions,
+) -> Arg<SessionOptions> {
+    let Some(value) = value else {
+        return Ok(base.clone());
+    };
+    if args::is_absent(&value)? {
+        return Ok(base.clone());
+    }
+    let object = args::object(value, "options")?;
+    read_session_options(&object, "options", base.clone(), true)
+}
+
+fn read_session_options(
+    object: &Object<'_>,
+    name: &str,
+    mut options: SessionOptions,
+    with_metadata: bool,
+) -> Arg<SessionOptions> {
+    let known: &[&str] = if with_metadata {
+        &[
+            "ttlSeconds",
+            "pinLength",
+            "maxAttempts",
+            "fields",
+            "metadata",
+        ]
+    } else {
+        &["ttlSeconds", "pinLength", "maxAttempts", "fields"]
+    };
+    args::only_known(object, name, known)?;
+    // Ranges are the core's to check (`SessionOptions::validate`); here only the type.
+    let whole = |value, key: &str| args::whole(value, &format!("{name}.{key}"));
+    if let Some(value) = args::property(object, "ttlSeconds")? {
+        options.ttl = Duration::from_secs(whole(value, "ttlSeconds")?);
+    }
+    if let Some(value) = args::property(object, "pinLength")? {
+        options.pin_length = u8::try_from(whole(value, "pinLength")?).unwrap_or(u8::MAX);
+    }
+    if let Some(value) = args::property(object, "maxAttempts")? {
+        options.max_attempts = u8::try_from(whole(value, "maxAttempts")?).unwrap_or(u8::MAX);
+    }
+    if let Some(value) = args::property(object, "fields")? {
+        let names = args::array(
+            value,
+            &format!("{name}.fields"),
+            FormSpec::MAX_FIELDS,
+            "a form has 1-32 fields",
+        )?
+        .into_iter()
+        .map(|field| args::string(field, &format!("{name}.fields[]")))
+        .collect::<Arg<Vec<String>>>()?;
+        options.form = FormSpec::from_names(names.iter().map(String::as_str))?;
+    }
+    if let Some(value) = args::property(object, "metadata")?
+        && with_metadata
+    {
+        options.metadata = read_metadata(value, &format!("{name}.metadata"))?;
+    }
+    options.validate()?;
+    Ok(options)
+}
+
+fn read_metadata(value: Unknown<'_>, name: &str) -> Arg<Metadata> {
+    let object = args::object(value, name)?;
+    let mut pairs = Vec::new();
+    for (key, value) in args::entries(
+        &object,
+        Metadata::MAX_ENTRIES,
+        "metadata has at most 16 entries",
+    )? {
+        // `__proto__` cannot come back as an ordinary property of a plain object: refused
+        // here rather than lost (or worse, merged into a prototype) by a consumer.
+        if key == "__proto__" {
+            return Err(Failure::invalid("metadata must not have the key __proto__"));
+        }
+        let text = args::string(value, &args::property_name(name, &key))?;
+        pairs.push((key, text));
+    }
+    Ok(Metadata::new(pairs)?)
+}

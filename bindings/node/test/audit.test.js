@@ -1,0 +1,96 @@
+'use strict';
+// Audit events (PCI DSS 10.2) reach the host through onAudit: one per action, with the
+// outcome, the actor and attempts left, a keyed reference instead of the session id, and no
+// secret; a throwing callback cannot crash the process or stop the vault.
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+
+const { CARD, Vault, keyringEntry, storeOptions, rejectsWith } = require('./support');
+
+/** Resolves once `events` holds `count` events (they arrive on the JavaScript thread). */
+async function until(events, count) {
+  for (let i = 0; i < 500 && events.length < count; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(events.length, count, JSON.stringify(events, null, 1));
+}
+
+test('every action is audited, with a reference instead of the id and no secret', async () => {
+  const events = [];
+  const vault = await Vault.open({
+    store: 'memory', keys: { keyring: [keyringEntry()] }, tenant: 'acme', onAudit: (e) => events.push(e),
+  });
+  const { id } = await vault.createSession();
+  const { pin } = await vault.submit(id, CARD);
+  const wrong = pin === '000000' ? '111111' : '000000';
+  await rejectsWith(vault.reveal(id, wrong), 'WRONG_PIN');
+  await vault.reveal(id, pin);
+  await rejectsWith(vault.reveal(id, pin), 'ALREADY_REVEALED');
+  const other = await vault.createSession();
+  await vault.cancel(other.id);
+  await until(events, 7);
+
+  const seen = events.map((e) => [e.action, e.outcome, e.actor, e.attemptsLeft]);
+  assert.deepEqual(seen, [
+    ['created', 'success', 'agent', null],
+    ['submitted', 'success', 'customer', null],
+    ['revealed', 'WRONG_PIN', 'agent', 4],
+    ['revealed', 'success', 'agent', null],
+    ['revealed', 'ALREADY_REVEALED', 'agent', null],
+    ['created', 'success', 'agent', null],
+    ['cancelled', 'success', 'agent', null],
+  ]);
+  for (const e of events) {
+    assert.equal(e.tenant, 'acme');
+    assert.ok(e.at instanceof Date && Math.abs(e.at.getTime() - Date.now()) < 60_000);
+    assert.match(e.sessionRef, /^[0-9a-f]{32}$/);
+  }
+  assert.equal(new Set(events.slice(0, 5).map((e) => e.sessionRef)).size, 1);
+  assert.notEqual(events[5].sessionRef, events[0].sessionRef);
+  const text = JSON.stringify(events);
+  for (const secret of [id, other.id, pin, wrong, '4242424242424242', 'Ada Lovelace']) {
+    assert.ok(!text.includes(secret), 'an audit event holds a secret');
+  }
+});
+
+test('vaults sharing an audit key give one session one reference', async () => {
+  const store = await storeOptions('redis');
+  const keyring = [keyringEntry()];
+  const auditKey = crypto.randomBytes(32);
+  const agentEvents = [];
+  const serverEvents = [];
+  const agent = await Vault.open({ store, keys: { keyring }, auditKey, onAudit: (e) => agentEvents.push(e) });
+  const server = await Vault.open({ store, keys: { keyring }, auditKey, onAudit: (e) => serverEvents.push(e) });
+  const { id } = await agent.createSession();
+  await server.submit(id, CARD);
+  await until(agentEvents, 1);
+  await until(serverEvents, 1);
+  assert.equal(agentEvents[0].sessionRef, serverEvents[0].sessionRef);
+  const unkeyed = [];
+  const third = await Vault.open({ store, keys: { keyring }, onAudit: (e) => unkeyed.push(e) });
+  await third.status(id);
+  await third.cancel(id);
+  await until(unkeyed, 1);
+  assert.notEqual(unkeyed[0].sessionRef, agentEvents[0].sessionRef);
+});
+
+test('a throwing onAudit does not crash the process or stop the vault', async () => {
+  let calls = 0;
+  const vault = await Vault.open({
+    keys: { development: true }, onAudit: () => { calls++; throw new Error('audit trail down'); },
+  });
+  for (let i = 0; i < 20; i++) {
+    const { id } = await vault.createSession();
+    const { pin } = await vault.submit(id, CARD);
+    assert.equal((await vault.reveal(id, pin)).fields.cvc, '123');
+  }
+  for (let i = 0; i < 500 && calls < 60; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(calls, 60);
+});
+
+test('onAudit must be a function', async () => {
+  for (const onAudit of ['log', 42, {}, [], true]) {
+    const e = await rejectsWith(Vault.open({ keys: { development: true }, onAudit }), 'INVALID_ARGUMENT');
+    assert.ok(e instanceof TypeError);
+  }
+});

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod key_provider;
+mod options;
+mod redact;
+mod vault;
+
+pub use error::{FieldError, VaultError};
+pub use key_provider::{KeyProvider, KeyProviderError, WrappedKey};
+pub use options::{KeySource, KeyringEntry, RedisSettings, SessionOptions, VaultOptions};
+pub use vault::{CardSummary, Receipt, RevealedForm, SessionState, SessionStatus, Ticket, Vault};
+
+uniffi::setup_scaffolding!("pci_vault");

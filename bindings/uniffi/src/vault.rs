@@ -1,0 +1,247 @@
+//! The exported `Vault` object: the core's five operations, one call each.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use pci_vault::{ExposeSecret, FormInput, Pin, SessionId, Tenant};
+use pci_vault_memory::MemoryStore;
+use pci_vault_redis::RedisStore;
+use zeroize::Zeroizing;
+
+use crate::error::VaultError;
+use crate::options::{MEMORY_STORE, SessionOptions, VaultOptions, redis_options};
+
+/// The one-time card-form vault. Every method may be called concurrently from any number
+/// of tasks and processes sharing the store.
+#[derive(uniffi::Object)]
+pub struct Vault(pci_vault::Vault);
+
+/// What `create_session` returns: the id for the link `{public_base_url}/forms/{id}` and
+/// when it expires.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
+pub struct Ticket {
+    /// The session id: 43 characters of base64url.
+    pub id: String,
+    /// When the session and any data in it expire.
+    pub expires_at: SystemTime,
+}
+
+/// What `submit` returns: the PIN to show to the customer, and only to the customer.
+#[derive(uniffi::Record)]
+#[uniffi::export(Debug, Display)]
+pub struct Receipt {
+    /// The PIN the customer reads out to the agent.
+    pub pin: String,
+    /// When the session and its data expire.
+    pub expires_at: SystemTime,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SessionState {
+    /// Waiting for the customer's form.
+    Pending,
+    /// Submitted; waiting for the agent's PIN.
+    Submitted,
+    /// Revealed once; the data is destroyed.
+    Revealed,
+    /// Cancelled; the data is destroyed.
+    Cancelled,
+    /// Too many wrong PINs; the data is destroyed.
+    Locked,
+}
+
+/// What the agent may learn about a session: never secret data.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
+pub struct SessionStatus {
+    /// The session id.
+    pub id: String,
+    /// The current state.
+    pub state: SessionState,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When the customer submitted the form, if they did.
+    pub submitted_at: Option<SystemTime>,
+    /// When the session expires.
+    pub expires_at: SystemTime,
+    /// Wrong PINs still allowed (0 once locked).
+    pub attempts_left: u8,
+    /// The labels given at creation.
+    pub metadata: HashMap<String, String>,
+    /// The names of the fields the form asks for, in order.
+    pub fields: Vec<String>,
+}
+
+/// The clear form, returned once by `reveal`.
+#[derive(uniffi::Record)]
+#[uniffi::export(Debug, Display)]
+pub struct RevealedForm {
+    /// Field name → clear value (`card_number` as digits only, `expiry` as `MM/YY`).
+    pub fields: HashMap<String, String>,
+    /// Brand and masked number, when the form has a card number.
+    pub card: Option<CardSummary>,
+}
+
+/// A revealed card's brand and masked number: safe to show and to log.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CardSummary {
+    /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.
+    pub brand: String,
+    /// First 6 and last 4 digits, the rest `*`.
+    pub masked_number: String,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Vault {
+    /// Opens a vault on the store and keys of `options`. A Redis store is connected and
+    /// checked now.
+    ///
+    /// Errors: `INVALID_ARGUMENT` (a malformed option, key or URL), `KEY_UNAVAILABLE` (keys
+    /// that cannot be loaded), `STORE_UNAVAILABLE` (Redis unreachable, refused, TLS failure).
+    #[uniffi::constructor]
+    pub async fn open(options: VaultOptions) -> Result<Arc<Vault>, VaultError> {
+        let VaultOptions {
+            keys,
+            store,
+            redis,
+            session_defaults,
+        } = options;
+        let keys = keys.open()?;
+        let store: Arc<dyn pci_vault::EphemeralStore> = if store == MEMORY_STORE {
+            if redis.is_some() {
+                return Err(crate::error::invalid_argument(
+                    "redis settings need a Redis store URL",
+                ));
+            }
+            Arc::new(MemoryStore::new())
+        } else {
+            Arc::new(RedisStore::connect(redis_options(&store, redis)?).await?)
+        };
+        let defaults = session_defaults
+            .unwrap_or_default()
+            .over(&pci_vault::SessionOptions::default())?;
+        let vault = pci_vault::Vault::builder(store, keys)
+            .session_defaults(defaults)
+            .build()?;
+        Ok(Arc::new(Vault(vault)))
+    }
+
+    /// The same vault acting for `tenant` (1–64 characters of `A-Z a-z 0-9 . _ -`) in
+    /// `create_session`, `status`, `reveal` and `cancel`; sessions of other tenants answer
+    /// `NOT_FOUND`. A vault opened by `open` acts for the tenant `default`.
+    pub fn for_tenant(&self, tenant: String) -> Result<Arc<Vault>, VaultError> {
+        Ok(Arc::new(Vault(self.0.for_tenant(Tenant::new(tenant)?))))
+    }
+
+    /// The tenant this vault acts for.
+    pub fn tenant(&self) -> String {
+        self.0.tenant().as_str().to_owned()
+    }
+
+    /// Creates a session. Options left out take the vault's session defaults.
+    #[uniffi::method(default(options = None))]
+    pub async fn create_session(
+        &self,
+        options: Option<SessionOptions>,
+    ) -> Result<Ticket, VaultError> {
+        let options = options
+            .unwrap_or_default()
+            .over(self.0.session_defaults())?;
+        let ticket = self.0.create_session(&options).await?;
+        Ok(Ticket {
+            id: ticket.id.to_string(),
+            expires_at: ticket.expires_at,
+        })
+    }
+
+    /// State, times, attempts left and metadata of a session; never secret data.
+    pub async fn status(&self, id: String) -> Result<SessionStatus, VaultError> {
+        let id = SessionId::parse(&id)?;
+        let status = self.0.status(&id).await?;
+        Ok(SessionStatus {
+            id: id.to_string(),
+            state: status.state.into(),
+            created_at: status.created_at,
+            submitted_at: status.submitted_at,
+            expires_at: status.expires_at,
+            attempts_left: status.attempts_left,
+            metadata: status
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fields: status
+                .form
+                .fields()
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect(),
+        })
+    }
+
+    /// The customer's form: every field is validated before anything is stored. Returns
+    /// the PIN to show to the customer.
+    pub async fn submit(
+        &self,
+        id: String,
+        fields: HashMap<String, String>,
+    ) -> Result<Receipt, VaultError> {
+        // The clear values go under the core's zeroizing FormInput first, so that no early
+        // return drops them unwiped.
+        let mut input = FormInput::new();
+        for (name, value) in fields {
+            input.insert(name, value);
+        }
+        let id = SessionId::parse(&id)?;
+        let receipt = self.0.submit(&id, &input).await?;
+        Ok(Receipt {
+            pin: receipt.pin.expose_secret().to_owned(),
+            expires_at: receipt.expires_at,
+        })
+    }
+
+    /// The agent reveals the form with the customer's PIN, once; the stored data is
+    /// destroyed in the same step. A wrong PIN raises `WrongPin` with the attempts left.
+    pub async fn reveal(&self, id: String, pin: String) -> Result<RevealedForm, VaultError> {
+        let pin = Zeroizing::new(pin);
+        let id = SessionId::parse(&id)?;
+        let pin = Pin::parse(&pin)?;
+        let revealed = self.0.reveal(&id, &pin).await?;
+        let card = revealed.card().map(|c| CardSummary {
+            brand: c.brand.as_str().to_owned(),
+            masked_number: c.masked_number.clone(),
+        });
+        let fields = revealed
+            .into_fields()
+            .into_iter()
+            .map(|(name, value)| (name, value.expose_secret().to_owned()))
+            .collect();
+        Ok(RevealedForm { fields, card })
+    }
+
+    /// Cancels a pending or submitted session and destroys its data.
+    pub async fn cancel(&self, id: String) -> Result<(), VaultError> {
+        let id = SessionId::parse(&id)?;
+        Ok(self.0.cancel(&id).await?)
+    }
+
+    /// Checks that the store answers.
+    pub async fn ping(&self) -> Result<(), VaultError> {
+        Ok(self.0.ping().await?)
+    }
+}
+
+impl From<pci_vault::SessionState> for SessionState {
+    fn from(state: pci_vault::SessionState) -> Self {
+        match state {
+            pci_vault::SessionState::Pending => SessionState::Pending,
+            pci_vault::SessionState::Submitted => SessionState::Submitted,
+            pci_vault::SessionState::Revealed => SessionState::Revealed,
+            pci_vault::SessionState::Cancelled => SessionState::Cancelled,
+            pci_vault::SessionState::Locked => SessionState::Locked,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+'use strict';
+// Where a payment session is: pending, submitted, revealed, cancelled or locked. The state
+// (never card data) goes into the context, and the flow follows one output per state.
+
+const { createNodeDescriptor } = require('@cognigy/extension-tools');
+
+const { connectionField, contextKeyField, sessionIdField } = require('../fields');
+const { outputNodes, runNode, updateContext } = require('../outputs');
+
+const TYPE = 'sessionStatus';
+const OUTPUTS = [
+  ['sessionStatusPending', 'Waiting for the customer'],
+  ['sessionStatusSubmitted', 'Submitted: ask for the PIN'],
+  ['sessionStatusRevealed', 'Revealed'],
+  ['sessionStatusCancelled', 'Cancelled'],
+  ['sessionStatusLocked', 'Locked'],
+  ['sessionStatusNotFound', 'Unknown or expired'],
+  ['sessionStatusError', 'Error'],
+];
+const BY_STATE = {
+  pending: 'sessionStatusPending', submitted: 'sessionStatusSubmitted', revealed: 'sessionStatusRevealed', cancelled: 'sessionStatusCancelled', locked: 'sessionStatusLocked',
+};
+
+const sessionStatus = createNodeDescriptor({
+  type: TYPE,
+  defaultLabel: 'Payment session status',
+  summary: 'Reads the state of a payment session into the context',
+  fields: [connectionField, sessionIdField, contextKeyField],
+  dependencies: { children: OUTPUTS.map(([type]) => type) },
+  tags: ['service'],
+  function: (params) => runNode(params, async (vault, contextKey) => {
+    const status = await vault.status(params.config.sessionId);
+    updateContext(params.cognigy, contextKey, {
+      state: status.state,
+      attemptsLeft: status.attemptsLeft,
+      expiresAt: status.expiresAt.toISOString(),
+      submittedAt: status.submittedAt ? status.submittedAt.toISOString() : null,
+      error: null,
+    });
+    return BY_STATE[status.state] ?? 'sessionStatusError';
+  }, (code) => (code === 'NOT_FOUND' ? 'sessionStatusNotFound' : 'sessionStatusError')),
+});
+
+module.exports = { sessionStatus, sessionStatusOutputs: outputNodes(TYPE, OUTPUTS) };
