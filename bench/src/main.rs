@@ -5,6 +5,8 @@
 //! ```sh
 //! pci-vault-load --target rust-memory --concurrency 1 --duration 10
 //! pci-vault-load --target rust-redis --redis-url redis://127.0.0.1:6391 --concurrency 64 --json
+//! pci-vault-load --target node-memory --concurrency 64        # needs the built Node binding
+//! pci-vault-load --target http-memory --concurrency 64        # needs a release pci-vault-server
 //! ```
 
 #![allow(
@@ -12,7 +14,10 @@
     reason = "a command-line tool that prints its report"
 )]
 
-mod cpu;
+mod drive;
+mod http_target;
+mod node_target;
+mod probes;
 mod report;
 mod rust_target;
 
@@ -27,6 +32,14 @@ enum Target {
     RustMemory,
     /// The Rust API in this process, on Redis (`--redis-url`).
     RustRedis,
+    /// The Node binding in a Node.js process (`bench/node/load.mjs`), on the memory store.
+    NodeMemory,
+    /// The Node binding in a Node.js process, on Redis.
+    NodeRedis,
+    /// The example server over HTTP (started by this driver), on the memory store.
+    HttpMemory,
+    /// The example server over HTTP, on Redis.
+    HttpRedis,
 }
 
 /// Runs full create → submit → reveal cycles and reports throughput and latency.
@@ -54,6 +67,12 @@ struct Args {
     /// Session TTL in seconds (sessions of finished cycles stay as tombstones until then).
     #[arg(long, default_value_t = 5)]
     ttl: u64,
+    /// The example server binary for the HTTP targets.
+    #[arg(long, default_value = "target/release/pci-vault-server")]
+    server_bin: String,
+    /// The Node load script for the Node targets.
+    #[arg(long, default_value = "bench/node/load.mjs")]
+    node_script: String,
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -69,22 +88,25 @@ fn main() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let plan = rust_target::Plan {
+    let plan = drive::Plan {
         concurrency: args.concurrency,
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
         ttl: Duration::from_secs(args.ttl),
     };
+    let redis = || {
+        args.redis_url
+            .as_deref()
+            .ok_or("--redis-url is required for the Redis targets")
+    };
     let result = runtime.block_on(async {
         match args.target {
             Target::RustMemory => rust_target::run_memory(&plan).await,
-            Target::RustRedis => {
-                let url = args
-                    .redis_url
-                    .as_deref()
-                    .ok_or("--redis-url is required for rust-redis")?;
-                rust_target::run_redis(&plan, url).await
-            }
+            Target::RustRedis => rust_target::run_redis(&plan, redis()?).await,
+            Target::NodeMemory => node_target::run(&plan, &args.node_script, None).await,
+            Target::NodeRedis => node_target::run(&plan, &args.node_script, Some(redis()?)).await,
+            Target::HttpMemory => http_target::run(&plan, &args.server_bin, None).await,
+            Target::HttpRedis => http_target::run(&plan, &args.server_bin, Some(redis()?)).await,
         }
     })?;
     let name = args

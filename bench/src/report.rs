@@ -2,18 +2,28 @@
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use serde_json::json;
+
+use crate::probes::CpuUsed;
+
+/// Latency per cycle.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Latency {
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) max_us: u64,
+}
 
 /// The measurements of one run.
 pub(crate) struct RunResult {
     pub(crate) cycles: u64,
     pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
     pub(crate) elapsed: Duration,
-    /// Latency per cycle, in microseconds.
-    pub(crate) latency_us: Histogram<u64>,
-    pub(crate) client_cpu: Option<Duration>,
-    pub(crate) redis_cpu: Option<Duration>,
+    pub(crate) latency: Latency,
+    pub(crate) cpu: CpuUsed,
+    /// Peak resident memory of the process under test (server, Node), when it is separate.
+    pub(crate) peak_rss: Option<u64>,
 }
 
 pub(crate) struct Report {
@@ -41,44 +51,58 @@ impl Report {
     }
 
     pub(crate) fn to_json(&self) -> String {
-        let h = &self.result.latency_us;
+        let (r, l) = (&self.result, &self.result.latency);
         json!({
             "target": self.target,
             "concurrency": self.concurrency,
-            "seconds": self.result.elapsed.as_secs_f64(),
-            "cycles": self.result.cycles,
-            "errors": self.result.errors,
+            "seconds": r.elapsed.as_secs_f64(),
+            "cycles": r.cycles,
+            "errors": r.errors,
+            "first_error": r.first_error,
             "cycles_per_second": self.per_second(),
-            "latency_us": { "p50": h.value_at_quantile(0.50), "p99": h.value_at_quantile(0.99), "max": h.max() },
-            "client_cpu_seconds": self.result.client_cpu.map(|d| d.as_secs_f64()),
-            "client_cpu_us_per_cycle": self.per_cycle_us(self.result.client_cpu),
-            "redis_cpu_seconds": self.result.redis_cpu.map(|d| d.as_secs_f64()),
-            "redis_cpu_us_per_cycle": self.per_cycle_us(self.result.redis_cpu),
+            "latency_us": { "p50": l.p50_us, "p99": l.p99_us, "max": l.max_us },
+            "client_cpu_seconds": r.cpu.client.map(|d| d.as_secs_f64()),
+            "client_cpu_us_per_cycle": self.per_cycle_us(r.cpu.client),
+            "server_cpu_seconds": r.cpu.server.map(|d| d.as_secs_f64()),
+            "server_cpu_us_per_cycle": self.per_cycle_us(r.cpu.server),
+            "redis_cpu_seconds": r.cpu.redis.map(|d| d.as_secs_f64()),
+            "redis_cpu_us_per_cycle": self.per_cycle_us(r.cpu.redis),
+            "peak_rss_bytes": r.peak_rss,
         })
         .to_string()
     }
 
     pub(crate) fn to_text(&self) -> String {
-        let h = &self.result.latency_us;
+        let (r, l) = (&self.result, &self.result.latency);
         let cpu = |label: &str, d: Option<Duration>| match (d, self.per_cycle_us(d)) {
             (Some(d), Some(per)) => {
                 format!(", {label} CPU {:.2} s ({per:.1} µs/cycle)", d.as_secs_f64())
             }
             _ => String::new(),
         };
+        let rss = r
+            .peak_rss
+            .map(|b| format!(", peak RSS {:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or_default();
+        let error = r
+            .first_error
+            .as_ref()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default();
         format!(
-            "{} c={}: {:.0} cycles/s ({} cycles, {} errors, {:.1} s); per cycle p50 {} µs, p99 {} µs, max {} µs{}{}",
+            "{} c={}: {:.0} cycles/s ({} cycles, {} errors{error}, {:.1} s); per cycle p50 {} µs, p99 {} µs, max {} µs{}{}{}{rss}",
             self.target,
             self.concurrency,
             self.per_second(),
-            self.result.cycles,
-            self.result.errors,
-            self.result.elapsed.as_secs_f64(),
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.99),
-            h.max(),
-            cpu("client", self.result.client_cpu),
-            cpu("redis-server", self.result.redis_cpu),
+            r.cycles,
+            r.errors,
+            r.elapsed.as_secs_f64(),
+            l.p50_us,
+            l.p99_us,
+            l.max_us,
+            cpu("client", r.cpu.client),
+            cpu("server", r.cpu.server),
+            cpu("redis-server", r.cpu.redis),
         )
     }
 }

@@ -11,7 +11,7 @@ use axum::http::Uri;
 use clap::{Parser, ValueEnum};
 use pci_vault::{EphemeralStore, KeyProvider, Vault};
 use pci_vault_keys::KeySource;
-use pci_vault_memory::MemoryStore;
+use pci_vault_memory::{MemoryLimits, MemoryStore};
 use pci_vault_redis::{RedisOptions, RedisStore};
 
 use crate::auth::ApiKeys;
@@ -38,6 +38,15 @@ pub struct Args {
     /// cluster seed URLs.
     #[arg(long, env = "PCI_VAULT_STORE", default_value = "memory")]
     pub store: String,
+
+    /// Most sessions the memory store holds (live ones and tombstones); beyond it, creating
+    /// a session answers 503 CAPACITY_EXCEEDED.
+    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_ENTRIES", default_value_t = MemoryLimits::default().max_entries)]
+    pub memory_max_entries: usize,
+
+    /// Most bytes the memory store holds (sealed records, keys and bookkeeping).
+    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_BYTES", default_value_t = MemoryLimits::default().max_bytes)]
+    pub memory_max_bytes: usize,
 
     /// Prefix of every Redis key the store writes.
     #[arg(long, env = "PCI_VAULT_REDIS_KEY_PREFIX", default_value = RedisOptions::DEFAULT_KEY_PREFIX)]
@@ -322,7 +331,16 @@ impl Args {
     pub async fn store(&self) -> Result<(Arc<dyn EphemeralStore>, StoreChoice), ConfigError> {
         let mut choice = StoreChoice::parse(&self.store)?;
         let store: Arc<dyn EphemeralStore> = match &mut choice {
-            StoreChoice::Memory => Arc::new(MemoryStore::new()),
+            StoreChoice::Memory => {
+                let limits = MemoryLimits {
+                    max_entries: self.memory_max_entries,
+                    max_bytes: self.memory_max_bytes,
+                };
+                Arc::new(MemoryStore::with_clock(
+                    limits,
+                    Arc::new(pci_vault::SystemClock),
+                ))
+            }
             StoreChoice::Redis(options) => {
                 options.key_prefix.clone_from(&self.redis_key_prefix);
                 options.ca_file.clone_from(&self.redis_ca_file);

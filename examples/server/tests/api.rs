@@ -503,6 +503,27 @@ async fn expired_sessions_are_not_found() {
 }
 
 #[tokio::test]
+async fn a_full_memory_store_answers_capacity_exceeded() {
+    let options = Options {
+        args: vec!["--memory-max-entries", "2"],
+        ..Options::default()
+    };
+    let server = TestServer::start_with("api-capacity", options);
+    let first = server.create_id().await;
+    let second = server.create_id().await;
+    let response = server
+        .agent_call(Method::POST, "/v1/sessions", Some(json!({})))
+        .await;
+    assert_eq!(response.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(&response.1), "CAPACITY_EXCEEDED");
+    // What was stored is untouched: both sessions still answer.
+    for id in [&first, &second] {
+        assert_eq!(server.status(id).await.0, StatusCode::OK);
+    }
+    server.stop(&[&first, &second]);
+}
+
+#[tokio::test]
 async fn reveal_is_rate_limited_per_client_before_the_key_is_checked() {
     let server = TestServer::start_with(
         "api-reveal-rate-limit",
