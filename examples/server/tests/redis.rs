@@ -142,10 +142,14 @@ async fn two_servers_share_sessions_through_redis() {
     .await;
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!(ok, 1, "{results:?}");
+    // The others are told it is gone: ALREADY_REVEALED, or LOCKED when every attempt was
+    // taken by reveals still in flight (as the conformance suite's concurrent reveals allow).
     assert!(
-        results
-            .iter()
-            .all(|(s, _)| *s == StatusCode::OK || *s == StatusCode::GONE)
+        results.iter().all(|(s, _)| *s == StatusCode::OK
+            || *s == StatusCode::GONE
+            || *s == StatusCode::LOCKED),
+        "{:?}",
+        results.iter().map(|(s, _)| *s).collect::<Vec<_>>()
     );
 
     first.stop(&[&id]);
