@@ -162,17 +162,31 @@ pub fn mask_pan(digits: &str) -> String {
         .collect()
 }
 
+/// The value of a decimal digit of any script whose digits form a block of ten starting at a
+/// code point that ends in hex 0 — ASCII, full-width, Arabic-Indic, Extended Arabic-Indic,
+/// Devanagari, Thai and most others.
+fn decimal_digit(c: char) -> Option<u8> {
+    if c.is_ascii_digit() {
+        return Some(c as u8 - b'0');
+    }
+    let offset = u32::from(c) & 0xF;
+    let zero = char::from_u32(u32::from(c) - offset)?;
+    (offset <= 9 && c.is_numeric() && zero.is_numeric()).then_some(offset as u8)
+}
+
 /// Whether `text` contains a run of 12–19 digits (spaces and dashes allowed between them)
 /// that passes the Luhn check and belongs to a known brand: a card number where none belongs.
+/// Digits of other scripts (full-width, Arabic-Indic, ...) count as their values, so a card
+/// number cannot slip through written in them.
 pub fn contains_card_number(text: &str) -> bool {
     let mut run = Zeroizing::new(String::new());
     let check = |run: &str| {
         (12..=19).contains(&run.len()) && luhn_valid(run) && Brand::detect(run).is_some()
     };
     for c in text.chars() {
-        match c {
-            '0'..='9' => run.push(c),
-            ' ' | '-' => {}
+        match (c, decimal_digit(c)) {
+            (_, Some(d)) => run.push(char::from(b'0' + d)),
+            (' ' | '-', None) => {}
             _ => {
                 if check(&run) {
                     return true;
@@ -494,5 +508,9 @@ mod tests {
         assert!(contains_card_number("x1234567894242424242424242"));
         assert!(!contains_card_number("order 12345"));
         assert!(!contains_card_number("4242424242424241"));
+        assert!(contains_card_number("４２４２４２４２４２４２４２４２"));
+        assert!(contains_card_number("٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢"));
+        assert!(contains_card_number("۴۲۴۲ ۴۲۴۲ ۴۲۴۲ ۴۲۴۲"));
+        assert!(!contains_card_number("½ Ⅻ ² order"));
     }
 }

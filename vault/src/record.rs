@@ -67,11 +67,19 @@ impl std::fmt::Debug for SealedRecord {
 
 /// A decoded record whose tag has not been checked yet. Only the fields needed to find the
 /// key that checks it are readable.
-#[derive(Debug)]
 pub struct UnverifiedRecord {
     record: SealedRecord,
     body: Vec<u8>,
     tag: [u8; MAC_LEN],
+}
+
+impl std::fmt::Debug for UnverifiedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedRecord")
+            .field("record", &self.record)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl UnverifiedRecord {

@@ -17,8 +17,8 @@ fn code<T: std::fmt::Debug>(r: crate::Result<T>) -> ErrorCode {
     r.expect_err("expected an error").code()
 }
 
-/// A PIN of the right length that is not `right`.
-pub(crate) fn wrong_pin(right: &Pin) -> Pin {
+/// A PIN of the right length that is not `right` (each digit moved up by one).
+pub fn wrong_pin(right: &Pin) -> Pin {
     let flipped: String = right
         .expose_secret()
         .bytes()
