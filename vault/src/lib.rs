@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench_support;
 pub mod card;
 pub mod clock;
 #[cfg(feature = "conformance")]
