@@ -38,7 +38,7 @@ impl RecordFixture {
             DataKey::generate(),
         );
         let wrapped = keyring
-            .wrap_now(&dek, &dek_wrap_aad(&tenant, &id))
+            .wrap_now(&dek, dek_wrap_aad(&tenant, &id).as_slice())
             .expect("wrap");
         let crypto = SessionCrypto::new(&dek, &tenant, &id);
         let mut record =
@@ -84,7 +84,7 @@ impl RecordFixture {
             .keyring
             .unwrap_now(
                 unverified.wrapped_dek(),
-                &dek_wrap_aad(&self.tenant, &self.id),
+                dek_wrap_aad(&self.tenant, &self.id).as_slice(),
             )
             .expect("unwrap");
         let crypto = SessionCrypto::new(&dek, &self.tenant, &self.id);

@@ -1,7 +1,9 @@
 //! Forms: which fields the customer is asked for, what they submit, and what the agent
 //! gets back once.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -59,10 +61,25 @@ impl FieldKind {
     }
 }
 
+/// A field name. The four card fields' names are static strings, so records of the default
+/// form decode without allocating their names.
+pub(crate) type FieldName = Cow<'static, str>;
+
+/// The name as a [`FieldName`], borrowing the static spelling of a card field's name.
+pub(crate) fn field_name(name: &str) -> FieldName {
+    match name {
+        FormSpec::CARD_NUMBER => Cow::Borrowed(FormSpec::CARD_NUMBER),
+        FormSpec::EXPIRY => Cow::Borrowed(FormSpec::EXPIRY),
+        FormSpec::CVC => Cow::Borrowed(FormSpec::CVC),
+        FormSpec::CARDHOLDER_NAME => Cow::Borrowed(FormSpec::CARDHOLDER_NAME),
+        other => Cow::Owned(other.to_owned()),
+    }
+}
+
 /// One field of a form: its name, kind and whether it must be filled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldSpec {
-    name: String,
+    name: FieldName,
     kind: FieldKind,
     required: bool,
 }
@@ -94,7 +111,7 @@ impl FieldSpec {
                 "card_number, expiry, cvc and cardholder_name are reserved for the card fields",
             )),
             _ => Ok(FieldSpec {
-                name: name.to_owned(),
+                name: field_name(name),
                 kind,
                 required,
             }),
@@ -128,9 +145,24 @@ impl FieldSpec {
 }
 
 /// The fields a session's form asks for, in display order. The default is the four card
-/// fields, all required.
+/// fields, all required. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormSpec(Vec<FieldSpec>);
+pub struct FormSpec(Arc<[FieldSpec]>);
+
+/// The default form, shared by every session that uses it.
+static DEFAULT_FORM: LazyLock<FormSpec> = LazyLock::new(|| {
+    let field = |name: &'static str, kind| FieldSpec {
+        name: Cow::Borrowed(name),
+        kind,
+        required: true,
+    };
+    FormSpec(Arc::from([
+        field(FormSpec::CARD_NUMBER, FieldKind::CardNumber),
+        field(FormSpec::EXPIRY, FieldKind::Expiry),
+        field(FormSpec::CVC, FieldKind::Cvc),
+        field(FormSpec::CARDHOLDER_NAME, FieldKind::CardholderName),
+    ]))
+});
 
 impl FormSpec {
     /// Name of the card number field.
@@ -161,7 +193,10 @@ impl FormSpec {
                 ));
             }
         }
-        Ok(FormSpec(fields))
+        if fields.as_slice() == &*DEFAULT_FORM.0 {
+            return Ok(DEFAULT_FORM.clone());
+        }
+        Ok(FormSpec(Arc::from(fields)))
     }
 
     /// A form from field names, each as [`FieldSpec::named`].
@@ -205,7 +240,7 @@ impl FormSpec {
         &self,
         input: &FormInput,
         now: SystemTime,
-    ) -> Result<Vec<(String, Zeroizing<String>)>> {
+    ) -> Result<Vec<(FieldName, Zeroizing<String>)>> {
         if input.0.len() > Self::MAX_FIELDS {
             return Err(Error::InvalidArgument("a submission has at most 32 fields"));
         }
@@ -238,11 +273,11 @@ impl FormSpec {
 
         let mut values = Vec::with_capacity(self.0.len());
         let mut errors = Vec::new();
-        for spec in &self.0 {
+        for spec in self.0.iter() {
             let Some(raw) = value_of(&spec.name) else {
                 if spec.required {
                     errors.push(FieldError {
-                        field: spec.name.clone(),
+                        field: spec.name.to_string(),
                         reason: FieldReason::Required,
                     });
                 }
@@ -251,7 +286,7 @@ impl FormSpec {
             match check_value(spec.kind, raw, brand, now) {
                 Ok(value) => values.push((spec.name.clone(), value)),
                 Err(reason) => errors.push(FieldError {
-                    field: spec.name.clone(),
+                    field: spec.name.to_string(),
                     reason,
                 }),
             }
@@ -290,28 +325,7 @@ fn check_value(
 
 impl Default for FormSpec {
     fn default() -> Self {
-        FormSpec(vec![
-            FieldSpec {
-                name: Self::CARD_NUMBER.into(),
-                kind: FieldKind::CardNumber,
-                required: true,
-            },
-            FieldSpec {
-                name: Self::EXPIRY.into(),
-                kind: FieldKind::Expiry,
-                required: true,
-            },
-            FieldSpec {
-                name: Self::CVC.into(),
-                kind: FieldKind::Cvc,
-                required: true,
-            },
-            FieldSpec {
-                name: Self::CARDHOLDER_NAME.into(),
-                kind: FieldKind::CardholderName,
-                required: true,
-            },
-        ])
+        DEFAULT_FORM.clone()
     }
 }
 
@@ -435,7 +449,7 @@ mod tests {
         let values = FormSpec::default().validate(&good(), now()).unwrap();
         let got: Vec<(&str, &str)> = values
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v)| (n.as_ref(), v.as_str()))
             .collect();
         assert_eq!(
             got,

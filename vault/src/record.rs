@@ -12,7 +12,7 @@
 //! PIN verifier: present (u8), then 32 bytes when present
 //! sealed fields: count (u8), then per field: name (str8), nonce‖ciphertext‖tag (bytes16)
 //! ---- end of body
-//! tag: HMAC-SHA256 over the body and the session id, key derived from the data key (32)
+//! tag: AES-256-GCM (GMAC) under the data key over the body and the session id: nonce ‖ tag (28)
 //! checksum: CRC-32 of everything above (4 bytes; corruption detection, not authentication)
 //! ```
 //!
@@ -23,9 +23,9 @@
 //! Decoding untrusted bytes never panics: any malformed, truncated, extended or altered
 //! input is an [`Error::IntegrityError`].
 
-use crate::crypto::{FORMAT_VERSION, MAC_LEN, SessionCrypto, record_checksum};
+use crate::crypto::{FORMAT_VERSION, MAC_LEN, RECORD_TAG_LEN, SessionCrypto, record_checksum};
 use crate::error::{Error, Result};
-use crate::form::{FieldKind, FieldSpec, FormSpec};
+use crate::form::{FieldKind, FieldName, FieldSpec, FormSpec, field_name};
 use crate::keys::{KeyId, WrappedKey};
 use crate::session::{Metadata, SessionOptions, SessionState};
 use crate::tenant::Tenant;
@@ -48,7 +48,7 @@ pub struct SealedRecord {
     pub(crate) metadata: Metadata,
     pub(crate) wrapped_dek: WrappedKey,
     pub(crate) pin_verifier: Option<[u8; MAC_LEN]>,
-    pub(crate) sealed_fields: Vec<(String, Vec<u8>)>,
+    pub(crate) sealed_fields: Vec<(FieldName, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for SealedRecord {
@@ -70,7 +70,7 @@ impl std::fmt::Debug for SealedRecord {
 pub struct UnverifiedRecord {
     record: SealedRecord,
     body: Vec<u8>,
-    tag: [u8; MAC_LEN],
+    tag: [u8; RECORD_TAG_LEN],
 }
 
 impl std::fmt::Debug for UnverifiedRecord {
@@ -226,7 +226,7 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
     if record_checksum(signed) != checksum {
         return None;
     }
-    let (body, tag) = signed.split_at_checked(signed.len().checked_sub(MAC_LEN)?)?;
+    let (body, tag) = signed.split_at_checked(signed.len().checked_sub(RECORD_TAG_LEN)?)?;
     let mut r = Reader(body);
     if r.take(3)? != MAGIC || r.u8()? != FORMAT_VERSION {
         return None;
@@ -269,7 +269,7 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
     };
     let mut sealed_fields = Vec::new();
     for _ in 0..r.u8()? {
-        let name = r.str8()?.to_owned();
+        let name = field_name(r.str8()?);
         let sealed = r.bytes16()?.to_vec();
         form.field(&name)?;
         if sealed_fields.iter().any(|(n, _)| *n == name) {

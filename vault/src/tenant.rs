@@ -1,6 +1,7 @@
 //! Tenants: the deployments that share one vault without seeing each other's sessions.
 
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use crate::error::{Error, Result};
 
@@ -11,7 +12,10 @@ use crate::error::{Error, Result};
 /// name another tenant does not open. A deployment with one customer uses
 /// [`Tenant::default`], spelled `default`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tenant(String);
+pub struct Tenant(Arc<str>);
+
+/// The default tenant, shared so that cloning or defaulting it never allocates.
+static DEFAULT: LazyLock<Tenant> = LazyLock::new(|| Tenant(Arc::from("default")));
 
 impl Tenant {
     /// Longest accepted tenant name, in bytes.
@@ -29,7 +33,11 @@ impl Tenant {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
-            Ok(Tenant(name))
+            Ok(if name == DEFAULT.as_str() {
+                DEFAULT.clone()
+            } else {
+                Tenant(Arc::from(name))
+            })
         } else {
             Err(Error::InvalidArgument(
                 "a tenant is 1-64 characters from A-Z a-z 0-9 . _ -",
@@ -45,7 +53,7 @@ impl Tenant {
 
 impl Default for Tenant {
     fn default() -> Self {
-        Tenant(String::from("default"))
+        DEFAULT.clone()
     }
 }
 

@@ -317,7 +317,7 @@ pub async fn store_holds_no_secrets(h: &dyn Harness) {
     let dek = vault
         .inner
         .keys
-        .unwrap(&loaded.record.wrapped_dek, &aad)
+        .unwrap(&loaded.record.wrapped_dek, aad.as_slice())
         .await
         .unwrap();
 

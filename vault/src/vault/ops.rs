@@ -39,8 +39,28 @@ pub(crate) struct Loaded {
     pub(crate) crypto: SessionCrypto,
 }
 
-pub(crate) fn key_for(id: &SessionId) -> String {
-    URL_SAFE_NO_PAD.encode(store_key(id))
+/// The store key of a session: base64url of [`store_key`], 43 characters, on the stack.
+pub(crate) struct StoreKey([u8; 43]);
+
+impl StoreKey {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for StoreKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+pub(crate) fn key_for(id: &SessionId) -> StoreKey {
+    let mut text = [0u8; 43];
+    // 32 bytes always encode to 43 unpadded base64 characters.
+    let _ = URL_SAFE_NO_PAD.encode_slice(store_key(id), &mut text);
+    StoreKey(text)
 }
 
 impl Inner {
@@ -79,7 +99,10 @@ impl Inner {
             return Err(Error::NotFound);
         }
         let aad = dek_wrap_aad(unverified.tenant(), id);
-        let dek = self.keys.unwrap(unverified.wrapped_dek(), &aad).await?;
+        let dek = self
+            .keys
+            .unwrap(unverified.wrapped_dek(), aad.as_slice())
+            .await?;
         let crypto = SessionCrypto::new(&dek, unverified.tenant(), id);
         let record = unverified.verify(&crypto)?;
         if self.clock.now_millis() >= record.expires_at {
@@ -93,7 +116,10 @@ impl Inner {
     }
 
     async fn wrap(&self, dek: &DataKey, tenant: &Tenant, id: &SessionId) -> Result<WrappedKey> {
-        let wrapped = self.keys.wrap(dek, &dek_wrap_aad(tenant, id)).await?;
+        let wrapped = self
+            .keys
+            .wrap(dek, dek_wrap_aad(tenant, id).as_slice())
+            .await?;
         if wrapped.ciphertext.len() > WrappedKey::MAX_CIPHERTEXT_LEN {
             return Err(Error::key_unavailable(
                 "the key provider returned a wrapped key over 1 KiB",
