@@ -15,6 +15,7 @@
 )]
 
 mod drive;
+mod footprint;
 mod http_target;
 mod node_target;
 mod probes;
@@ -40,6 +41,10 @@ enum Target {
     HttpMemory,
     /// The example server over HTTP, on Redis.
     HttpRedis,
+    /// Not a load: bytes per submitted session in the memory store (`--sessions` of them).
+    MemoryFootprint,
+    /// Not a load: bytes per submitted session in Redis.
+    RedisFootprint,
 }
 
 /// Runs full create → submit → reveal cycles and reports throughput and latency.
@@ -77,6 +82,9 @@ struct Args {
     /// The Node load script for the Node targets.
     #[arg(long, default_value = "bench/node/load.mjs")]
     node_script: String,
+    /// Sessions to store for the footprint targets.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -107,6 +115,15 @@ fn main() -> Result<(), String> {
         Some(url) => http_target::ServerSpec::Running(url.clone()),
         None => http_target::ServerSpec::Start(args.server_bin.clone()),
     };
+    let footprint = match args.target {
+        Target::MemoryFootprint => Some(runtime.block_on(footprint::memory(args.sessions))),
+        Target::RedisFootprint => Some(runtime.block_on(footprint::redis(redis()?, args.sessions))),
+        _ => None,
+    };
+    if let Some(report) = footprint {
+        println!("{}", report?);
+        return Ok(());
+    }
     let result = runtime.block_on(async {
         match args.target {
             Target::RustMemory => rust_target::run_memory(&plan).await,
@@ -115,6 +132,7 @@ fn main() -> Result<(), String> {
             Target::NodeRedis => node_target::run(&plan, &args.node_script, Some(redis()?)).await,
             Target::HttpMemory => http_target::run(&plan, &server, None).await,
             Target::HttpRedis => http_target::run(&plan, &server, Some(redis()?)).await,
+            Target::MemoryFootprint | Target::RedisFootprint => unreachable!("handled above"),
         }
     })?;
     let name = args
