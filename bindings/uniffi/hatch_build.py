@@ -1,4 +1,5 @@
-"""Puts the generated uniffi module and the shared library into the wheel.
+"""Puts the package's __init__.py, the generated uniffi module (as pci_vault._uniffi) and the
+shared library into the wheel.
 
 With PCI_VAULT_UNIFFI_DIR set (an absolute path), takes them from that folder (the OUT_DIR of build.sh);
 otherwise runs `build.sh --release` first, which needs cargo.
@@ -45,7 +46,9 @@ class NativeLibraryHook(BuildHookInterface):
         for path in (module, library):
             if not path.is_file():
                 raise RuntimeError(f"{path} is missing: run bindings/uniffi/build.sh")
-        build_data["force_include"][str(module)] = "pci_vault/__init__.py"
+        init = HERE / "python" / "pci_vault" / "__init__.py"
+        build_data["force_include"][str(init)] = "pci_vault/__init__.py"
+        build_data["force_include"][str(module)] = "pci_vault/_uniffi.py"
         build_data["force_include"][str(library)] = f"pci_vault/{_library_name()}"
         # The wheel holds a native library loaded with ctypes: any Python 3 on this
         # platform, not py3-none-any.

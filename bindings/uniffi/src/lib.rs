@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod error;
 mod key_provider;
 mod options;
 mod redact;
 mod vault;
 
+pub use audit::{AuditEvent, AuditSink, AuditSinkError, stop_audit_delivery};
 pub use error::{FieldError, VaultError};
 pub use key_provider::{KeyProvider, KeyProviderError, WrappedKey};
 pub use options::{KeySource, KeyringEntry, RedisSettings, SessionOptions, VaultOptions};

@@ -10,6 +10,7 @@ use pci_vault::{FormSpec, KeyEncryptionKey, KeyId, Keyring, Metadata};
 use pci_vault_redis::RedisOptions;
 use zeroize::Zeroizing;
 
+use crate::audit::AuditSink;
 use crate::error::{VaultError, invalid_argument};
 use crate::key_provider::{HostKeyProvider, KeyProvider};
 
@@ -33,6 +34,16 @@ pub struct VaultOptions {
     /// What `create_session` uses for every option it is not given.
     #[uniffi(default = None)]
     pub session_defaults: Option<SessionOptions>,
+    /// 32 bytes that key the session references of audit events. Give every process of a
+    /// deployment the same key, so that the events of one session match across them.
+    /// Default: a random key per vault.
+    #[uniffi(default = None)]
+    pub audit_key: Option<Vec<u8>>,
+    /// Receives every audit event (created, submitted, revealed or refused, locked,
+    /// cancelled): see `AuditSink`. Without it, events go to `tracing`, which a Python,
+    /// Kotlin or Swift host does not see.
+    #[uniffi(default = None)]
+    pub audit_sink: Option<Arc<dyn AuditSink>>,
 }
 
 /// Redis settings beyond the URL. Every field has the Redis store's default.
@@ -196,6 +207,17 @@ fn keyring(entries: Vec<KeyringEntry>) -> Result<Keyring, VaultError> {
     Ok(Keyring::new(primary, keys)?)
 }
 
+/// The audit key of [`VaultOptions`]: exactly 32 bytes. The caller's bytes are wiped here,
+/// whether or not they fit.
+pub(crate) fn audit_key(key: Zeroizing<Vec<u8>>) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    if key.len() != out.len() {
+        return Err(invalid_argument("the audit key is 32 bytes"));
+    }
+    out.copy_from_slice(&key);
+    Ok(out)
+}
+
 /// The Redis options for `store` and `settings`; the store checks them when it connects.
 pub(crate) fn redis_options(
     store: &str,
@@ -268,6 +290,19 @@ mod tests {
         ] {
             let err = keyring(bad).unwrap_err();
             assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
+        }
+    }
+
+    #[test]
+    fn audit_keys_are_32_bytes() {
+        assert_eq!(*audit_key(Zeroizing::new(vec![5; 32])).unwrap(), [5; 32]);
+        for len in [0, 16, 31, 33, 64] {
+            let err = audit_key(Zeroizing::new(vec![5; len])).unwrap_err();
+            assert_eq!(err.code(), "INVALID_ARGUMENT");
+            assert_eq!(
+                err.to_string(),
+                "invalid argument: the audit key is 32 bytes"
+            );
         }
     }
 

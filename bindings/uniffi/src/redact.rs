@@ -123,6 +123,8 @@ impl fmt::Debug for VaultOptions {
             };
         }
         out.field("session_defaults", &self.session_defaults)
+            .field("audit_key", &self.audit_key.as_ref().map(|_| REDACTED))
+            .field("audit_sink", &self.audit_sink.as_ref().map(|_| "AuditSink"))
             .finish()
     }
 }

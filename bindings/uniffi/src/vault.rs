@@ -9,13 +9,21 @@ use pci_vault_memory::MemoryStore;
 use pci_vault_redis::RedisStore;
 use zeroize::Zeroizing;
 
+use crate::audit::HostAuditSink;
 use crate::error::VaultError;
-use crate::options::{MEMORY_STORE, SessionOptions, VaultOptions, redis_options};
+use crate::options::{self, MEMORY_STORE, SessionOptions, VaultOptions, redis_options};
 
 /// The one-time card-form vault. Every method may be called concurrently from any number
 /// of tasks and processes sharing the store.
 #[derive(uniffi::Object)]
-pub struct Vault(pci_vault::Vault);
+pub struct Vault {
+    inner: pci_vault::Vault,
+    /// The unsafe Redis settings found at open; shared with `for_tenant` vaults.
+    store_warnings: Arc<[String]>,
+    /// The queue to the host's audit sink, if `open` was given one; shared with
+    /// `for_tenant` vaults, so their events go through the same queue, in order.
+    audit: Option<Arc<HostAuditSink>>,
+}
 
 /// What `create_session` returns: the id for the link `{public_base_url}/forms/{id}` and
 /// when it expires.
@@ -108,37 +116,81 @@ impl Vault {
             store,
             redis,
             session_defaults,
+            audit_key,
+            audit_sink,
         } = options;
+        // Under `Zeroizing` before anything can fail, like the inline keys.
+        let audit_key = audit_key.map(Zeroizing::new).map(options::audit_key);
         let keys = keys.open()?;
-        let store: Arc<dyn pci_vault::EphemeralStore> = if store == MEMORY_STORE {
-            if redis.is_some() {
-                return Err(crate::error::invalid_argument(
-                    "redis settings need a Redis store URL",
-                ));
-            }
-            Arc::new(MemoryStore::new())
-        } else {
-            Arc::new(RedisStore::connect(redis_options(&store, redis)?).await?)
-        };
+        let audit_key = audit_key.transpose()?;
+        let (store, store_warnings): (Arc<dyn pci_vault::EphemeralStore>, Vec<String>) =
+            if store == MEMORY_STORE {
+                if redis.is_some() {
+                    return Err(crate::error::invalid_argument(
+                        "redis settings need a Redis store URL",
+                    ));
+                }
+                (Arc::new(MemoryStore::new()), Vec::new())
+            } else {
+                let redis = RedisStore::connect(redis_options(&store, redis)?).await?;
+                let warnings = redis.server_warnings().to_vec();
+                (Arc::new(redis), warnings)
+            };
         let defaults = session_defaults
             .unwrap_or_default()
             .over(&pci_vault::SessionOptions::default())?;
-        let vault = pci_vault::Vault::builder(store, keys)
-            .session_defaults(defaults)
-            .build()?;
-        Ok(Arc::new(Vault(vault)))
+        let mut builder = pci_vault::Vault::builder(store, keys).session_defaults(defaults);
+        if let Some(key) = audit_key {
+            builder = builder.audit_key(*key);
+        }
+        let audit = audit_sink.map(|sink| Arc::new(HostAuditSink::start(sink)));
+        if let Some(audit) = &audit {
+            builder = builder.audit_sink(Arc::clone(audit) as Arc<dyn pci_vault::AuditSink>);
+        }
+        Ok(Arc::new(Vault {
+            inner: builder.build()?,
+            store_warnings: store_warnings.into(),
+            audit,
+        }))
     }
 
     /// The same vault acting for `tenant` (1–64 characters of `A-Z a-z 0-9 . _ -`) in
     /// `create_session`, `status`, `reveal` and `cancel`; sessions of other tenants answer
     /// `NOT_FOUND`. A vault opened by `open` acts for the tenant `default`.
     pub fn for_tenant(&self, tenant: String) -> Result<Arc<Vault>, VaultError> {
-        Ok(Arc::new(Vault(self.0.for_tenant(Tenant::new(tenant)?))))
+        Ok(Arc::new(Vault {
+            inner: self.inner.for_tenant(Tenant::new(tenant)?),
+            store_warnings: Arc::clone(&self.store_warnings),
+            audit: self.audit.clone(),
+        }))
     }
 
     /// The tenant this vault acts for.
     pub fn tenant(&self) -> String {
-        self.0.tenant().as_str().to_owned()
+        self.inner.tenant().as_str().to_owned()
+    }
+
+    /// The unsafe Redis settings `open` found (persistence on, an eviction policy that can
+    /// silently drop sessions), one sentence each. Empty for the memory store, for a safe
+    /// server, and when the ACL does not allow reading the settings. Log them at start.
+    pub fn store_warnings(&self) -> Vec<String> {
+        self.store_warnings.to_vec()
+    }
+
+    /// Waits until every audit event recorded before this call has been handed to the
+    /// `audit_sink` (its `record` returned or raised). Returns at once without a sink. Call
+    /// it before you release the vault: events still queued when the last handle to it goes
+    /// away are dropped. It waits as long as the sink takes.
+    pub async fn flush_audit(&self) {
+        if let Some(audit) = &self.audit {
+            audit.flush().await;
+        }
+    }
+
+    /// How many audit events the `audit_sink` did not take since `open`: it raised, or
+    /// `stop_audit_delivery` had stopped delivery. 0 without a sink.
+    pub fn audit_failures(&self) -> u64 {
+        self.audit.as_ref().map_or(0, |audit| audit.failures())
     }
 
     /// Creates a session. Options left out take the vault's session defaults.
@@ -149,8 +201,8 @@ impl Vault {
     ) -> Result<Ticket, VaultError> {
         let options = options
             .unwrap_or_default()
-            .over(self.0.session_defaults())?;
-        let ticket = self.0.create_session(&options).await?;
+            .over(self.inner.session_defaults())?;
+        let ticket = self.inner.create_session(&options).await?;
         Ok(Ticket {
             id: ticket.id.to_string(),
             expires_at: ticket.expires_at,
@@ -160,7 +212,7 @@ impl Vault {
     /// State, times, attempts left and metadata of a session; never secret data.
     pub async fn status(&self, id: String) -> Result<SessionStatus, VaultError> {
         let id = SessionId::parse(&id)?;
-        let status = self.0.status(&id).await?;
+        let status = self.inner.status(&id).await?;
         Ok(SessionStatus {
             id: id.to_string(),
             state: status.state.into(),
@@ -196,7 +248,7 @@ impl Vault {
             input.insert(name, value);
         }
         let id = SessionId::parse(&id)?;
-        let receipt = self.0.submit(&id, &input).await?;
+        let receipt = self.inner.submit(&id, &input).await?;
         Ok(Receipt {
             pin: receipt.pin.expose_secret().to_owned(),
             expires_at: receipt.expires_at,
@@ -209,7 +261,7 @@ impl Vault {
         let pin = Zeroizing::new(pin);
         let id = SessionId::parse(&id)?;
         let pin = Pin::parse(&pin)?;
-        let revealed = self.0.reveal(&id, &pin).await?;
+        let revealed = self.inner.reveal(&id, &pin).await?;
         let card = revealed.card().map(|c| CardSummary {
             brand: c.brand.as_str().to_owned(),
             masked_number: c.masked_number.clone(),
@@ -225,12 +277,12 @@ impl Vault {
     /// Cancels a pending or submitted session and destroys its data.
     pub async fn cancel(&self, id: String) -> Result<(), VaultError> {
         let id = SessionId::parse(&id)?;
-        Ok(self.0.cancel(&id).await?)
+        Ok(self.inner.cancel(&id).await?)
     }
 
     /// Checks that the store answers.
     pub async fn ping(&self) -> Result<(), VaultError> {
-        Ok(self.0.ping().await?)
+        Ok(self.inner.ping().await?)
     }
 }
 
