@@ -60,7 +60,7 @@ impl Submission {
     ///
     /// # Errors
     /// [`MalformedBody`] when the body is not of that kind's shape, has more than
-    /// [`MAX_ENTRIES`] fields, or names a field twice.
+    /// [`MAX_ENTRIES`] fields, names a field twice, or is not UTF-8.
     pub fn parse(kind: BodyKind, body: &[u8]) -> Result<Self, MalformedBody> {
         match kind {
             BodyKind::Json => Self::from_json(body),
@@ -75,6 +75,11 @@ impl Submission {
     pub fn from_urlencoded(body: &[u8]) -> Result<Self, MalformedBody> {
         let mut out = Submission::default();
         for (name, value) in form_urlencoded::parse(body) {
+            // `parse` repairs bytes that are not UTF-8 with U+FFFD; a browser sends the
+            // page's form in UTF-8, so such a body is refused rather than stored repaired.
+            if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
+                return Err(MalformedBody("the form is not valid UTF-8"));
+            }
             out.push(name.into_owned(), Zeroizing::new(value.into_owned()))?;
         }
         Ok(out)
