@@ -2,10 +2,14 @@
 //!
 //! A thin layer: [`args`] reads JavaScript arguments without trusting their types,
 //! [`options`] turns `Vault.open`/`createSession` options into core options, [`vault`]
-//! calls the core on the binding's tokio runtime, [`results`] shapes what the Promises
-//! resolve to, and [`errors`] is the one place where failures become JavaScript errors
-//! with the stable codes; [`audit`] hands audit events to a JavaScript callback. The package's README and `index.d.ts` document the JavaScript
-//! API; `test/` exercises it from Node.
+//! calls the core (at once, or on the binding's tokio runtime when it waits), [`results`]
+//! shapes what the Promises resolve to, and [`errors`] is the one place where failures
+//! become JavaScript errors with the stable codes; [`audit`] hands audit events to a
+//! JavaScript callback. The package's README and `index.d.ts` document the JavaScript API;
+//! `test/` exercises it from Node.
+//!
+//! The Rust side allocates with mimalloc: a cycle makes a few dozen small allocations,
+//! and glibc's allocator was a tenth of its CPU time.
 
 mod args;
 mod audit;
@@ -13,3 +17,6 @@ mod errors;
 mod options;
 mod results;
 mod vault;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
