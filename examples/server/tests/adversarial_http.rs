@@ -95,7 +95,10 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
     let pending = server.create_id().await;
     let submitted = server.create_id().await;
     let pin = server.submit_card(&submitted).await;
-    let before = [view(&server, &pending).await, view(&server, &submitted).await];
+    let before = [
+        view(&server, &pending).await,
+        view(&server, &submitted).await,
+    ];
 
     let pad = |prefix: &str, len: usize| {
         let mut id = prefix.to_owned();
@@ -150,7 +153,10 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
             let body = json_of(status, &text);
             assert_eq!(code_of(&body), "INVALID_ARGUMENT");
             assert!(ID_MESSAGES.contains(&message_of(&body)), "{text}");
-            assert!(!text.contains(MARK) && !text.contains(&submitted[..36]), "{text}");
+            assert!(
+                !text.contains(MARK) && !text.contains(&submitted[..36]),
+                "{text}"
+            );
         }
 
         // The customer's side: the neutral page, or INVALID_ARGUMENT for JSON.
@@ -197,7 +203,10 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
         assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
     }
 
-    let after = [view(&server, &pending).await, view(&server, &submitted).await];
+    let after = [
+        view(&server, &pending).await,
+        view(&server, &submitted).await,
+    ];
     assert_eq!(before, after, "a hostile id changed a session");
     server.remember_secret(&pin);
     let log = server.stop(&[&pending, &submitted]);
@@ -274,7 +283,11 @@ async fn hostile_pins_are_refused_before_they_take_an_attempt() {
         assert!(!error.to_string().contains(&pin), "{error}");
     }
 
-    assert_eq!(view(&server, &id).await, before, "a malformed PIN took an attempt");
+    assert_eq!(
+        view(&server, &id).await,
+        before,
+        "a malformed PIN took an attempt"
+    );
     let (status, revealed) = server.reveal(&id, &pin).await;
     assert_eq!(status, StatusCode::OK, "{revealed}");
     assert_eq!(revealed["fields"]["card_number"], PAN);
@@ -333,8 +346,15 @@ async fn duplicate_and_unknown_json_members_are_refused_and_change_nothing() {
         )
     };
     for body in [
-        format!(r#"{{"fields":{{{},"card_number":"{OTHER_PAN}"}}}}"#, card(PAN)),
-        format!(r#"{{"fields":{{{}}},"fields":{{{}}}}}"#, card(PAN), card(OTHER_PAN)),
+        format!(
+            r#"{{"fields":{{{},"card_number":"{OTHER_PAN}"}}}}"#,
+            card(PAN)
+        ),
+        format!(
+            r#"{{"fields":{{{}}},"fields":{{{}}}}}"#,
+            card(PAN),
+            card(OTHER_PAN)
+        ),
         format!(r#"{{"fields":{{{}}},"fields":{{}}}}"#, card(PAN)),
         format!(r#"{{"fields":{{{}}},"pin":"123456"}}"#, card(PAN)),
         format!(r#"{{"fields":{{{},"__proto__":"x"}}}}"#, card(PAN)),
@@ -457,7 +477,11 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
             .post(server.url(&format!("/forms/{fresh}")))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("origin", &server.base)
-            .body(format!("{}&cardholder_name={}", common::good_form(), "x".repeat(LIMIT))),
+            .body(format!(
+                "{}&cardholder_name={}",
+                common::good_form(),
+                "x".repeat(LIMIT)
+            )),
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
@@ -468,7 +492,10 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
             .post(server.url(&format!("/v1/sessions/{id}/reveal")))
             .bearer_auth(KEY)
             .header("content-type", "application/json")
-            .body(format!(r#"{{"pin":"{pin}","pad":"{}"}}"#, " ".repeat(LIMIT))),
+            .body(format!(
+                r#"{{"pin":"{pin}","pad":"{}"}}"#,
+                " ".repeat(LIMIT)
+            )),
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
@@ -528,7 +555,11 @@ async fn card_numbers_in_other_scripts_digits_are_refused() {
     ];
     for (field, value) in cases {
         let (status, body) = server.submit_json(&id, fields_with(field, value)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field} {value}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field} {value}: {body}"
+        );
         assert_eq!(code_of(&body), "VALIDATION_FAILED");
         let failed: Vec<&str> = body["error"]["fields"]
             .as_array()
@@ -654,14 +685,23 @@ async fn a_pin_of_one_session_does_not_open_another() {
     server.remember_secret(&pin_b);
 
     let (status, body) = server.reveal(&b, &pin_a).await;
-    assert_eq!((status, code_of(&body)), (StatusCode::FORBIDDEN, "WRONG_PIN"));
+    assert_eq!(
+        (status, code_of(&body)),
+        (StatusCode::FORBIDDEN, "WRONG_PIN")
+    );
     assert_eq!(body["error"]["attempts_left"], 4);
     assert!(!body.to_string().contains(&pin_a));
     // A's session is untouched by the use of its PIN on B.
     let view_a = view(&server, &a).await;
-    assert_eq!((view_a["state"].as_str(), view_a["attempts_left"].as_u64()), (Some("submitted"), Some(5)));
+    assert_eq!(
+        (view_a["state"].as_str(), view_a["attempts_left"].as_u64()),
+        (Some("submitted"), Some(5))
+    );
     let (status, body) = server.reveal(&a, &pin_b).await;
-    assert_eq!((status, code_of(&body)), (StatusCode::FORBIDDEN, "WRONG_PIN"));
+    assert_eq!(
+        (status, code_of(&body)),
+        (StatusCode::FORBIDDEN, "WRONG_PIN")
+    );
     assert_eq!(view(&server, &b).await["attempts_left"], 4);
     assert_eq!(view(&server, &a).await["attempts_left"], 4);
 
