@@ -38,6 +38,11 @@ where
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let yield_every = if plan.concurrency > 1 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(1)
+    };
     let mut tasks = Vec::with_capacity(plan.concurrency);
     for _ in 0..plan.concurrency {
         let cycle = cycle.clone();
@@ -45,9 +50,20 @@ where
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram()?;
             let mut first_error = None;
+            let mut last_yield = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let start = Instant::now();
                 let outcome = cycle().await;
+                // A memory-store cycle never waits, so it never returns to the scheduler
+                // on its own: without this, the workers would hold every thread, and the
+                // timers that end the phases would never fire. With other workers, yield
+                // after every cycle, as a host serving many callers would, so that the
+                // latency includes the wait for the others (queueing, as in any server);
+                // alone, once a millisecond is enough for the timers.
+                if last_yield.elapsed() >= yield_every {
+                    tokio::task::yield_now().await;
+                    last_yield = Instant::now();
+                }
                 if !measuring.load(Ordering::Relaxed) {
                     continue;
                 }
