@@ -22,7 +22,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CVC, EXPIRY, KEY, NAME, PAN, TestServer, card_fields, encode};
+use common::{CVC, EXPIRY, KEY, NAME, PAN, TestServer, card_fields, encode, error_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,12 +53,6 @@ fn path_segment(text: &str) -> String {
             }
         })
         .collect()
-}
-
-fn code_of(body: &Value) -> &str {
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not an error body: {body}"))
 }
 
 fn message_of(body: &Value) -> &str {
@@ -151,7 +145,7 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
             let (status, text) = send(request).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {id:?}: {text}");
             let body = json_of(status, &text);
-            assert_eq!(code_of(&body), "INVALID_ARGUMENT");
+            assert_eq!(error_code(&body), "INVALID_ARGUMENT");
             assert!(ID_MESSAGES.contains(&message_of(&body)), "{text}");
             assert!(
                 !text.contains(MARK) && !text.contains(&submitted[..36]),
@@ -180,7 +174,7 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
         let (status, text) = send(json_post).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "POST JSON {id:?}");
         let body = json_of(status, &text);
-        assert_eq!(code_of(&body), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&body), "INVALID_ARGUMENT");
         assert!(!text.contains(MARK) && !text.contains("4242"), "{text}");
     }
 
@@ -200,7 +194,7 @@ async fn hostile_session_ids_in_every_path_are_refused_without_echo() {
             .json(&json!({ "pin": pin }));
         let (status, text) = send(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
-        assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&json_of(status, &text)), "INVALID_ARGUMENT");
     }
 
     let after = [
@@ -253,7 +247,7 @@ async fn hostile_pins_are_refused_before_they_take_an_attempt() {
     for candidate in &string_pins {
         let (status, body) = server.reveal(&id, candidate).await;
         assert_eq!(
-            (status, code_of(&body)),
+            (status, error_code(&body)),
             (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
             "{candidate:?}"
         );
@@ -276,7 +270,7 @@ async fn hostile_pins_are_refused_before_they_take_an_attempt() {
             )
             .await;
         assert_eq!(
-            (status, code_of(&error)),
+            (status, error_code(&error)),
             (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
             "{body}"
         );
@@ -332,7 +326,7 @@ async fn duplicate_and_unknown_json_members_are_refused_and_change_nothing() {
         let (status, text) = raw_post(reveal_path.clone(), Some(KEY), body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
         let error = json_of(status, &text);
-        assert_eq!(code_of(&error), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&error), "INVALID_ARGUMENT");
         assert_eq!(message_of(&error), REVEAL_BODY_MESSAGE);
         assert!(!text.contains(&pin), "{text}");
     }
@@ -364,7 +358,7 @@ async fn duplicate_and_unknown_json_members_are_refused_and_change_nothing() {
         let (status, text) = raw_post(form_path.clone(), None, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
         let error = json_of(status, &text);
-        assert_eq!(code_of(&error), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&error), "INVALID_ARGUMENT");
         assert!(
             !text.contains(PAN) && !text.contains(OTHER_PAN) && !text.contains(CVC),
             "{text}"
@@ -381,7 +375,7 @@ async fn duplicate_and_unknown_json_members_are_refused_and_change_nothing() {
     ] {
         let (status, text) = raw_post("/v1/sessions".to_owned(), Some(KEY), body.to_owned()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
-        assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&json_of(status, &text)), "INVALID_ARGUMENT");
     }
 
     let after = [view(&server, &id).await, view(&server, &fresh).await];
@@ -468,7 +462,7 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
     );
     let (status, text) = post_json(sized(LIMIT + 1)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
-    assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
+    assert_eq!(error_code(&json_of(status, &text)), "INVALID_ARGUMENT");
 
     // The page's own form and the reveal, over the limit.
     let (status, text) = send(
@@ -485,7 +479,7 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
-    assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
+    assert_eq!(error_code(&json_of(status, &text)), "INVALID_ARGUMENT");
     let (status, text) = send(
         server
             .client
@@ -560,7 +554,7 @@ async fn card_numbers_in_other_scripts_digits_are_refused() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "{field} {value}: {body}"
         );
-        assert_eq!(code_of(&body), "VALIDATION_FAILED");
+        assert_eq!(error_code(&body), "VALIDATION_FAILED");
         let failed: Vec<&str> = body["error"]["fields"]
             .as_array()
             .unwrap()
@@ -648,7 +642,7 @@ async fn form_bodies_that_are_not_utf8_are_refused_not_repaired() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-        assert_eq!(code_of(&json_of(status, &text)), "INVALID_ARGUMENT");
+        assert_eq!(error_code(&json_of(status, &text)), "INVALID_ARGUMENT");
     }
     assert_eq!(view(&server, &id).await, before);
 
@@ -686,7 +680,7 @@ async fn a_pin_of_one_session_does_not_open_another() {
 
     let (status, body) = server.reveal(&b, &pin_a).await;
     assert_eq!(
-        (status, code_of(&body)),
+        (status, error_code(&body)),
         (StatusCode::FORBIDDEN, "WRONG_PIN")
     );
     assert_eq!(body["error"]["attempts_left"], 4);
@@ -699,7 +693,7 @@ async fn a_pin_of_one_session_does_not_open_another() {
     );
     let (status, body) = server.reveal(&a, &pin_b).await;
     assert_eq!(
-        (status, code_of(&body)),
+        (status, error_code(&body)),
         (StatusCode::FORBIDDEN, "WRONG_PIN")
     );
     assert_eq!(view(&server, &b).await["attempts_left"], 4);

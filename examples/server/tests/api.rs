@@ -14,16 +14,12 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{ACME_KEY, CVC, EXPIRY, KEY, NAME, Options, PAN, TestServer, card_fields, header};
+use common::{
+    ACME_KEY, CVC, EXPIRY, KEY, NAME, Options, PAN, TestServer, card_fields, error_code, header,
+};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not an error body: {body}"))
-}
 
 fn parse_time(text: &Value) -> SystemTime {
     let t = time::OffsetDateTime::parse(

@@ -34,6 +34,13 @@ pub const CVC: &str = "737";
 pub const NAME: &str = "Ada Lovelace";
 pub const EXPIRY: &str = "12/34";
 
+/// The stable code of an error body (`{"error": {"code": …}}`); panics on another body.
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
 pub fn card_fields() -> Value {
     json!({"card_number": PAN_SPACED, "expiry": EXPIRY, "cvc": CVC, "cardholder_name": NAME})
 }
