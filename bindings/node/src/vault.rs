@@ -3,6 +3,7 @@
 //! sessions; that is the core's.
 
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -263,8 +264,17 @@ where
     C: FnOnce(&'env Env, T) -> Result<V> + 'static,
 {
     let mut work = Box::pin(work);
-    let first_poll =
-        within_runtime_if_available(|| work.as_mut().poll(&mut Context::from_waker(Waker::noop())));
+    // A panic must not unwind into Node (that aborts the process): it rejects the Promise,
+    // as a panic in a runtime task does. The core's panic messages carry no secret.
+    let first_poll = panic::catch_unwind(AssertUnwindSafe(|| {
+        within_runtime_if_available(|| work.as_mut().poll(&mut Context::from_waker(Waker::noop())))
+    }));
+    let Ok(first_poll) = first_poll else {
+        return PromiseRaw::reject(
+            env,
+            napi::Error::from_reason("the operation failed unexpectedly"),
+        );
+    };
     match first_poll {
         Poll::Ready(Ok(value)) => match to_js(env, value) {
             Ok(value) => PromiseRaw::resolve(env, value),
