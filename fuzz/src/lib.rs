@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use pci_vault::audit::MemoryAuditSink;
 use pci_vault::conformance::{TEST_KEK, flow::assert_no_secret_in, test_keyring};
 use pci_vault::{
-    CasOutcome, EphemeralStore, Keyring, ManualClock, Result, Vault, Version, Versioned,
+    CasOutcome, Claim, Claimed, EphemeralStore, Keyring, ManualClock, Result, Vault, Version, Versioned,
 };
 use pci_vault_memory::{MemoryLimits, MemoryStore};
 
@@ -108,9 +108,15 @@ impl Scheduled {
 
 #[async_trait]
 impl EphemeralStore for Scheduled {
-    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
+    async fn create(
+        &self,
+        key: &str,
+        version: Version,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CasOutcome> {
         self.pause().await;
-        let out = self.inner.create(key, value, ttl).await;
+        let out = self.inner.create(key, version, value, ttl).await;
         self.pause().await;
         out
     }
@@ -122,9 +128,15 @@ impl EphemeralStore for Scheduled {
         out
     }
 
-    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome> {
+    async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+    ) -> Result<CasOutcome> {
         self.pause().await;
-        let out = self.inner.replace(key, expected, value).await;
+        let out = self.inner.replace(key, expected, version, value).await;
         self.pause().await;
         out
     }
@@ -132,6 +144,19 @@ impl EphemeralStore for Scheduled {
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
         self.pause().await;
         let out = self.inner.delete(key, expected).await;
+        self.pause().await;
+        out
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        claim: Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> Result<Option<Claimed>> {
+        self.pause().await;
+        let out = self.inner.claim(key, claim, limit, prefix).await;
         self.pause().await;
         out
     }
@@ -228,7 +253,7 @@ impl Fixture {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             let current = current.unwrap_or_else(|| panic!("no entry to overwrite"));
-            match self.memory.replace(key, current.version, value).await {
+            match self.memory.replace(key, current.version, pci_vault::Version::random(), value).await {
                 Ok(CasOutcome::Applied(_)) => {}
                 other => panic!("overwrite failed: {other:?}"),
             }

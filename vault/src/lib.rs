@@ -28,7 +28,7 @@ pub use keys::{DataKey, KeyEncryptionKey, KeyId, KeyProvider, Keyring, WrappedKe
 pub use pin::Pin;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use session::{Metadata, SessionId, SessionOptions, SessionState, SessionStatus, Ticket};
-pub use store::{CasOutcome, EphemeralStore, Version, Versioned};
+pub use store::{CasOutcome, Claim, Claimed, EphemeralStore, Version, Versioned};
 pub use tenant::Tenant;
 pub use vault::{Receipt, Vault, VaultBuilder};
 

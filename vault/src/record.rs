@@ -162,6 +162,18 @@ impl SealedRecord {
         }
     }
 
+    /// The first bytes of the encoding of every submitted record of `tenant`: a store takes
+    /// a PIN attempt's claim only on a value that starts with them, so a guess on a session
+    /// that is not submitted, or that another tenant names, takes no attempt.
+    pub(crate) fn submitted_prefix(tenant: &Tenant) -> Vec<u8> {
+        let mut out = Vec::with_capacity(6 + tenant.as_str().len());
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(SessionState::Submitted.to_byte());
+        put_str8(&mut out, tenant.as_str());
+        out
+    }
+
     /// Encodes the record and authenticates it with the session's keys.
     pub(crate) fn encode(&self, crypto: &SessionCrypto) -> Vec<u8> {
         let mut out = Vec::with_capacity(

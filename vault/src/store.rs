@@ -13,18 +13,44 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
-/// The version of a stored value. A store changes it on every successful write, so a
-/// compare-and-set with an old version fails.
+/// The version of a stored value: an opaque number that the writer chooses, unique to one
+/// write.
+///
+/// Every write names the version it stores ([`Version::random`] draws one no other write
+/// will carry), so a writer that did not get its reply learns the outcome by asking the
+/// store again: if the stored version is the one it wrote, its write applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(pub u64);
 
-/// A value and the version it was read at.
+impl Version {
+    /// A version drawn from the operating system's random source: 64 random bits, so two
+    /// writes carry the same version with negligible probability.
+    pub fn random() -> Version {
+        let mut bytes = [0u8; 8];
+        crate::crypto::fill_random(&mut bytes);
+        Version(u64::from_be_bytes(bytes))
+    }
+}
+
+/// One claim on an entry (see [`EphemeralStore::claim`]): who took it and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The claimant's id, unique to one claim (random; a retry repeats it).
+    pub id: u64,
+    /// When the claim was taken, in milliseconds since the Unix epoch, by the claimant's
+    /// clock. The store keeps it and never interprets it.
+    pub at_millis: i64,
+}
+
+/// A value, the version it was read at, and the claims taken on it since it was written.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Versioned {
     /// The stored bytes.
     pub value: Vec<u8>,
     /// Their version.
     pub version: Version,
+    /// The claims taken on this version, oldest first.
+    pub claims: Vec<Claim>,
 }
 
 impl fmt::Debug for Versioned {
@@ -32,22 +58,38 @@ impl fmt::Debug for Versioned {
         f.debug_struct("Versioned")
             .field("value_len", &self.value.len())
             .field("version", &self.version)
+            .field("claims", &self.claims)
             .finish()
     }
+}
+
+/// The result of [`EphemeralStore::claim`]: the entry as it is after the claim, and the
+/// claim's place among its claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The entry, with every claim it holds (the new one included).
+    pub entry: Versioned,
+    /// The claim's 1-based position in `entry.claims`, or `None` when the entry already
+    /// held `limit` claims and this one was not taken.
+    pub slot: Option<u8>,
 }
 
 /// The result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum CasOutcome {
-    /// The write happened; the value now has this version.
+    /// The write happened (now, or earlier under the same version); the value now has this
+    /// version.
     Applied(Version),
     /// The condition did not hold (the key exists, is gone, or has another version); nothing
     /// was written.
     Conflict,
 }
 
-/// An ephemeral key/value store with TTL and atomic compare-and-set.
+/// Most claims one entry can hold.
+pub const MAX_CLAIMS: u8 = 16;
+
+/// An ephemeral key/value store with TTL, atomic compare-and-set and claims.
 ///
 /// Keys are at most 128 bytes of `[A-Za-z0-9_-]`; values are at most 1 MiB.
 ///
@@ -56,30 +98,55 @@ pub enum CasOutcome {
 ///   thread or process sharing the store.
 /// - An entry whose TTL has passed MUST behave as absent for every method, whether or not
 ///   it has been evicted yet.
+/// - Every write is idempotent: the caller names the version it writes (or, for
+///   [`claim`](Self::claim), the claim's id), and repeating a write that already applied —
+///   a retry after a lost reply, or a command the client re-sent by itself — MUST answer
+///   as the first one did without changing anything. This is how a caller whose write
+///   timed out learns whether it applied.
 /// - A method that returns an error MUST NOT have changed the entry, as far as the store can
-///   tell (a timeout whose write still lands is the one exception a network store cannot
-///   rule out; the caller's compare-and-set makes it harmless).
+///   tell. A network store cannot rule out that a write it reported as failed (timeout,
+///   reset connection) applied or still applies later; the caller then repeats it to learn
+///   which.
 ///
 /// # Errors
 /// - [`crate::Error::StoreUnavailable`] when the store is down, times out or answers
-///   unexpectedly. The message MUST NOT contain stored values.
-/// - [`crate::Error::CapacityExceeded`] when a write would take the store past its bound.
+///   unexpectedly: the write may or may not have applied. The message MUST NOT contain
+///   stored values.
+/// - [`crate::Error::CapacityExceeded`] when a write would take the store past its bound;
+///   nothing was written.
 #[async_trait]
 pub trait EphemeralStore: Send + Sync + fmt::Debug {
-    /// Stores `value` under `key` for `ttl` if, and only if, `key` is absent.
+    /// Stores `value` at `version` under `key` for `ttl` if, and only if, `key` is absent.
+    /// The new entry holds no claim.
     ///
-    /// Returns [`CasOutcome::Conflict`] when `key` exists. `ttl` is at least one
-    /// millisecond.
-    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome>;
+    /// Returns [`CasOutcome::Applied`] also when `key` already holds `version` (this write
+    /// applied before), and [`CasOutcome::Conflict`] when `key` holds another version.
+    /// `ttl` is at least one millisecond.
+    async fn create(
+        &self,
+        key: &str,
+        version: Version,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CasOutcome>;
 
-    /// Reads the value under `key` and its version; `None` when absent or expired.
+    /// Reads the value under `key`, its version and its claims; `None` when absent or
+    /// expired.
     async fn load(&self, key: &str) -> Result<Option<Versioned>>;
 
-    /// Replaces the value under `key` if, and only if, its version is `expected`. The entry
-    /// keeps its remaining TTL.
+    /// Replaces the value under `key` with `value` at `version` if, and only if, its
+    /// version is `expected`. The entry keeps its remaining TTL; its claims are dropped.
     ///
-    /// Returns [`CasOutcome::Conflict`] when `key` is absent or has another version.
-    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome>;
+    /// Returns [`CasOutcome::Applied`] also when `key` already holds `version` (this write
+    /// applied before), and [`CasOutcome::Conflict`] when `key` is absent or has another
+    /// version.
+    async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+    ) -> Result<CasOutcome>;
 
     /// Deletes `key` if, and only if, its version is `expected`.
     ///
@@ -87,26 +154,65 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
     /// version in [`CasOutcome::Applied`] is the one deleted.
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome>;
 
+    /// Reads the entry under `key` and, in the same atomic step, takes a claim on it: `claim`
+    /// is appended to the entry's claims if the value starts with `prefix` and the entry
+    /// holds fewer than `limit` (at most [`MAX_CLAIMS`]) claims. Claims are counted tickets,
+    /// such as the attempts of a session: taking one neither changes the value nor its
+    /// version, and keeps the TTL.
+    ///
+    /// A claim whose id the entry already holds is not taken again: the answer gives its
+    /// place as the first call did. An entry whose value does not start with `prefix`, or
+    /// that is full, answers with no place. Returns `None` when `key` is absent or expired.
+    async fn claim(
+        &self,
+        key: &str,
+        claim: Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> Result<Option<Claimed>>;
+
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
 }
 
 #[async_trait]
 impl<T: EphemeralStore + ?Sized> EphemeralStore for Arc<T> {
-    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
-        (**self).create(key, value, ttl).await
+    async fn create(
+        &self,
+        key: &str,
+        version: Version,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CasOutcome> {
+        (**self).create(key, version, value, ttl).await
     }
 
     async fn load(&self, key: &str) -> Result<Option<Versioned>> {
         (**self).load(key).await
     }
 
-    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome> {
-        (**self).replace(key, expected, value).await
+    async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+    ) -> Result<CasOutcome> {
+        (**self).replace(key, expected, version, value).await
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
         (**self).delete(key, expected).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        claim: Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> Result<Option<Claimed>> {
+        (**self).claim(key, claim, limit, prefix).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -319,7 +319,12 @@ async fn an_expired_record_written_back_is_not_found() {
     assert!(fx.store.load(&key).await.unwrap().is_none());
     assert!(matches!(
         fx.store
-            .create(&key, &saved, Duration::from_secs(3600))
+            .create(
+                &key,
+                pci_vault::Version::random(),
+                &saved,
+                Duration::from_secs(3600)
+            )
             .await
             .unwrap(),
         CasOutcome::Applied(_)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pci_vault::store::{MAX_VALUE_LEN, is_valid_key};
+use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_VALUE_LEN, is_valid_key};
 use pci_vault::{
     CasOutcome, Clock, EphemeralStore, Error, Result, SystemClock, Version, Versioned,
 };
@@ -53,14 +53,27 @@ struct State {
     /// stale slot here until its time comes; purging checks the entry's own expiry.
     expiry: BinaryHeap<Reverse<(i64, String)>>,
     bytes: usize,
-    last_version: u64,
 }
 
 struct Entry {
     value: Vec<u8>,
-    version: u64,
+    version: Version,
+    claims: Vec<Claim>,
     expires_at: i64,
 }
+
+impl Entry {
+    fn versioned(&self) -> Versioned {
+        Versioned {
+            value: self.value.clone(),
+            version: self.version,
+            claims: self.claims.clone(),
+        }
+    }
+}
+
+/// Bytes counted for one claim.
+const CLAIM_COST: usize = std::mem::size_of::<Claim>();
 
 fn cost(key: &str, value: &[u8]) -> usize {
     key.len() + value.len() + ENTRY_OVERHEAD
@@ -71,14 +84,9 @@ impl State {
         self.entries.get(key).filter(|e| e.expires_at > now)
     }
 
-    fn next_version(&mut self) -> u64 {
-        self.last_version += 1;
-        self.last_version
-    }
-
     fn remove(&mut self, key: &str) {
         if let Some(old) = self.entries.remove(key) {
-            self.bytes -= cost(key, &old.value);
+            self.bytes -= cost(key, &old.value) + old.claims.len() * CLAIM_COST;
         }
     }
 
@@ -204,17 +212,26 @@ fn check_args(key: &str, value: &[u8]) -> Result<()> {
 
 #[async_trait]
 impl EphemeralStore for MemoryStore {
-    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
+    async fn create(
+        &self,
+        key: &str,
+        version: Version,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CasOutcome> {
         check_args(key, value)?;
         let now = self.clock.now_millis();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
         let mut state = self.lock();
-        if state.live(key, now).is_some() {
-            return Ok(CasOutcome::Conflict);
+        if let Some(live) = state.live(key, now) {
+            return Ok(if live.version == version {
+                CasOutcome::Applied(version)
+            } else {
+                CasOutcome::Conflict
+            });
         }
         state.remove(key);
         state.make_room(now, &self.limits, true, cost(key, value))?;
-        let version = state.next_version();
         let expires_at = now.saturating_add(ttl_ms);
         state.bytes += cost(key, value);
         state.entries.insert(
@@ -222,58 +239,102 @@ impl EphemeralStore for MemoryStore {
             Entry {
                 value: value.to_vec(),
                 version,
+                claims: Vec::new(),
                 expires_at,
             },
         );
         state.expiry.push(Reverse((expires_at, key.to_owned())));
-        Ok(CasOutcome::Applied(Version(version)))
+        Ok(CasOutcome::Applied(version))
     }
 
     async fn load(&self, key: &str) -> Result<Option<Versioned>> {
         let now = self.clock.now_millis();
         let state = self.lock();
-        Ok(state.live(key, now).map(|e| Versioned {
-            value: e.value.clone(),
-            version: Version(e.version),
-        }))
+        Ok(state.live(key, now).map(Entry::versioned))
     }
 
-    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome> {
+    async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+    ) -> Result<CasOutcome> {
         check_args(key, value)?;
         let now = self.clock.now_millis();
         let mut state = self.lock();
         let Some(old) = state.live(key, now) else {
             return Ok(CasOutcome::Conflict);
         };
-        if old.version != expected.0 {
+        if old.version == version {
+            return Ok(CasOutcome::Applied(version));
+        }
+        if old.version != expected {
             return Ok(CasOutcome::Conflict);
         }
-        let (old_cost, expires_at) = (cost(key, &old.value), old.expires_at);
+        let (old_cost, expires_at) = (
+            cost(key, &old.value) + old.claims.len() * CLAIM_COST,
+            old.expires_at,
+        );
         let growth = cost(key, value).saturating_sub(old_cost);
         state.make_room(now, &self.limits, false, growth)?;
-        let version = state.next_version();
         state.bytes = state.bytes - old_cost + cost(key, value);
         state.entries.insert(
             key.to_owned(),
             Entry {
                 value: value.to_vec(),
                 version,
+                claims: Vec::new(),
                 expires_at,
             },
         );
-        Ok(CasOutcome::Applied(Version(version)))
+        Ok(CasOutcome::Applied(version))
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
         let now = self.clock.now_millis();
         let mut state = self.lock();
         match state.live(key, now) {
-            Some(e) if e.version == expected.0 => {
+            Some(e) if e.version == expected => {
                 state.remove(key);
                 Ok(CasOutcome::Applied(expected))
             }
             _ => Ok(CasOutcome::Conflict),
         }
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        claim: Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> Result<Option<Claimed>> {
+        check_args(key, &[])?;
+        let now = self.clock.now_millis();
+        let mut guard = self.lock();
+        let State { entries, bytes, .. } = &mut *guard;
+        let Some(entry) = entries.get_mut(key).filter(|e| e.expires_at > now) else {
+            return Ok(None);
+        };
+        let held = entry.claims.iter().position(|c| c.id == claim.id);
+        let slot = match held {
+            Some(i) => Some(i + 1),
+            None if entry.value.starts_with(prefix)
+                && entry.claims.len() < usize::from(limit.min(MAX_CLAIMS)) =>
+            {
+                // A claim always fits: refusing one would stop reveals on a full store. It is
+                // counted, and at most MAX_CLAIMS of them take an entry past its own cost.
+                entry.claims.push(claim);
+                *bytes += CLAIM_COST;
+                Some(entry.claims.len())
+            }
+            None => None,
+        };
+        Ok(Some(Claimed {
+            entry: entry.versioned(),
+            slot: slot.and_then(|s| u8::try_from(s).ok()),
+        }))
     }
 
     async fn ping(&self) -> Result<()> {

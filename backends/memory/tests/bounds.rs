@@ -31,21 +31,33 @@ async fn entry_bound_gives_capacity_exceeded_and_frees_on_expiry() {
     });
     let ttl = Duration::from_secs(10);
     assert!(matches!(
-        store.create("a", b"1", ttl).await.unwrap(),
+        store
+            .create("a", pci_vault::Version::random(), b"1", ttl)
+            .await
+            .unwrap(),
         CasOutcome::Applied(_)
     ));
     assert!(matches!(
-        store.create("b", b"2", ttl).await.unwrap(),
+        store
+            .create("b", pci_vault::Version::random(), b"2", ttl)
+            .await
+            .unwrap(),
         CasOutcome::Applied(_)
     ));
-    let err = store.create("c", b"3", ttl).await.unwrap_err();
+    let err = store
+        .create("c", pci_vault::Version::random(), b"3", ttl)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CapacityExceeded);
     // The failed write changed nothing.
     assert!(store.load("c").await.unwrap().is_none());
     assert_eq!(store.usage().0, 2);
     clock.advance(Duration::from_secs(11));
     assert!(matches!(
-        store.create("c", b"3", ttl).await.unwrap(),
+        store
+            .create("c", pci_vault::Version::random(), b"3", ttl)
+            .await
+            .unwrap(),
         CasOutcome::Applied(_)
     ));
     assert_eq!(store.usage().0, 1);
@@ -58,18 +70,29 @@ async fn byte_bound_covers_growth_by_replace() {
         max_bytes: 1_000,
     });
     let v = match store
-        .create("k", &[0; 100], Duration::from_secs(10))
+        .create(
+            "k",
+            pci_vault::Version::random(),
+            &[0; 100],
+            Duration::from_secs(10),
+        )
         .await
         .unwrap()
     {
         CasOutcome::Applied(v) => v,
         CasOutcome::Conflict => unreachable!(),
     };
-    let err = store.replace("k", v, &[0; 2_000]).await.unwrap_err();
+    let err = store
+        .replace("k", v, pci_vault::Version::random(), &[0; 2_000])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CapacityExceeded);
     assert_eq!(store.load("k").await.unwrap().unwrap().value.len(), 100);
     assert!(matches!(
-        store.replace("k", v, &[1; 500]).await.unwrap(),
+        store
+            .replace("k", v, pci_vault::Version::random(), &[1; 500])
+            .await
+            .unwrap(),
         CasOutcome::Applied(_)
     ));
 }
@@ -80,7 +103,12 @@ async fn expired_entries_are_purged_so_memory_does_not_grow() {
     for round in 0..5 {
         for i in 0..2_000 {
             let _ = store
-                .create(&format!("r{round}-{i}"), &[0; 256], Duration::from_secs(1))
+                .create(
+                    &format!("r{round}-{i}"),
+                    pci_vault::Version::random(),
+                    &[0; 256],
+                    Duration::from_secs(1),
+                )
                 .await
                 .unwrap();
         }
@@ -96,7 +124,12 @@ async fn expired_entries_are_purged_so_memory_does_not_grow() {
     );
     for i in 0..10 {
         let _ = store
-            .create(&format!("late-{i}"), &[0; 16], Duration::from_secs(1))
+            .create(
+                &format!("late-{i}"),
+                pci_vault::Version::random(),
+                &[0; 16],
+                Duration::from_secs(1),
+            )
             .await
             .unwrap();
     }
@@ -114,7 +147,12 @@ async fn malformed_keys_and_oversized_values_are_refused() {
     for key in ["", "has space", "{tag}", "a\nb", &"k".repeat(129)] {
         assert_eq!(
             store
-                .create(key, b"x", Duration::from_secs(1))
+                .create(
+                    key,
+                    pci_vault::Version::random(),
+                    b"x",
+                    Duration::from_secs(1)
+                )
                 .await
                 .unwrap_err()
                 .code(),
@@ -124,7 +162,12 @@ async fn malformed_keys_and_oversized_values_are_refused() {
     let huge = vec![0u8; 1024 * 1024 + 1];
     assert_eq!(
         store
-            .create("k", &huge, Duration::from_secs(1))
+            .create(
+                "k",
+                pci_vault::Version::random(),
+                &huge,
+                Duration::from_secs(1)
+            )
             .await
             .unwrap_err()
             .code(),

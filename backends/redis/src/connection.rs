@@ -134,26 +134,6 @@ impl Connection {
         self.query(redis::cmd("GET").arg(key)).await
     }
 
-    /// `SET key value NX PX ttl_ms`: `Some(())` when written, `None` when the key exists.
-    pub(crate) async fn set_nx_px(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> RedisResult<Option<()>> {
-        let reply: Option<String> = self
-            .query(
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms),
-            )
-            .await?;
-        Ok(reply.map(|_| ()))
-    }
-
     pub(crate) async fn ping(&self) -> RedisResult<()> {
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pci_vault::store::{MAX_VALUE_LEN, is_valid_key};
+use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_VALUE_LEN, is_valid_key};
 use pci_vault::{CasOutcome, EphemeralStore, Error, Result, Version, Versioned};
 use redis::Script;
 
@@ -20,11 +20,31 @@ pub use options::RedisOptions;
 /// Bytes of the version written in front of every stored value.
 const VERSION_LEN: usize = 8;
 
-/// Replaces the value if its version (the first 8 bytes) matches, keeping the TTL.
-/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version ‖ new value.
+/// Bytes of one claim in the header: its id and its time, 8 bytes each.
+const CLAIM_LEN: usize = 16;
+
+/// Creates the entry if the key is absent; answers 1 also when the key already holds this
+/// version (a repeated create), 0 when it holds another.
+/// KEYS[1] = key; ARGV[1] = version; ARGV[2] = the stored string; ARGV[3] = TTL in ms.
+const CREATE_LUA: &str = r"
+local current = redis.call('GETRANGE', KEYS[1], 0, 7)
+if current ~= '' then
+  if current == ARGV[1] then return 1 end
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
+/// Replaces the entry if its version matches, keeping the TTL; answers 1 also when the key
+/// already holds the new version (a repeated replace).
+/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the stored
+/// string (new version, no claims, value).
 const REPLACE_LUA: &str = r"
-if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+local current = redis.call('GETRANGE', KEYS[1], 0, 7)
+if current == ARGV[2] then return 1 end
+if current == '' or current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
 return 1
 ";
 
@@ -35,20 +55,67 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
+/// Reads the entry and takes a claim on it: appends the claim unless the entry holds it
+/// already, holds `limit` claims or its value does not start with the prefix, keeping the
+/// TTL. Answers false for an absent key, else { the stored string after the claim, the
+/// claim's 1-based place or 0 when not taken }.
+/// KEYS[1] = key; ARGV[1] = claim id and time (16 bytes); ARGV[2] = limit; ARGV[3] = prefix.
+const CLAIM_LUA: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if not stored then return false end
+local count = string.byte(stored, 9)
+local id = string.sub(ARGV[1], 1, 8)
+for i = 0, count - 1 do
+  if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == id then return { stored, i + 1 } end
+end
+local head = 9 + 16 * count
+if count >= tonumber(ARGV[2]) or string.sub(stored, head + 1, head + #ARGV[3]) ~= ARGV[3] then
+  return { stored, 0 }
+end
+stored = string.sub(stored, 1, 8) .. string.char(count + 1) .. string.sub(stored, 10, head)
+  .. ARGV[1] .. string.sub(stored, head + 1)
+redis.call('SET', KEYS[1], stored, 'KEEPTTL')
+return { stored, count + 1 }
+";
+
 /// A Redis (single node, TLS, ACL) or Redis Cluster [`EphemeralStore`].
 ///
 /// Each session is one Redis string under `{key_prefix}{<store key>}` — the braces are a
-/// hash tag, so everything of a session lives in one cluster slot. The value is an 8-byte
-/// version followed by the sealed record; every write draws a fresh random version, so a
-/// stale version never matches by accident. `create` is `SET NX PX`, `load` is `GET`,
-/// `replace` and `delete` are Lua scripts (`EVALSHA`) that compare the version and write in
-/// one atomic step. Every operation has a timeout; the connection reconnects by itself.
+/// hash tag, so everything of a session lives in one cluster slot. The string is the
+/// writer's 8-byte version, a one-byte claim count, the claims (8-byte id and 8-byte time
+/// each), then the sealed record. `load` is `GET`; `create`, `replace`, `delete` and `claim`
+/// are Lua scripts (`EVALSHA`) that compare and write in one atomic step, and answer a
+/// repeated write (same version, same claim id) as they answered the first, so a command
+/// re-sent after a reset connection is harmless. Every operation has a timeout; the
+/// connection reconnects by itself.
 pub struct RedisStore {
     conn: Connection,
     options: RedisOptions,
     warnings: Vec<String>,
+    scripts: Scripts,
+}
+
+/// The store's Lua scripts.
+struct Scripts {
+    create: Script,
     replace: Script,
     delete: Script,
+    claim: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            create: Script::new(CREATE_LUA),
+            replace: Script::new(REPLACE_LUA),
+            delete: Script::new(DELETE_LUA),
+            claim: Script::new(CLAIM_LUA),
+        }
+    }
+
+    fn all(&self) -> [&Script; 4] {
+        [&self.create, &self.replace, &self.delete, &self.claim]
+    }
 }
 
 impl RedisStore {
@@ -67,14 +134,11 @@ impl RedisStore {
     pub async fn connect(options: RedisOptions) -> Result<RedisStore> {
         options.validate()?;
         let conn = Connection::open(&options).await?;
-        let replace = Script::new(REPLACE_LUA);
-        let delete = Script::new(DELETE_LUA);
         let mut store = RedisStore {
             conn,
             options,
             warnings: Vec::new(),
-            replace,
-            delete,
+            scripts: Scripts::new(),
         };
         store.check_permissions().await?;
         store.warnings = settings::unsafe_settings(&store.conn, store.options.timeout).await;
@@ -102,42 +166,60 @@ impl RedisStore {
     }
 
     /// Runs every command the store needs once on a scratch key — the same paths as
-    /// `create`, `load`, `replace` and `delete`, each of which must apply — so a missing ACL
-    /// permission, a server without Lua, or a proxy that breaks the scripts is found at
-    /// connect rather than on a customer's submit.
+    /// `create`, `load`, `claim`, `replace` and `delete`, each of which must apply — so a
+    /// missing ACL permission, a server without Lua, or a proxy that breaks the scripts is
+    /// found at connect rather than on a customer's submit.
     async fn check_permissions(&self) -> Result<()> {
         let probe = format!(
-            "{}{{pci-vault-acl-probe-{}}}",
+            "{}{{pci-vault-acl-probe-{:016x}}}",
             self.options.key_prefix,
-            random_version_hex()
+            Version::random().0
         );
-        let (first, second) = (random_version(), random_version());
+        let (first, second) = (Version::random(), Version::random());
+        let claim = Claim {
+            id: Version::random().0,
+            at_millis: 1,
+        };
         let outcome = async {
             self.conn.ping().await?;
             // Loaded here, not only on a NOSCRIPT reply, so a user who may not load scripts
             // is found now rather than after the next server restart.
-            self.conn.load_script(&self.replace).await?;
-            self.conn.load_script(&self.delete).await?;
-            let created = self
+            for script in self.scripts.all() {
+                self.conn.load_script(script).await?;
+            }
+            let created: i64 = self
                 .conn
-                .set_nx_px(&probe, &versioned(first, b"probe"), 10_000)
+                .script(
+                    &self.scripts.create,
+                    &probe,
+                    &create_args(first, b"probe", 10_000),
+                )
                 .await?;
             let loaded = self.conn.get(&probe).await?;
+            let claimed: Option<(Vec<u8>, i64)> = self
+                .conn
+                .script(&self.scripts.claim, &probe, &claim_args(claim, 1, b"pro"))
+                .await?;
             let replaced: i64 = self
                 .conn
                 .script(
-                    &self.replace,
+                    &self.scripts.replace,
                     &probe,
-                    &[first.to_vec(), versioned(second, b"probe")],
+                    &replace_args(first, second, b"probe"),
                 )
                 .await?;
             let deleted: i64 = self
                 .conn
-                .script(&self.delete, &probe, &[second.to_vec()])
+                .script(
+                    &self.scripts.delete,
+                    &probe,
+                    &[second.0.to_be_bytes().to_vec()],
+                )
                 .await?;
             Ok::<bool, redis::RedisError>(
-                created.is_some()
-                    && loaded.as_deref() == Some(versioned(first, b"probe").as_slice())
+                created == 1
+                    && loaded.as_deref() == Some(stored_string(first, b"probe").as_slice())
+                    && claimed.is_some_and(|(_, slot)| slot == 1)
                     && replaced == 1
                     && deleted == 1,
             )
@@ -145,7 +227,7 @@ impl RedisStore {
         match tokio::time::timeout(self.options.connect_timeout, outcome).await {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err(Error::store_unavailable(
-                "redis: the server did not apply the store's test writes (SET NX PX, GET and the \
+                "redis: the server did not apply the store's test writes (GET and the \
                  compare-and-set scripts); pci-vault needs Redis 7 or a compatible server with Lua",
             )),
             Ok(Err(e)) => Err(errors::at_connect(&e, &self.options.redacted_urls())),
@@ -172,21 +254,6 @@ impl RedisStore {
     }
 }
 
-fn random_version() -> [u8; VERSION_LEN] {
-    let mut v = [0u8; VERSION_LEN];
-    // A failing OS random source cannot produce safe versions; no write is attempted.
-    #[allow(clippy::expect_used)]
-    getrandom::fill(&mut v).expect("the operating system random source failed");
-    v
-}
-
-fn random_version_hex() -> String {
-    random_version()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn check_args(key: &str, value: &[u8]) -> Result<()> {
     if !is_valid_key(key) {
         return Err(Error::InvalidArgument(
@@ -199,69 +266,130 @@ fn check_args(key: &str, value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn versioned(version: [u8; VERSION_LEN], value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(VERSION_LEN + value.len());
-    out.extend_from_slice(&version);
+/// The string stored for a new entry: version, no claims, value.
+fn stored_string(version: Version, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(VERSION_LEN + 1 + value.len());
+    out.extend_from_slice(&version.0.to_be_bytes());
+    out.push(0);
     out.extend_from_slice(value);
     out
 }
 
+fn create_args(version: Version, value: &[u8], ttl_ms: u64) -> [Vec<u8>; 3] {
+    [
+        version.0.to_be_bytes().to_vec(),
+        stored_string(version, value),
+        ttl_ms.to_string().into_bytes(),
+    ]
+}
+
+fn replace_args(expected: Version, version: Version, value: &[u8]) -> [Vec<u8>; 3] {
+    [
+        expected.0.to_be_bytes().to_vec(),
+        version.0.to_be_bytes().to_vec(),
+        stored_string(version, value),
+    ]
+}
+
+fn claim_args(claim: Claim, limit: u8, prefix: &[u8]) -> [Vec<u8>; 3] {
+    let mut packed = Vec::with_capacity(CLAIM_LEN);
+    packed.extend_from_slice(&claim.id.to_be_bytes());
+    packed.extend_from_slice(&claim.at_millis.to_be_bytes());
+    [
+        packed,
+        limit.min(MAX_CLAIMS).to_string().into_bytes(),
+        prefix.to_vec(),
+    ]
+}
+
+/// Splits a stored string into version, claims and value. Anything malformed is an
+/// integrity error: the store is not trusted.
+fn parse_stored(mut raw: Vec<u8>) -> Result<Versioned> {
+    let header = |raw: &[u8]| -> Option<(Version, Vec<Claim>, usize)> {
+        let version = u64::from_be_bytes(raw.get(..VERSION_LEN)?.try_into().ok()?);
+        let count = usize::from(*raw.get(VERSION_LEN)?);
+        let claims_end = VERSION_LEN + 1 + count * CLAIM_LEN;
+        let claims = raw
+            .get(VERSION_LEN + 1..claims_end)?
+            .chunks_exact(CLAIM_LEN)
+            .map(|c| {
+                let (id, at) = c.split_at(8);
+                Some(Claim {
+                    id: u64::from_be_bytes(id.try_into().ok()?),
+                    at_millis: i64::from_be_bytes(at.try_into().ok()?),
+                })
+            })
+            .collect::<Option<Vec<Claim>>>()?;
+        Some((Version(version), claims, claims_end))
+    };
+    let (version, claims, value_start) = header(&raw).ok_or(Error::IntegrityError)?;
+    let value = raw.split_off(value_start);
+    Ok(Versioned {
+        value,
+        version,
+        claims,
+    })
+}
+
+fn outcome(applied: i64, version: Version) -> CasOutcome {
+    if applied == 1 {
+        CasOutcome::Applied(version)
+    } else {
+        CasOutcome::Conflict
+    }
+}
+
 #[async_trait]
 impl EphemeralStore for RedisStore {
-    async fn create(&self, key: &str, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
+    async fn create(
+        &self,
+        key: &str,
+        version: Version,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<CasOutcome> {
         check_args(key, value)?;
-        let version = random_version();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let created: Option<()> = self
+        let applied: i64 = self
             .timed(
                 "create",
-                self.conn
-                    .set_nx_px(&self.redis_key(key), &versioned(version, value), ttl_ms),
+                self.conn.script(
+                    &self.scripts.create,
+                    &self.redis_key(key),
+                    &create_args(version, value, ttl_ms),
+                ),
             )
             .await?;
-        Ok(match created {
-            Some(()) => CasOutcome::Applied(Version(u64::from_be_bytes(version))),
-            None => CasOutcome::Conflict,
-        })
+        Ok(outcome(applied, version))
     }
 
     async fn load(&self, key: &str) -> Result<Option<Versioned>> {
-        if !is_valid_key(key) {
-            return Err(Error::InvalidArgument(
-                "a store key is 1-128 characters of A-Z a-z 0-9 _ -",
-            ));
-        }
+        check_args(key, &[])?;
         let raw: Option<Vec<u8>> = self
             .timed("load", self.conn.get(&self.redis_key(key)))
             .await?;
-        let Some(mut raw) = raw else { return Ok(None) };
-        if raw.len() < VERSION_LEN {
-            return Err(Error::IntegrityError);
-        }
-        let value = raw.split_off(VERSION_LEN);
-        let mut version = [0u8; VERSION_LEN];
-        version.copy_from_slice(&raw);
-        Ok(Some(Versioned {
-            value,
-            version: Version(u64::from_be_bytes(version)),
-        }))
+        raw.map(parse_stored).transpose()
     }
 
-    async fn replace(&self, key: &str, expected: Version, value: &[u8]) -> Result<CasOutcome> {
+    async fn replace(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+    ) -> Result<CasOutcome> {
         check_args(key, value)?;
-        let version = random_version();
-        let args = [expected.0.to_be_bytes().to_vec(), versioned(version, value)];
         let applied: i64 = self
             .timed(
                 "replace",
-                self.conn.script(&self.replace, &self.redis_key(key), &args),
+                self.conn.script(
+                    &self.scripts.replace,
+                    &self.redis_key(key),
+                    &replace_args(expected, version, value),
+                ),
             )
             .await?;
-        Ok(if applied == 1 {
-            CasOutcome::Applied(Version(u64::from_be_bytes(version)))
-        } else {
-            CasOutcome::Conflict
-        })
+        Ok(outcome(applied, version))
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
@@ -270,14 +398,42 @@ impl EphemeralStore for RedisStore {
         let deleted: i64 = self
             .timed(
                 "delete",
-                self.conn.script(&self.delete, &self.redis_key(key), &args),
+                self.conn
+                    .script(&self.scripts.delete, &self.redis_key(key), &args),
             )
             .await?;
-        Ok(if deleted == 1 {
-            CasOutcome::Applied(expected)
-        } else {
-            CasOutcome::Conflict
-        })
+        Ok(outcome(deleted, expected))
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        claim: Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> Result<Option<Claimed>> {
+        check_args(key, prefix)?;
+        let reply: Option<(Vec<u8>, i64)> = self
+            .timed(
+                "claim",
+                self.conn.script(
+                    &self.scripts.claim,
+                    &self.redis_key(key),
+                    &claim_args(claim, limit, prefix),
+                ),
+            )
+            .await?;
+        let Some((raw, slot)) = reply else {
+            return Ok(None);
+        };
+        let entry = parse_stored(raw)?;
+        let slot = u8::try_from(slot).ok().filter(|s| *s > 0);
+        if slot
+            .is_some_and(|s| entry.claims.get(usize::from(s) - 1).map(|c| c.id) != Some(claim.id))
+        {
+            return Err(Error::IntegrityError);
+        }
+        Ok(Some(Claimed { entry, slot }))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -101,7 +101,7 @@ async fn acl_user_needs_every_permission_the_readme_grants() {
         let said = message.split("the server said").nth(1).unwrap();
         // The server names the command, except one a script runs.
         let command = missing.trim_start_matches('+');
-        if ["getrange", "del"].contains(&command) {
+        if ["getrange", "del", "set"].contains(&command) {
             assert_mentions(said, &["script"]);
         } else {
             assert_mentions(said, &[&format!("'{command}'")]);

@@ -164,7 +164,10 @@ pub async fn every_error_code_is_reachable(h: &dyn Harness) {
     let cur = store.load(&key).await.unwrap().unwrap();
     let mut bytes = cur.value.clone();
     bytes[10] ^= 0x40;
-    let _ = store.replace(&key, cur.version, &bytes).await.unwrap();
+    let _ = store
+        .replace(&key, cur.version, crate::Version::random(), &bytes)
+        .await
+        .unwrap();
     check(
         &mut seen,
         "altered record",

@@ -21,7 +21,11 @@ async fn submitted(vault: &Vault, form: crate::form::FormInput) -> (SessionId, P
 
 async fn overwrite(store: &dyn EphemeralStore, key: &str, value: &[u8]) -> Version {
     let current = store.load(key).await.unwrap().unwrap();
-    match store.replace(key, current.version, value).await.unwrap() {
+    match store
+        .replace(key, current.version, crate::Version::random(), value)
+        .await
+        .unwrap()
+    {
         CasOutcome::Applied(v) => v,
         CasOutcome::Conflict => panic!("nobody else writes this session"),
     }

@@ -117,11 +117,12 @@ impl EphemeralStore for Interleaved {
     async fn create(
         &self,
         key: &str,
+        version: crate::Version,
         value: &[u8],
         ttl: Duration,
     ) -> crate::Result<crate::CasOutcome> {
         jitter().await;
-        let out = self.0.create(key, value, ttl).await;
+        let out = self.0.create(key, version, value, ttl).await;
         jitter().await;
         out
     }
@@ -137,10 +138,11 @@ impl EphemeralStore for Interleaved {
         &self,
         key: &str,
         expected: crate::Version,
+        version: crate::Version,
         value: &[u8],
     ) -> crate::Result<crate::CasOutcome> {
         jitter().await;
-        let out = self.0.replace(key, expected, value).await;
+        let out = self.0.replace(key, expected, version, value).await;
         jitter().await;
         out
     }
@@ -152,6 +154,19 @@ impl EphemeralStore for Interleaved {
     ) -> crate::Result<crate::CasOutcome> {
         jitter().await;
         let out = self.0.delete(key, expected).await;
+        jitter().await;
+        out
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        claim: crate::Claim,
+        limit: u8,
+        prefix: &[u8],
+    ) -> crate::Result<Option<crate::Claimed>> {
+        jitter().await;
+        let out = self.0.claim(key, claim, limit, prefix).await;
         jitter().await;
         out
     }
@@ -201,7 +216,10 @@ macro_rules! conformance_tests {
             replace_of_missing_key_conflicts, replace_keeps_the_ttl, delete_needs_the_current_version,
             entries_expire_after_their_ttl, keys_are_independent, binary_values_round_trip,
             concurrent_creates_have_one_winner, concurrent_replaces_have_one_winner,
-            concurrent_increments_lose_no_update, ping_answers);
+            concurrent_increments_lose_no_update, repeated_create_is_applied_once,
+            repeated_replace_is_applied_once, claims_are_counted_up_to_the_limit,
+            replace_drops_claims, claims_need_the_prefix, concurrent_claims_take_each_place_once,
+            ping_answers);
         $crate::__conformance_group!(flow, $harness;
             whole_flow_reveals_once, wrong_pins_count_down_then_lock, expiry_follows_the_clock,
             cancel_leaves_a_tombstone, other_tenants_see_not_found, custom_forms_round_trip,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Harness;
-use crate::store::{CasOutcome, EphemeralStore, Version};
+use crate::store::{CasOutcome, Claim, EphemeralStore, MAX_CLAIMS, Version};
 
 /// A key no other test uses, so suites can share one server.
 fn fresh_key(tag: &str) -> String {
@@ -17,7 +17,11 @@ async fn must_create(
     value: &[u8],
     ttl: Duration,
 ) -> Version {
-    match store.create(key, value, ttl).await.expect("create") {
+    match store
+        .create(key, Version::random(), value, ttl)
+        .await
+        .expect("create")
+    {
         CasOutcome::Applied(v) => v,
         CasOutcome::Conflict => panic!("create of a fresh key conflicted"),
     }
@@ -31,7 +35,10 @@ pub async fn create_if_absent(h: &dyn Harness) {
     let key = fresh_key("create");
     let v1 = must_create(&*store, &key, b"first", MINUTE).await;
     assert_eq!(
-        store.create(&key, b"second", MINUTE).await.unwrap(),
+        store
+            .create(&key, Version::random(), b"second", MINUTE)
+            .await
+            .unwrap(),
         CasOutcome::Conflict
     );
     let got = store.load(&key).await.unwrap().expect("value present");
@@ -56,12 +63,19 @@ pub async fn replace_needs_the_current_version(h: &dyn Harness) {
     let store = h.store();
     let key = fresh_key("replace");
     let v1 = must_create(&*store, &key, b"one", MINUTE).await;
-    let CasOutcome::Applied(v2) = store.replace(&key, v1, b"two").await.unwrap() else {
+    let CasOutcome::Applied(v2) = store
+        .replace(&key, v1, Version::random(), b"two")
+        .await
+        .unwrap()
+    else {
         panic!("replace with the current version conflicted");
     };
     assert_ne!(v1, v2, "a write must change the version");
     assert_eq!(
-        store.replace(&key, v1, b"three").await.unwrap(),
+        store
+            .replace(&key, v1, Version::random(), b"three")
+            .await
+            .unwrap(),
         CasOutcome::Conflict
     );
     let got = store.load(&key).await.unwrap().unwrap();
@@ -73,11 +87,17 @@ pub async fn replace_of_missing_key_conflicts(h: &dyn Harness) {
     let store = h.store();
     let key = fresh_key("replace-missing");
     assert_eq!(
-        store.replace(&key, Version(1), b"x").await.unwrap(),
+        store
+            .replace(&key, Version(1), Version::random(), b"x")
+            .await
+            .unwrap(),
         CasOutcome::Conflict
     );
     assert_eq!(
-        store.replace(&key, Version(0), b"x").await.unwrap(),
+        store
+            .replace(&key, Version(0), Version::random(), b"x")
+            .await
+            .unwrap(),
         CasOutcome::Conflict
     );
     assert!(store.load(&key).await.unwrap().is_none());
@@ -89,7 +109,11 @@ pub async fn replace_keeps_the_ttl(h: &dyn Harness) {
     let key = fresh_key("replace-ttl");
     let v1 = must_create(&*store, &key, b"one", Duration::from_millis(2_000)).await;
     h.advance(Duration::from_millis(1_000)).await;
-    let CasOutcome::Applied(_) = store.replace(&key, v1, b"two").await.unwrap() else {
+    let CasOutcome::Applied(_) = store
+        .replace(&key, v1, Version::random(), b"two")
+        .await
+        .unwrap()
+    else {
         panic!("replace conflicted");
     };
     h.advance(Duration::from_millis(1_300)).await;
@@ -104,7 +128,11 @@ pub async fn delete_needs_the_current_version(h: &dyn Harness) {
     let store = h.store();
     let key = fresh_key("delete");
     let v1 = must_create(&*store, &key, b"one", MINUTE).await;
-    let CasOutcome::Applied(v2) = store.replace(&key, v1, b"two").await.unwrap() else {
+    let CasOutcome::Applied(v2) = store
+        .replace(&key, v1, Version::random(), b"two")
+        .await
+        .unwrap()
+    else {
         panic!()
     };
     assert_eq!(store.delete(&key, v1).await.unwrap(), CasOutcome::Conflict);
@@ -127,7 +155,10 @@ pub async fn entries_expire_after_their_ttl(h: &dyn Harness) {
     h.advance(Duration::from_millis(1_300)).await;
     assert!(store.load(&key).await.unwrap().is_none());
     assert_eq!(
-        store.replace(&key, v1, b"x").await.unwrap(),
+        store
+            .replace(&key, v1, Version::random(), b"x")
+            .await
+            .unwrap(),
         CasOutcome::Conflict
     );
     assert_eq!(store.delete(&key, v1).await.unwrap(), CasOutcome::Conflict);
@@ -140,7 +171,11 @@ pub async fn keys_are_independent(h: &dyn Harness) {
     let (a, b) = (fresh_key("a"), fresh_key("b"));
     let va = must_create(&*store, &a, b"A", MINUTE).await;
     must_create(&*store, &b, b"B", MINUTE).await;
-    let CasOutcome::Applied(_) = store.replace(&a, va, b"A2").await.unwrap() else {
+    let CasOutcome::Applied(_) = store
+        .replace(&a, va, Version::random(), b"A2")
+        .await
+        .unwrap()
+    else {
         panic!()
     };
     assert_eq!(store.load(&b).await.unwrap().unwrap().value, b"B");
@@ -168,7 +203,12 @@ pub async fn concurrent_creates_have_one_winner(h: &dyn Harness) {
     let tasks: Vec<_> = (0..32u8)
         .map(|i| {
             let (store, key) = (Arc::clone(&store), Arc::clone(&key));
-            tokio::spawn(async move { store.create(&key, &[i], MINUTE).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .create(&key, Version::random(), &[i], MINUTE)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let outcomes = futures::future::join_all(tasks).await;
@@ -187,7 +227,15 @@ pub async fn concurrent_replaces_have_one_winner(h: &dyn Harness) {
     let tasks: Vec<_> = (0..32u8)
         .map(|i| {
             let (store, key) = (Arc::clone(&store), Arc::clone(&key));
-            tokio::spawn(async move { (i, store.replace(&key, v1, &[i]).await.unwrap()) })
+            tokio::spawn(async move {
+                (
+                    i,
+                    store
+                        .replace(&key, v1, Version::random(), &[i])
+                        .await
+                        .unwrap(),
+                )
+            })
         })
         .collect();
     let outcomes: Vec<_> = futures::future::join_all(tasks)
@@ -220,7 +268,7 @@ pub async fn concurrent_increments_lose_no_update(h: &dyn Harness) {
                         let cur = store.load(&key).await.unwrap().unwrap();
                         let n = u64::from_be_bytes(cur.value.as_slice().try_into().unwrap());
                         if let CasOutcome::Applied(_) = store
-                            .replace(&key, cur.version, &(n + 1).to_be_bytes())
+                            .replace(&key, cur.version, Version::random(), &(n + 1).to_be_bytes())
                             .await
                             .unwrap()
                         {
@@ -236,6 +284,233 @@ pub async fn concurrent_increments_lose_no_update(h: &dyn Harness) {
     }
     let end = store.load(&key).await.unwrap().unwrap().value;
     assert_eq!(u64::from_be_bytes(end.as_slice().try_into().unwrap()), 160);
+}
+
+/// A repeated `create` with the same version (a retry after a lost reply) answers
+/// `Applied` and changes nothing; another version conflicts.
+pub async fn repeated_create_is_applied_once(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("create-again");
+    let v1 = Version::random();
+    for _ in 0..2 {
+        assert_eq!(
+            store.create(&key, v1, b"first", MINUTE).await.unwrap(),
+            CasOutcome::Applied(v1)
+        );
+    }
+    assert_eq!(
+        store
+            .create(&key, Version::random(), b"first", MINUTE)
+            .await
+            .unwrap(),
+        CasOutcome::Conflict
+    );
+    let got = store.load(&key).await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.version), (&b"first"[..], v1));
+}
+
+/// A repeated `replace` with the same new version answers `Applied` even though the
+/// expected version is gone, and changes nothing; once another write follows, the repeat
+/// conflicts and writes nothing.
+pub async fn repeated_replace_is_applied_once(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("replace-again");
+    let v1 = must_create(&*store, &key, b"one", MINUTE).await;
+    let v2 = Version::random();
+    for _ in 0..2 {
+        assert_eq!(
+            store.replace(&key, v1, v2, b"two").await.unwrap(),
+            CasOutcome::Applied(v2)
+        );
+    }
+    let v3 = Version::random();
+    assert_eq!(
+        store.replace(&key, v2, v3, b"three").await.unwrap(),
+        CasOutcome::Applied(v3)
+    );
+    assert_eq!(
+        store.replace(&key, v1, v2, b"two").await.unwrap(),
+        CasOutcome::Conflict
+    );
+    let got = store.load(&key).await.unwrap().unwrap();
+    assert_eq!((got.value.as_slice(), got.version), (&b"three"[..], v3));
+}
+
+/// `claim` reads the entry and appends claims up to the limit, in order, keeping value,
+/// version and TTL; a repeated claim keeps its place; a full entry answers no place; an
+/// absent key answers `None`.
+pub async fn claims_are_counted_up_to_the_limit(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("claims");
+    assert!(
+        store
+            .claim(
+                &key,
+                Claim {
+                    id: 1,
+                    at_millis: 1
+                },
+                3,
+                b""
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let v1 = must_create(&*store, &key, b"value", Duration::from_millis(2_000)).await;
+    let claims: Vec<Claim> = (0..4)
+        .map(|i| Claim {
+            id: Version::random().0,
+            at_millis: 1_000 + i,
+        })
+        .collect();
+    for (i, claim) in claims.iter().enumerate() {
+        let got = store.claim(&key, *claim, 3, b"").await.unwrap().unwrap();
+        assert_eq!(got.entry.value, b"value");
+        assert_eq!(got.entry.version, v1, "a claim must not change the version");
+        if i < 3 {
+            assert_eq!(got.slot, Some(i as u8 + 1));
+            assert_eq!(got.entry.claims, claims[..=i]);
+        } else {
+            assert_eq!(got.slot, None, "the limit is 3");
+            assert_eq!(got.entry.claims, claims[..3]);
+        }
+    }
+    let again = store.claim(&key, claims[1], 3, b"").await.unwrap().unwrap();
+    assert_eq!(again.slot, Some(2), "a repeated claim keeps its place");
+    assert_eq!(again.entry.claims.len(), 3);
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.claims, claims[..3]);
+    h.advance(Duration::from_millis(2_300)).await;
+    assert!(
+        store
+            .claim(&key, claims[3], 3, b"")
+            .await
+            .unwrap()
+            .is_none(),
+        "a claim must not extend the TTL"
+    );
+}
+
+/// `replace` drops the claims; a limit past [`MAX_CLAIMS`] holds [`MAX_CLAIMS`].
+pub async fn replace_drops_claims(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("claims-replace");
+    let v1 = must_create(&*store, &key, b"one", MINUTE).await;
+    for i in 0..u64::from(MAX_CLAIMS) + 2 {
+        let got = store
+            .claim(
+                &key,
+                Claim {
+                    id: i,
+                    at_millis: 0,
+                },
+                u8::MAX,
+                b"",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.slot.is_some(), i < u64::from(MAX_CLAIMS));
+    }
+    let v2 = Version::random();
+    assert_eq!(
+        store.replace(&key, v1, v2, b"two").await.unwrap(),
+        CasOutcome::Applied(v2)
+    );
+    let got = store.load(&key).await.unwrap().unwrap();
+    assert!(got.claims.is_empty());
+    let claimed = store
+        .claim(
+            &key,
+            Claim {
+                id: 0,
+                at_millis: 0,
+            },
+            1,
+            b"",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.slot, Some(1));
+}
+
+/// A claim is taken only on a value that starts with the given prefix; otherwise the entry
+/// is read and nothing is taken.
+pub async fn claims_need_the_prefix(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("claims-prefix");
+    must_create(&*store, &key, b"submitted:t1", MINUTE).await;
+    for prefix in [&b"submitted:t2"[..], b"pending", b"submitted:t1-and-more"] {
+        let got = store
+            .claim(
+                &key,
+                Claim {
+                    id: 7,
+                    at_millis: 0,
+                },
+                5,
+                prefix,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.slot, got.entry.value.as_slice()),
+            (None, &b"submitted:t1"[..])
+        );
+        assert!(got.entry.claims.is_empty());
+    }
+    let got = store
+        .claim(
+            &key,
+            Claim {
+                id: 7,
+                at_millis: 0,
+            },
+            5,
+            b"submitted:t1",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.slot, Some(1));
+}
+
+/// 40 concurrent claims with a limit of 10: exactly ten places, each given once.
+pub async fn concurrent_claims_take_each_place_once(h: &dyn Harness) {
+    let store = h.store();
+    let key = Arc::new(fresh_key("race-claim"));
+    must_create(&*store, &key, b"value", MINUTE).await;
+    let tasks: Vec<_> = (0..40u64)
+        .map(|i| {
+            let (store, key) = (Arc::clone(&store), Arc::clone(&key));
+            tokio::spawn(async move {
+                store
+                    .claim(
+                        &key,
+                        Claim {
+                            id: i,
+                            at_millis: 0,
+                        },
+                        10,
+                        b"",
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .slot
+            })
+        })
+        .collect();
+    let mut slots: Vec<u8> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter_map(Result::unwrap)
+        .collect();
+    slots.sort_unstable();
+    assert_eq!(slots, (1..=10).collect::<Vec<u8>>());
 }
 
 /// `ping` answers on a healthy store.

@@ -3,10 +3,12 @@
 
 mod builder;
 pub(crate) mod ops;
+mod reveal;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::audit::AuditSink;
 use crate::clock::Clock;
@@ -25,7 +27,8 @@ pub use builder::VaultBuilder;
 ///
 /// Cheap to clone: clones share the store, key provider, audit sink and clock. Every method
 /// is safe to call concurrently, from any number of tasks, threads and processes sharing the
-/// store; the invariants of DESIGN §4.3 hold whatever the interleaving.
+/// store; the invariants in `docs/ARCHITECTURE.md` ("Invariants") hold whatever the
+/// interleaving, and whatever the store does to a reply (see `docs/SECURITY.md`, "Faults").
 ///
 /// Agent-side methods on `Vault` act for the default tenant; [`Vault::for_tenant`] gives the
 /// same methods for another one. [`Vault::submit`] is the customer's and finds the session
@@ -43,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) defaults: SessionOptions,
     pub(crate) audit_key: AuditKey,
+    /// How long after a session's latest PIN attempt its outcome may still be on its way
+    /// (see [`VaultBuilder::attempt_grace`]).
+    pub(crate) attempt_grace: Duration,
 }
 
 /// What `submit` returns: the PIN to show to the customer, and when the session expires.
@@ -110,20 +116,23 @@ impl Vault {
         ops::submit(&self.inner, id, input).await
     }
 
-    /// The agent reveals the form with the customer's PIN: once. The stored data is
-    /// destroyed in the same atomic step that grants the reveal.
+    /// The agent reveals the form with the customer's PIN: once. The form is returned only
+    /// once the tombstone that destroys the stored data is known to be stored.
     ///
-    /// Each guess first takes one of the session's attempts in the store, durably; only then
-    /// is the PIN compared (in constant time). A wrong PIN answers `WRONG_PIN` with the
-    /// attempts left; the one that uses the last attempt locks the session and destroys its
-    /// data. A reveal that finds every attempt taken (by wrong PINs, or by guesses still in
-    /// flight) answers `LOCKED` without comparing.
+    /// Each guess first takes one of the session's attempts in the store, durably, in the
+    /// same atomic step that reads the record; only then is the PIN compared (in constant
+    /// time). A wrong PIN answers `WRONG_PIN` with the attempts left; the one that uses the
+    /// last attempt locks the session and destroys its data. A reveal that finds every
+    /// attempt taken compares nothing: it waits (at most the grace period) for the guesses
+    /// in flight and answers the state that won (`ALREADY_REVEALED`, `LOCKED`); a session
+    /// whose last attempt never stored its outcome is locked once the grace period is over.
     ///
     /// # Errors
     /// `WRONG_PIN`; `LOCKED`; `ALREADY_REVEALED`; `NOT_SUBMITTED`; `CANCELLED`; `NOT_FOUND`;
-    /// `INTEGRITY_ERROR`; `KEY_UNAVAILABLE`; `STORE_UNAVAILABLE`.
+    /// `INTEGRITY_ERROR`; `KEY_UNAVAILABLE`; `STORE_UNAVAILABLE` (the form is then not
+    /// returned, even if its tombstone was stored).
     pub async fn reveal(&self, id: &SessionId, pin: &Pin) -> Result<RevealedForm> {
-        ops::reveal(&self.inner, &self.tenant, id, pin).await
+        reveal::reveal(&self.inner, &self.tenant, id, pin).await
     }
 
     /// Cancels a pending or submitted session and destroys its data, leaving a tombstone

@@ -1,34 +1,34 @@
-//! The five operations, as compare-and-set loops over the store.
+//! Create, status, submit and cancel, as compare-and-set loops over the store; reveal is in
+//! [`super::reveal`].
 //!
 //! Each operation loads the record, checks it (checksum, tenant, tag, expiry, state),
-//! computes the next record and writes it back only if nobody wrote in between. A conflict
-//! means another caller changed the session: the loop reloads and decides again from the
-//! new state. Conflicts come only from other writers of the same session, and a session
-//! takes at most a handful of writes, so the loops end quickly; [`MAX_ROUNDS`] bounds them
-//! anyway.
+//! computes the next record and writes it back only if nobody wrote in between. Every
+//! write carries a fresh random version, so its outcome is learned even when its reply is
+//! lost (see [`super::write`]). A conflict means another caller changed the session: the
+//! loop reloads and decides again from the new state. Conflicts come only from other
+//! writers of the same session, and a session takes at most a handful of writes, so the
+//! loops end quickly; [`MAX_ROUNDS`] bounds them anyway.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::SecretString;
 
 use super::{Inner, Receipt};
 use crate::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
-use crate::card::{Brand, mask_pan};
 use crate::clock::from_millis;
 use crate::crypto::{SessionCrypto, dek_wrap_aad, store_key};
 use crate::error::{Error, Result};
-use crate::form::{CardSummary, FormInput, FormSpec, RevealedForm};
+use crate::form::FormInput;
 use crate::keys::{DataKey, WrappedKey};
 use crate::pin::Pin;
 use crate::record::SealedRecord;
 use crate::session::{SessionId, SessionOptions, SessionState, SessionStatus, Ticket};
-use crate::store::{CasOutcome, Version};
+use crate::store::{CasOutcome, Claim, Version, Versioned};
 use crate::tenant::Tenant;
 
 /// Most compare-and-set rounds an operation makes before it gives up.
-const MAX_ROUNDS: usize = 64;
+pub(crate) const MAX_ROUNDS: usize = 64;
 
-fn contention() -> Error {
+pub(crate) fn contention() -> Error {
     Error::store_unavailable("too many concurrent writes to one session")
 }
 
@@ -36,7 +36,35 @@ fn contention() -> Error {
 pub(crate) struct Loaded {
     pub(crate) record: SealedRecord,
     pub(crate) version: Version,
+    pub(crate) claims: Vec<Claim>,
     pub(crate) crypto: SessionCrypto,
+}
+
+impl Loaded {
+    /// PIN attempts taken: those counted in the record, and the claims taken on it since.
+    pub(crate) fn attempts_used(&self) -> u8 {
+        let claimed = u8::try_from(self.claims.len()).unwrap_or(u8::MAX);
+        self.record
+            .attempts_used
+            .saturating_add(claimed)
+            .min(self.record.max_attempts)
+    }
+
+    /// Wrong PINs still allowed.
+    pub(crate) fn attempts_left(&self) -> u8 {
+        match self.record.state {
+            SessionState::Submitted => self.record.max_attempts - self.attempts_used(),
+            _ => self.record.attempts_left(),
+        }
+    }
+
+    /// The same session in the terminal state `end`, without any secret data, counting the
+    /// attempts taken.
+    pub(crate) fn tombstone(&self, end: SessionState) -> SealedRecord {
+        let mut tombstone = self.record.tombstone(end);
+        tombstone.attempts_used = self.attempts_used();
+        tombstone
+    }
 }
 
 /// The store key of a session: base64url of [`store_key`], 43 characters, on the stack.
@@ -64,7 +92,7 @@ pub(crate) fn key_for(id: &SessionId) -> StoreKey {
 }
 
 impl Inner {
-    fn audit(
+    pub(crate) fn audit(
         &self,
         action: AuditAction,
         outcome: AuditOutcome,
@@ -94,6 +122,16 @@ impl Inner {
         tenant: Option<&Tenant>,
     ) -> Result<Loaded> {
         let stored = self.store.load(key).await?.ok_or(Error::NotFound)?;
+        self.open_entry(stored, id, tenant).await
+    }
+
+    /// Decodes and authenticates an entry read from the store (see [`Inner::load`]).
+    pub(crate) async fn open_entry(
+        &self,
+        stored: Versioned,
+        id: &SessionId,
+        tenant: Option<&Tenant>,
+    ) -> Result<Loaded> {
         let unverified = SealedRecord::decode(&stored.value)?;
         if tenant.is_some_and(|t| t != unverified.tenant()) {
             return Err(Error::NotFound);
@@ -111,6 +149,7 @@ impl Inner {
         Ok(Loaded {
             record,
             version: stored.version,
+            claims: stored.claims,
             crypto,
         })
     }
@@ -130,7 +169,7 @@ impl Inner {
 }
 
 /// The error an agent-side call gets for a session that is not `Submitted`.
-fn not_revealable(state: SessionState) -> Error {
+pub(crate) fn not_revealable(state: SessionState) -> Error {
     match state {
         SessionState::Pending => Error::NotSubmitted,
         SessionState::Revealed => Error::AlreadyRevealed,
@@ -155,8 +194,7 @@ pub(super) async fn create_session(
         let bytes = record.encode(&crypto);
         // A 256-bit id collides only if the random source is broken; a new id is drawn then.
         if let CasOutcome::Applied(_) = inner
-            .store
-            .create(&key_for(&id), &bytes, options.ttl)
+            .create_entry(&key_for(&id), Version::random(), &bytes, options.ttl)
             .await?
         {
             inner.audit(
@@ -181,15 +219,27 @@ pub(super) async fn status(
     tenant: &Tenant,
     id: &SessionId,
 ) -> Result<SessionStatus> {
-    let Loaded { record, .. } = inner.load(&key_for(id), id, Some(tenant)).await?;
+    let key = key_for(id);
+    let mut loaded = inner.load(&key, id, Some(tenant)).await?;
+    if super::reveal::is_stranded(inner, &loaded) {
+        // Every attempt was taken and none of them stored its outcome within the grace
+        // period: the session is finished as locked. If that write fails, what was read
+        // is reported; the next reveal finishes it.
+        if let Ok(finished) = super::reveal::finish_stranded(inner, &key, id, tenant, &loaded).await
+        {
+            loaded = finished;
+        }
+    }
+    let attempts_left = loaded.attempts_left();
+    let Loaded { record, .. } = loaded;
     Ok(SessionStatus {
         state: record.state,
         created_at: from_millis(record.created_at),
         submitted_at: record.submitted_at.map(from_millis),
         expires_at: from_millis(record.expires_at),
-        attempts_left: record.attempts_left(),
-        metadata: record.metadata.clone(),
-        form: record.form.clone(),
+        attempts_left,
+        metadata: record.metadata,
+        form: record.form,
     })
 }
 
@@ -200,6 +250,7 @@ pub(super) async fn submit(inner: &Inner, id: &SessionId, input: &FormInput) -> 
             record,
             version,
             crypto,
+            ..
         } = inner.load(&key, id, None).await?;
         let outcome = submit_once(inner, &key, &record, version, &crypto, input).await;
         match outcome {
@@ -263,8 +314,7 @@ async fn submit_once(
         ..record.clone()
     };
     match inner
-        .store
-        .replace(key, version, &submitted.encode(crypto))
+        .replace_entry(key, version, Version::random(), &submitted.encode(crypto))
         .await?
     {
         CasOutcome::Applied(_) => Ok(Some(Receipt {
@@ -275,209 +325,25 @@ async fn submit_once(
     }
 }
 
-pub(super) async fn reveal(
-    inner: &Inner,
-    tenant: &Tenant,
-    id: &SessionId,
-    pin: &Pin,
-) -> Result<RevealedForm> {
-    let outcome = reveal_inner(inner, tenant, id, pin).await;
-    match &outcome {
-        Ok(_) => inner.audit(
-            AuditAction::Revealed,
-            AuditOutcome::Success,
-            id,
-            tenant,
-            Actor::Agent,
-            None,
-        ),
-        Err(Error::Locked) => inner.audit(
-            AuditAction::Revealed,
-            AuditOutcome::Failure(crate::ErrorCode::Locked),
-            id,
-            tenant,
-            Actor::Agent,
-            Some(0),
-        ),
-        Err(e @ Error::WrongPin { attempts_left }) => inner.audit(
-            AuditAction::Revealed,
-            AuditOutcome::Failure(e.code()),
-            id,
-            tenant,
-            Actor::Agent,
-            Some(*attempts_left),
-        ),
-        Err(e) => inner.audit(
-            AuditAction::Revealed,
-            AuditOutcome::Failure(e.code()),
-            id,
-            tenant,
-            Actor::Agent,
-            None,
-        ),
-    }
-    outcome
-}
-
-async fn reveal_inner(
-    inner: &Inner,
-    tenant: &Tenant,
-    id: &SessionId,
-    pin: &Pin,
-) -> Result<RevealedForm> {
-    let key = key_for(id);
-
-    // 1. Take one attempt, durably, before the PIN is looked at.
-    let mut taken = None;
-    for _ in 0..MAX_ROUNDS {
-        let Loaded {
-            record,
-            version,
-            crypto,
-        } = inner.load(&key, id, Some(tenant)).await?;
-        if record.state != SessionState::Submitted || record.attempts_used >= record.max_attempts {
-            return Err(not_revealable(record.state));
-        }
-        let reserved = SealedRecord {
-            attempts_used: record.attempts_used + 1,
-            ..record
-        };
-        if let CasOutcome::Applied(v) = inner
-            .store
-            .replace(&key, version, &reserved.encode(&crypto))
-            .await?
-        {
-            taken = Some(Loaded {
-                record: reserved,
-                version: v,
-                crypto,
-            });
-            break;
-        }
-    }
-    let Loaded {
-        record,
-        version,
-        crypto,
-    } = taken.ok_or_else(contention)?;
-
-    // 2. Compare, in constant time.
-    let verifier = record.pin_verifier.ok_or(Error::IntegrityError)?;
-    if crypto.verify_pin(pin.expose_secret().as_bytes(), &verifier) {
-        let form = open_form(&record, &crypto)?;
-        end_session(
-            inner,
-            &key,
-            id,
-            tenant,
-            record,
-            version,
-            &crypto,
-            SessionState::Revealed,
-        )
-        .await?;
-        return Ok(form);
-    }
-    let attempts_left = record.attempts_left();
-    if attempts_left > 0 {
-        return Err(Error::WrongPin { attempts_left });
-    }
-    end_session(
-        inner,
-        &key,
-        id,
-        tenant,
-        record,
-        version,
-        &crypto,
-        SessionState::Locked,
-    )
-    .await?;
-    inner.audit(
-        AuditAction::Locked,
-        AuditOutcome::Success,
-        id,
-        tenant,
-        Actor::Agent,
-        Some(0),
-    );
-    Err(Error::Locked)
-}
-
-/// Replaces a submitted record with a tombstone in state `end`, destroying its data.
-/// Other callers may have taken attempts since `version`; as long as the session is still
-/// `Submitted` the transition stands, otherwise the state that won is reported.
-#[allow(clippy::too_many_arguments)]
-async fn end_session(
-    inner: &Inner,
-    key: &str,
-    id: &SessionId,
-    tenant: &Tenant,
-    mut record: SealedRecord,
-    mut version: Version,
-    crypto: &SessionCrypto,
-    end: SessionState,
-) -> Result<()> {
-    for _ in 0..MAX_ROUNDS {
-        let tombstone = record.tombstone(end);
-        if let CasOutcome::Applied(_) = inner
-            .store
-            .replace(key, version, &tombstone.encode(crypto))
-            .await?
-        {
-            return Ok(());
-        }
-        let loaded = inner.load(key, id, Some(tenant)).await?;
-        if loaded.record.state != SessionState::Submitted {
-            return Err(not_revealable(loaded.record.state));
-        }
-        record = loaded.record;
-        version = loaded.version;
-    }
-    Err(contention())
-}
-
-/// Opens every sealed field, in form order.
-fn open_form(record: &SealedRecord, crypto: &SessionCrypto) -> Result<RevealedForm> {
-    let mut fields = Vec::with_capacity(record.sealed_fields.len());
-    let mut card = None;
-    for spec in record.form.fields() {
-        let Some((_, sealed)) = record.sealed_fields.iter().find(|(n, _)| n == spec.name()) else {
-            continue;
-        };
-        let mut clear = crypto.open_field(spec.name(), sealed)?;
-        let text =
-            String::from_utf8(std::mem::take(&mut *clear)).map_err(|_| Error::IntegrityError)?;
-        if spec.name() == FormSpec::CARD_NUMBER {
-            card = Brand::detect(&text).map(|brand| CardSummary {
-                brand,
-                masked_number: mask_pan(&text),
-            });
-        }
-        fields.push((spec.name().to_owned(), SecretString::from(text)));
-    }
-    Ok(RevealedForm { fields, card })
-}
-
 pub(super) async fn cancel(inner: &Inner, tenant: &Tenant, id: &SessionId) -> Result<()> {
     let key = key_for(id);
     let outcome = async {
         for _ in 0..MAX_ROUNDS {
-            let Loaded {
-                record,
-                version,
-                crypto,
-            } = inner.load(&key, id, Some(tenant)).await?;
-            match record.state {
+            let loaded = inner.load(&key, id, Some(tenant)).await?;
+            match loaded.record.state {
                 SessionState::Pending | SessionState::Submitted => {}
                 SessionState::Cancelled => return Ok(()),
                 SessionState::Revealed => return Err(Error::AlreadyRevealed),
                 SessionState::Locked => return Err(Error::Locked),
             }
-            let tombstone = record.tombstone(SessionState::Cancelled);
+            let tombstone = loaded.tombstone(SessionState::Cancelled);
             if let CasOutcome::Applied(_) = inner
-                .store
-                .replace(&key, version, &tombstone.encode(&crypto))
+                .replace_entry(
+                    &key,
+                    loaded.version,
+                    Version::random(),
+                    &tombstone.encode(&loaded.crypto),
+                )
                 .await?
             {
                 return Ok(());

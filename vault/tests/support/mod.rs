@@ -102,7 +102,7 @@ impl Fixture {
         let current = self.store.load(key).await.unwrap().expect("an entry");
         assert!(matches!(
             self.store
-                .replace(key, current.version, value)
+                .replace(key, current.version, pci_vault::Version::random(), value)
                 .await
                 .unwrap(),
             CasOutcome::Applied(_)
