@@ -34,49 +34,70 @@ const LABEL_AUDIT: &[u8] = b"pci-vault/v1/audit";
 const LABEL_STORE_KEY: &[u8] = b"pci-vault/v1/store-key";
 const HKDF_PIN: &[u8] = b"pci-vault/v1/hkdf/pin-verifier";
 
-/// Appends `bytes` with a big-endian u16 length prefix, so concatenated parts cannot be
-/// re-split into different parts with the same bytes.
-/// Associated data, built on the stack: a label and length-prefixed parts, so concatenated
-/// parts cannot be re-split into different parts with the same bytes. Every part is bounded
-/// by validation (tenant, key id and field names are at most 64 bytes, session ids 32), so
-/// the largest associated data (a key wrap) is about 210 bytes.
+/// Bytes of associated data held on the stack. Every context the vault itself builds fits
+/// (the largest, a key wrap with a 64-byte key id, is about 210 bytes); longer associated
+/// data, such as a [`KekCipher`] caller's, moves to the heap and is bound in full.
+pub(crate) const AAD_INLINE_LEN: usize = 256;
+
+/// Associated data: a label and parts, built on the stack up to [`AAD_INLINE_LEN`] bytes and
+/// on the heap past it. Whatever its length, every byte pushed is bound: nothing is ever
+/// truncated or dropped.
 #[derive(Clone)]
 pub(crate) struct Aad {
-    buf: [u8; 256],
+    inline: [u8; AAD_INLINE_LEN],
     len: usize,
+    /// The whole associated data once it outgrows `inline`; `None` until then.
+    spilled: Option<Vec<u8>>,
 }
 
 impl Aad {
     fn new(label: &[u8]) -> Self {
         let mut aad = Aad {
-            buf: [0; 256],
+            inline: [0; AAD_INLINE_LEN],
             len: 0,
+            spilled: None,
         };
         aad.push(label);
         aad
     }
 
     fn push(&mut self, bytes: &[u8]) {
+        if let Some(heap) = &mut self.spilled {
+            heap.extend_from_slice(bytes);
+            return;
+        }
         let end = self.len + bytes.len();
-        if let Some(slot) = self.buf.get_mut(self.len..end) {
+        if let Some(slot) = self.inline.get_mut(self.len..end) {
             slot.copy_from_slice(bytes);
             self.len = end;
         } else {
-            // Unreachable with validated inputs; a truncated context would be a silent
-            // change of meaning, so mark the data as unusable instead.
-            debug_assert!(false, "associated data over 256 bytes");
-            self.len = self.buf.len();
+            let mut heap = Vec::with_capacity(end);
+            heap.extend_from_slice(self.as_slice());
+            heap.extend_from_slice(bytes);
+            self.spilled = Some(heap);
         }
     }
 
+    /// Appends `bytes` after its length, so concatenated parts cannot be re-split into
+    /// different parts with the same bytes. A length below `0xFFFF` is two big-endian bytes;
+    /// a longer one is `0xFFFF` followed by eight big-endian bytes, so the encoding stays
+    /// unambiguous for parts of any length.
     fn push_prefixed(&mut self, bytes: &[u8]) {
-        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
-        self.push(&len.to_be_bytes());
+        match u16::try_from(bytes.len()) {
+            Ok(len) if len < u16::MAX => self.push(&len.to_be_bytes()),
+            _ => {
+                self.push(&u16::MAX.to_be_bytes());
+                self.push(&(bytes.len() as u64).to_be_bytes());
+            }
+        }
         self.push(bytes);
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
+        match &self.spilled {
+            Some(heap) => heap,
+            None => self.inline.get(..self.len).unwrap_or_default(),
+        }
     }
 }
 
@@ -253,4 +274,143 @@ pub(crate) fn store_key(id: &SessionId) -> [u8; 32] {
 /// than as some other failure. Authentication is the record tag's job, not this one's.
 pub(crate) fn record_checksum(bytes: &[u8]) -> [u8; 4] {
     hazmat::crc32(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::DataKey;
+    use crate::session::SessionId;
+    use crate::tenant::Tenant;
+
+    /// Lengths at and around every internal buffer size: the inline associated data, the
+    /// two-byte length prefix, the random pool and its per-request limit.
+    fn lengths() -> impl Iterator<Item = usize> {
+        (0..=2 * AAD_INLINE_LEN + 2).chain([
+            1023,
+            1024,
+            1025,
+            4095,
+            4096,
+            4097,
+            usize::from(u16::MAX) - 1,
+            usize::from(u16::MAX),
+            usize::from(u16::MAX) + 1,
+            1 << 20,
+        ])
+    }
+
+    /// `bytes` with its last byte changed.
+    fn last_byte_changed(bytes: &[u8]) -> Vec<u8> {
+        let mut other = bytes.to_vec();
+        if let Some(last) = other.last_mut() {
+            *last ^= 0x01;
+        }
+        other
+    }
+
+    #[test]
+    fn aad_holds_every_byte_pushed_at_any_length() {
+        for n in lengths() {
+            let part: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let mut aad = Aad::new(b"label");
+            aad.push(&part);
+            aad.push(b"tail");
+            assert_eq!(
+                aad.as_slice(),
+                [&b"label"[..], &part, b"tail"].concat(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_prefix_is_unambiguous_at_any_length() {
+        let prefixed = |n: usize| {
+            let mut aad = Aad::new(b"");
+            aad.push_prefixed(&vec![7u8; n]);
+            aad.as_slice().to_vec()
+        };
+        for n in lengths() {
+            let bytes = prefixed(n);
+            let (len, header) = match bytes[..2] {
+                [0xFF, 0xFF] => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                [a, b] => (usize::from(u16::from_be_bytes([a, b])), 2),
+                _ => unreachable!(),
+            };
+            assert_eq!((len, bytes.len()), (n, header + n), "{n}");
+        }
+        // Below the escape the encoding is the two-byte one records were written with.
+        assert_eq!(prefixed(3)[..2], [0, 3]);
+        assert_eq!(prefixed(0xFFFE)[..2], [0xFF, 0xFE]);
+    }
+
+    #[test]
+    fn key_wrap_binds_associated_data_of_any_length() {
+        let kek = KekCipher::new(&[9u8; 32]);
+        let dek = DataKey::generate();
+        for n in lengths() {
+            let aad: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+            let wrapped = kek.wrap("k1", &aad, &dek);
+            assert_eq!(
+                kek.unwrap("k1", &aad, &wrapped).unwrap().expose_secret(),
+                dek.expose_secret(),
+                "{n}"
+            );
+            let other = if n == 0 {
+                vec![0]
+            } else {
+                last_byte_changed(&aad)
+            };
+            assert!(kek.unwrap("k1", &other, &wrapped).is_err(), "{n}");
+            assert!(kek.unwrap("k2", &aad, &wrapped).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn fields_bind_names_of_any_length() {
+        let crypto = SessionCrypto::new(
+            &DataKey::generate(),
+            &Tenant::default(),
+            &SessionId::generate(),
+        );
+        for n in lengths().take_while(|&n| n <= 4097) {
+            let name = "f".repeat(n);
+            let sealed = crypto.seal_field(&name, b"4242");
+            assert_eq!(
+                crypto.open_field(&name, &sealed).unwrap().as_slice(),
+                b"4242",
+                "{n}"
+            );
+            let other = if n == 0 {
+                String::from("f")
+            } else {
+                format!("{}g", &name[1..])
+            };
+            assert!(crypto.open_field(&other, &sealed).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn record_tag_binds_bodies_of_any_length() {
+        let crypto = SessionCrypto::new(
+            &DataKey::generate(),
+            &Tenant::default(),
+            &SessionId::generate(),
+        );
+        for n in lengths().take_while(|&n| n <= 4097) {
+            let body: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
+            let tag = crypto.record_tag(&body);
+            assert!(crypto.verify_record_tag(&body, &tag), "{n}");
+            let other = if n == 0 {
+                vec![0]
+            } else {
+                last_byte_changed(&body)
+            };
+            assert!(!crypto.verify_record_tag(&other, &tag), "{n}");
+        }
+    }
 }

@@ -129,7 +129,9 @@ impl fmt::Debug for WrappedKey {
 /// Wraps and unwraps data keys. The plug point for a KMS, an HSM or a local keyring.
 ///
 /// # Behavior
-/// - `wrap` MUST bind `aad` to the result: `unwrap` with other associated data MUST fail.
+/// - `wrap` MUST bind `aad` to the result: `unwrap` with other associated data MUST fail,
+///   whatever its length. A provider that cannot bind associated data of some length MUST
+///   refuse it with [`Error::InvalidArgument`] rather than bind part of it.
 ///   The vault passes the format version, tenant and session id as `aad`, so a wrapped key
 ///   moved to another session does not open.
 /// - `wrap` MUST name, in [`WrappedKey::key_id`], the key that wrapped. `unwrap` MUST use
