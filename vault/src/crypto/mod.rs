@@ -4,7 +4,12 @@
 //! context is bound as associated data or MAC input, so a ciphertext or tag moved to another
 //! session, tenant or field fails to open. Raw primitives live in the private `hazmat`
 //! module and nowhere else.
+//!
+//! This is the bottom layer of the crate: it owns the random source and the data key, takes
+//! its context as bytes (a tenant name, a session's 32 id bytes, a field name) and imports
+//! nothing but the error type, so every other module may use it and it uses none of them.
 
+mod data_key;
 mod hazmat;
 
 use std::sync::OnceLock;
@@ -12,11 +17,13 @@ use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::keys::DataKey;
-use crate::session::SessionId;
-use crate::tenant::Tenant;
 
+pub use data_key::DataKey;
 pub(crate) use hazmat::{MAC_LEN, fill_random};
+
+/// Bytes of a session id as the crypto layer takes it. Fixed, so the parts that follow it
+/// in a record tag's associated data and in the PIN verifier's input cannot be re-split.
+pub(crate) const SESSION_ID_LEN: usize = 32;
 
 /// Bytes of a record tag: a 12-byte nonce and a 16-byte AES-GCM tag.
 pub(crate) const RECORD_TAG_LEN: usize = hazmat::NONCE_LEN + hazmat::TAG_LEN;
@@ -102,11 +109,14 @@ impl Aad {
 }
 
 /// The associated data the key provider binds to a session's wrapped data key.
-pub(crate) fn dek_wrap_aad(tenant: &Tenant, id: &SessionId) -> Aad {
+pub(crate) fn dek_wrap_aad(
+    tenant: &(impl AsRef<str> + ?Sized),
+    session_id: &impl AsRef<[u8; SESSION_ID_LEN]>,
+) -> Aad {
     let mut aad = Aad::new(LABEL_DEK_WRAP);
     aad.push(&[FORMAT_VERSION]);
-    aad.push_prefixed(tenant.as_str().as_bytes());
-    aad.push_prefixed(id.as_bytes());
+    aad.push_prefixed(tenant.as_ref().as_bytes());
+    aad.push_prefixed(session_id.as_ref());
     aad
 }
 
@@ -117,18 +127,29 @@ pub(crate) struct SessionCrypto {
     dek: DataKey,
     aead: hazmat::Aead,
     pin_key: OnceLock<hazmat::HmacKey>,
-    tenant: Tenant,
-    id: SessionId,
+    /// The field associated data up to the field name: label, version, tenant, session id.
+    field_context: Aad,
+    session_id: [u8; SESSION_ID_LEN],
 }
 
 impl SessionCrypto {
-    pub(crate) fn new(dek: &DataKey, tenant: &Tenant, id: &SessionId) -> Self {
+    /// Takes the session's data key, its tenant's name and its id bytes.
+    pub(crate) fn new(
+        dek: &DataKey,
+        tenant: &(impl AsRef<str> + ?Sized),
+        session_id: &impl AsRef<[u8; SESSION_ID_LEN]>,
+    ) -> Self {
+        let session_id = *session_id.as_ref();
+        let mut field_context = Aad::new(LABEL_FIELD);
+        field_context.push(&[FORMAT_VERSION]);
+        field_context.push_prefixed(tenant.as_ref().as_bytes());
+        field_context.push_prefixed(&session_id);
         SessionCrypto {
             dek: dek.clone(),
             aead: hazmat::Aead::new(dek.expose_secret()),
             pin_key: OnceLock::new(),
-            tenant: tenant.clone(),
-            id: id.clone(),
+            field_context,
+            session_id,
         }
     }
 
@@ -140,10 +161,7 @@ impl SessionCrypto {
     }
 
     fn field_aad(&self, field: &str) -> Aad {
-        let mut aad = Aad::new(LABEL_FIELD);
-        aad.push(&[FORMAT_VERSION]);
-        aad.push_prefixed(self.tenant.as_str().as_bytes());
-        aad.push_prefixed(self.id.as_bytes());
+        let mut aad = self.field_context.clone();
         aad.push_prefixed(field.as_bytes());
         aad
     }
@@ -164,10 +182,10 @@ impl SessionCrypto {
     /// The associated data of the record tag: a label, the format version, the session id
     /// and the whole encoded body.
     fn record_aad(&self, body: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(LABEL_RECORD.len() + 1 + 32 + body.len());
+        let mut aad = Vec::with_capacity(LABEL_RECORD.len() + 1 + SESSION_ID_LEN + body.len());
         aad.extend_from_slice(LABEL_RECORD);
         aad.push(FORMAT_VERSION);
-        aad.extend_from_slice(self.id.as_bytes());
+        aad.extend_from_slice(&self.session_id);
         aad.extend_from_slice(body);
         aad
     }
@@ -194,13 +212,13 @@ impl SessionCrypto {
     /// The PIN verifier stored in place of the PIN.
     pub(crate) fn pin_verifier(&self, pin: &[u8]) -> [u8; MAC_LEN] {
         self.pin_key()
-            .tag(&[LABEL_PIN, &[FORMAT_VERSION], self.id.as_bytes(), pin])
+            .tag(&[LABEL_PIN, &[FORMAT_VERSION], &self.session_id, pin])
     }
 
     /// Checks a PIN against its verifier in constant time.
     pub(crate) fn verify_pin(&self, pin: &[u8], verifier: &[u8]) -> bool {
         self.pin_key().verify(
-            &[LABEL_PIN, &[FORMAT_VERSION], self.id.as_bytes(), pin],
+            &[LABEL_PIN, &[FORMAT_VERSION], &self.session_id, pin],
             verifier,
         )
     }
@@ -251,8 +269,8 @@ impl AuditKey {
     /// The reference audit events carry instead of the session id: a keyed hash, so the log
     /// cannot be used to open the customer's link, yet an operator with the audit key can
     /// match an id to its events. 16 bytes, lowercase hex.
-    pub(crate) fn session_ref(&self, id: &SessionId) -> String {
-        let tag = self.0.tag(&[LABEL_AUDIT, id.as_bytes()]);
+    pub(crate) fn session_ref(&self, session_id: &impl AsRef<[u8; SESSION_ID_LEN]>) -> String {
+        let tag = self.0.tag(&[LABEL_AUDIT, session_id.as_ref()]);
         let mut out = String::with_capacity(32);
         for b in tag.iter().take(16) {
             for nibble in [b >> 4, b & 0x0f] {
@@ -265,8 +283,8 @@ impl AuditKey {
 
 /// The key a session's record is stored under: a hash of the id, so someone who can list
 /// the store cannot recover the links and submit to them.
-pub(crate) fn store_key(id: &SessionId) -> [u8; 32] {
-    hazmat::sha256(&[LABEL_STORE_KEY, id.as_bytes()])
+pub(crate) fn store_key(session_id: &impl AsRef<[u8; SESSION_ID_LEN]>) -> [u8; 32] {
+    hazmat::sha256(&[LABEL_STORE_KEY, session_id.as_ref()])
 }
 
 /// An unkeyed checksum (CRC-32) of an encoded record, checked before anything else is read,
@@ -279,9 +297,15 @@ pub(crate) fn record_checksum(bytes: &[u8]) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::DataKey;
-    use crate::session::SessionId;
-    use crate::tenant::Tenant;
+
+    /// A session id as the crypto layer sees it: 32 bytes.
+    struct Id([u8; SESSION_ID_LEN]);
+
+    impl AsRef<[u8; SESSION_ID_LEN]> for Id {
+        fn as_ref(&self) -> &[u8; SESSION_ID_LEN] {
+            &self.0
+        }
+    }
 
     /// Lengths at and around every internal buffer size: the inline associated data, the
     /// two-byte length prefix, the random pool and its per-request limit.
@@ -372,11 +396,7 @@ mod tests {
 
     #[test]
     fn fields_bind_names_of_any_length() {
-        let crypto = SessionCrypto::new(
-            &DataKey::generate(),
-            &Tenant::default(),
-            &SessionId::generate(),
-        );
+        let crypto = SessionCrypto::new(&DataKey::generate(), "default", &Id([3; SESSION_ID_LEN]));
         for n in lengths().take_while(|&n| n <= 4097) {
             let name = "f".repeat(n);
             let sealed = crypto.seal_field(&name, b"4242");
@@ -396,11 +416,7 @@ mod tests {
 
     #[test]
     fn record_tag_binds_bodies_of_any_length() {
-        let crypto = SessionCrypto::new(
-            &DataKey::generate(),
-            &Tenant::default(),
-            &SessionId::generate(),
-        );
+        let crypto = SessionCrypto::new(&DataKey::generate(), "default", &Id([3; SESSION_ID_LEN]));
         for n in lengths().take_while(|&n| n <= 4097) {
             let body: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
             let tag = crypto.record_tag(&body);
@@ -411,6 +427,28 @@ mod tests {
                 last_byte_changed(&body)
             };
             assert!(!crypto.verify_record_tag(&other, &tag), "{n}");
+        }
+    }
+
+    #[test]
+    fn fields_and_key_wraps_bind_tenants_of_any_length() {
+        let dek = DataKey::generate();
+        let id = Id([5; SESSION_ID_LEN]);
+        for n in lengths().take_while(|&n| n <= 4097) {
+            let tenant = "t".repeat(n);
+            let other = if n == 0 {
+                String::from("t")
+            } else {
+                format!("{}u", &tenant[1..])
+            };
+            let sealed = SessionCrypto::new(&dek, tenant.as_str(), &id).seal_field("pan", b"4242");
+            let moved = SessionCrypto::new(&dek, other.as_str(), &id);
+            assert!(moved.open_field("pan", &sealed).is_err(), "{n}");
+            assert_ne!(
+                dek_wrap_aad(tenant.as_str(), &id).as_slice(),
+                dek_wrap_aad(other.as_str(), &id).as_slice(),
+                "{n}"
+            );
         }
     }
 }
