@@ -52,6 +52,13 @@ impl SessionId {
     }
 }
 
+/// The raw 32 bytes, the form the crypto layer binds.
+impl AsRef<[u8; 32]> for SessionId {
+    fn as_ref(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&URL_SAFE_NO_PAD.encode(self.0))

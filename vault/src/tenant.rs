@@ -51,6 +51,13 @@ impl Tenant {
     }
 }
 
+/// The tenant name as text, the form the crypto layer binds.
+impl AsRef<str> for Tenant {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Default for Tenant {
     fn default() -> Self {
         DEFAULT.clone()

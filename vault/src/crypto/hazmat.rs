@@ -46,7 +46,10 @@ thread_local! {
 /// A machine whose random source fails cannot generate keys, ids or PINs; there is no
 /// safe fallback, so this aborts the operation with a panic message that names only the
 /// failure.
-#[allow(clippy::expect_used)]
+#[expect(
+    clippy::expect_used,
+    reason = "a failed OS random source has no safe fallback"
+)]
 pub(crate) fn fill_random(out: &mut [u8]) {
     if out.len() > POOL_MAX_REQUEST {
         getrandom::fill(out).expect("the operating system random source failed");
@@ -62,9 +65,14 @@ pub(crate) fn fill_random(out: &mut [u8]) {
         }
         let range = pool.next..pool.next + out.len();
         pool.next = range.end;
-        if let Some(taken) = pool.bytes.get_mut(range) {
-            out.copy_from_slice(taken);
-            taken.zeroize();
+        match pool.bytes.get_mut(range) {
+            Some(taken) => {
+                out.copy_from_slice(taken);
+                taken.zeroize();
+            }
+            // Unreachable (a request is at most POOL_MAX_REQUEST bytes and the pool was just
+            // refilled if it had fewer left); never leave `out` unfilled.
+            None => getrandom::fill(out).expect("the operating system random source failed"),
         }
     });
 }
@@ -124,7 +132,7 @@ impl Aead {
 pub(crate) struct HmacKey(Hmac<Sha256>);
 
 impl HmacKey {
-    #[allow(clippy::expect_used)]
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     pub(crate) fn new(key: &[u8]) -> Self {
         HmacKey(
             <Hmac<Sha256> as KeyInit>::new_from_slice(key)
@@ -247,6 +255,21 @@ mod tests {
         let mut big = vec![0u8; 1024];
         fill_random(&mut big);
         assert!(big.iter().any(|&b| b != 0));
+    }
+
+    /// Requests at and around the per-request limit and the pool size are filled in full:
+    /// two draws of the same length never agree in their last eight bytes.
+    #[test]
+    fn random_requests_of_every_size_are_filled_to_the_end() {
+        let sizes =
+            (8..=POOL_MAX_REQUEST + 2).chain([POOL_LEN - 1, POOL_LEN, POOL_LEN + 1, 4 * POOL_LEN]);
+        for n in sizes {
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            fill_random(&mut a);
+            fill_random(&mut b);
+            assert_ne!(a[n - 8..], b[n - 8..], "{n}");
+        }
+        fill_random(&mut []);
     }
 
     #[test]

@@ -125,6 +125,8 @@ impl Keyring {
     }
 
     /// Wraps without the async trait, for callers that hold the keyring directly.
+    ///
+    /// `aad` may have any length; every byte of it is bound.
     pub fn wrap_now(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
         let kek = self
             .keys
@@ -211,6 +213,50 @@ mod tests {
             ring.unwrap_now(&wrapped, b"a").unwrap_err().code(),
             ErrorCode::KeyUnavailable
         );
+    }
+
+    /// Associated data is bound whatever its length: at, below and past every size the
+    /// wrapping uses internally (its stack buffer and its length prefix), two values that
+    /// differ only in their last byte never unwrap each other's keys.
+    #[test]
+    fn associated_data_of_any_length_is_bound() {
+        let ring = Keyring::single(
+            id(&"k".repeat(KeyId::MAX_LEN)),
+            KeyEncryptionKey::generate(),
+        );
+        let dek = DataKey::generate();
+        let lengths = (0..=600).chain([
+            1023,
+            1024,
+            1025,
+            4095,
+            4096,
+            4097,
+            65534,
+            65535,
+            65536,
+            65537,
+            1 << 20,
+        ]);
+        for n in lengths {
+            let aad: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let wrapped = ring.wrap_now(&dek, &aad).unwrap();
+            assert_eq!(
+                ring.unwrap_now(&wrapped, &aad).unwrap().expose_secret(),
+                dek.expose_secret(),
+                "{n}"
+            );
+            let mut other = aad.clone();
+            match other.last_mut() {
+                Some(last) => *last ^= 0x80,
+                None => other.push(0),
+            }
+            assert_eq!(
+                ring.unwrap_now(&wrapped, &other).unwrap_err().code(),
+                ErrorCode::IntegrityError,
+                "{n}"
+            );
+        }
     }
 
     #[test]

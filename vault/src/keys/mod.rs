@@ -10,48 +10,11 @@ mod keyring;
 
 use std::fmt;
 
-use async_trait::async_trait;
-use zeroize::Zeroizing;
-
-use crate::crypto::fill_random;
 use crate::error::{Error, Result};
+use async_trait::async_trait;
 
+pub use crate::crypto::DataKey;
 pub use keyring::{KeyEncryptionKey, Keyring};
-
-/// A per-session data key (DEK): 32 bytes from the OS CSPRNG, zeroized on drop, never
-/// printed.
-#[derive(Clone)]
-pub struct DataKey(Zeroizing<[u8; 32]>);
-
-impl DataKey {
-    /// Generates a fresh random data key.
-    pub fn generate() -> Self {
-        let mut key = Zeroizing::new([0u8; 32]);
-        fill_random(key.as_mut_slice());
-        DataKey(key)
-    }
-
-    /// Takes a data key unwrapped by a key provider.
-    ///
-    /// # Errors
-    /// [`Error::IntegrityError`] unless `bytes` is exactly 32 bytes long: an unwrapped key of
-    /// another length means the wrapped key was not one of ours.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| Error::IntegrityError)?;
-        Ok(DataKey(Zeroizing::new(array)))
-    }
-
-    /// The raw key bytes, for a key provider to wrap. Never log or store them.
-    pub fn expose_secret(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DataKey([REDACTED])")
-    }
-}
 
 /// The identifier of a key-encryption key: 1–64 characters from `[A-Za-z0-9._:/-]`.
 ///
@@ -129,7 +92,9 @@ impl fmt::Debug for WrappedKey {
 /// Wraps and unwraps data keys. The plug point for a KMS, an HSM or a local keyring.
 ///
 /// # Behavior
-/// - `wrap` MUST bind `aad` to the result: `unwrap` with other associated data MUST fail.
+/// - `wrap` MUST bind `aad` to the result: `unwrap` with other associated data MUST fail,
+///   whatever its length. A provider that cannot bind associated data of some length MUST
+///   refuse it with [`Error::InvalidArgument`] rather than bind part of it.
 ///   The vault passes the format version, tenant and session id as `aad`, so a wrapped key
 ///   moved to another session does not open.
 /// - `wrap` MUST name, in [`WrappedKey::key_id`], the key that wrapped. `unwrap` MUST use
