@@ -24,6 +24,7 @@
 
 pub mod concurrency;
 pub mod errors;
+pub mod faults;
 pub mod flow;
 pub mod integrity;
 pub mod store;
@@ -234,6 +235,8 @@ macro_rules! conformance_tests {
         $crate::__conformance_group!(errors, $harness;
             every_error_code_is_reachable, rotation_keeps_sealed_records_readable,
             unknown_key_id_is_key_unavailable);
+        $crate::__conformance_group!(faults, $harness;
+            every_write_of_every_operation_under_every_fault, a_full_cycle_takes_five_round_trips);
     };
 }
 
