@@ -14,3 +14,4 @@ pub mod memory;
 pub mod proxy;
 pub mod redis;
 pub mod secrets;
+pub mod vaults;

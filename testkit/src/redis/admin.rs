@@ -148,3 +148,20 @@ pub async fn admin_with_password(
         .await
         .unwrap()
 }
+
+/// The ACL rules of the `user vault on ...` line of `readme` (the Redis backend's README
+/// recommends them), without the user name, `on` and passwords: so the test grants the
+/// documented rules, not a copy of them.
+pub fn readme_acl_rules(readme: &str) -> Vec<String> {
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("user vault on "))
+        .expect("the README's recommended configuration has a `user vault on ...` line");
+    let rules = line.split('#').next().unwrap_or_default();
+    rules
+        .split_whitespace()
+        .skip(3) // user vault on
+        .filter(|rule| !rule.starts_with('>'))
+        .map(str::to_owned)
+        .collect()
+}

@@ -14,7 +14,8 @@ mod server;
 mod tls;
 
 pub use admin::{
-    StoredKey, acl_user, admin_with_password, limit_memory, run, scan_every_key, used_memory,
+    StoredKey, acl_user, admin_with_password, limit_memory, readme_acl_rules, run, scan_every_key,
+    used_memory,
 };
 pub use cluster::RedisCluster;
 pub use replication::PrimaryReplica;
