@@ -81,7 +81,8 @@ pub(crate) fn program(name: &str, package: &str) -> PathBuf {
         })
 }
 
-/// Where `redis-server` is (see [`program`]).
+/// Where `redis-server` is on the `PATH`; a missing server fails the test (the test
+/// command installs it).
 pub fn redis_server_binary() -> PathBuf {
     program("redis-server", "redis-server")
 }
