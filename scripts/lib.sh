@@ -25,16 +25,20 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# start_redis: starts a throwaway redis-server on a free loopback port (no persistence,
-# noeviction), exports PCI_VAULT_TEST_REDIS_URL, and stops it by PID when the calling shell
-# exits.
+# start_redis: starts a throwaway redis-server on a free loopback port (with the flags of
+# testkit/redis-flags.json: no persistence, noeviction), exports PCI_VAULT_TEST_REDIS_URL,
+# and stops it by PID when the calling shell exits.
 start_redis() {
   ensure_command redis-server redis-server
   local port dir
   port=$(free_port)
   dir=$(mktemp -d)
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --maxmemory-policy noeviction --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
+  # The arguments every test launcher of the repository uses (testkit/redis-flags.json).
+  local flags=()
+  mapfile -t flags < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["args"]))' \
+    "$(dirname "${BASH_SOURCE[0]}")/../testkit/redis-flags.json")
+  [ "${#flags[@]}" -gt 0 ] || die "cannot read testkit/redis-flags.json"
+  redis-server --port "$port" "${flags[@]}" --dir "$dir" --logfile "$dir/redis.log" &
   PCI_VAULT_TEST_REDIS_PID=$!
   trap 'kill "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; wait "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; rm -rf "'"$dir"'"' EXIT
   for _ in $(seq 1 100); do

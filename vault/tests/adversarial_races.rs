@@ -9,13 +9,7 @@
 //! store's bytes: a session that ended keeps no sealed data.
 
 #![cfg(feature = "conformance")]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod support;
 

@@ -12,13 +12,7 @@
 //! states and tenants, write an expired record back, or replay an older one.
 
 #![cfg(feature = "conformance")]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod support;
 

@@ -10,13 +10,7 @@
 //! test of its binary, because it installs the process-wide subscriber and panic hook.
 
 #![cfg(feature = "conformance")]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod support;
 
@@ -29,7 +23,8 @@ use base64::engine::general_purpose::STANDARD;
 use pci_vault::{FormInput, Metadata, Pin, SessionId, SessionOptions, TracingAuditSink, Vault};
 use pci_vault_keys::KeyFile;
 use pci_vault_memory::MemoryStore;
-use support::{TempDir, contains_token, encodings};
+use pci_vault_testkit::secrets::{contains_token, encodings};
+use support::TempDir;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 

@@ -4,13 +4,7 @@
 //! records, the vault, the store, errors, tickets and statuses.
 
 #![cfg(feature = "conformance")]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod support;
 
@@ -25,7 +19,8 @@ use pci_vault::{
 };
 use pci_vault_keys::{KeyDirectory, KeyFile};
 use pci_vault_memory::MemoryStore;
-use support::{Fixture, TempDir, contains_token, encodings};
+use pci_vault_testkit::secrets::{contains_token, encodings};
+use support::{Fixture, TempDir};
 
 const PAN: &str = "6011000990139424";
 const PAN_AS_TYPED: &str = "6011 0009 9013 9424";

@@ -1,12 +1,7 @@
 //! The environment-variable source. This file holds one test, so its binary has no other
 //! thread that could read the environment while the test changes it.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,12 +1,7 @@
 //! Key sources against a real vault: rotation without restart, Kubernetes-style secret
 //! mounts, and bad material refused with messages that never print a key.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::fs;
 use std::os::unix::fs::symlink;

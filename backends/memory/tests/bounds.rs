@@ -1,12 +1,7 @@
 //! The memory store's own promises: bounded capacity, expired entries purged, and no clear
 //! secret anywhere in what it holds.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,15 +3,7 @@
 //! every test of this binary (forming a cluster takes seconds; each test connects its own
 //! cluster client and uses its own random keys).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-mod support;
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +12,11 @@ use async_trait::async_trait;
 use pci_vault::conformance::Harness;
 use pci_vault::{Clock, EphemeralStore, SystemClock};
 use pci_vault_redis::{RedisOptions, RedisStore};
-use support::{RedisCluster, RedisServer, TlsFiles};
+use pci_vault_testkit::redis::{self as testkit, RedisCluster, RedisServer, TlsFiles};
+use pci_vault_testkit::vaults::{round_trip, vault_on};
+
+/// The backend's README, whose recommended ACL rules the tests grant.
+const README: &str = include_str!("../README.md");
 
 /// Which kind of deployment a harness runs against.
 enum Deployment {
@@ -118,7 +114,7 @@ impl Harness for RedisHarness {
         }
         let (server, options) = self.another_server();
         let store = RedisStore::connect(options).await.unwrap();
-        support::limit_memory(&mut server.admin().await, 64 * 1024).await;
+        testkit::limit_memory(&mut server.admin().await, 64 * 1024).await;
         self.servers.lock().unwrap().push(server);
         Some(Arc::new(store))
     }
@@ -171,7 +167,7 @@ async fn cluster_spreads_sessions_over_every_master() {
     })
     .await
     .unwrap();
-    let vault = support::vault_on(store);
+    let vault = vault_on(store);
     for _ in 0..30 {
         vault
             .create_session(&pci_vault::SessionOptions::default())
@@ -180,7 +176,7 @@ async fn cluster_spreads_sessions_over_every_master() {
     }
     for node in &cluster.nodes {
         let mut admin = node.admin().await;
-        let keys: Vec<String> = support::run(&mut admin, &["KEYS", "spread-test:*"]).await;
+        let keys: Vec<String> = testkit::run(&mut admin, &["KEYS", "spread-test:*"]).await;
         assert!(!keys.is_empty(), "no session on node {}", node.port);
     }
 }
@@ -189,10 +185,10 @@ async fn cluster_spreads_sessions_over_every_master() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_runs_with_the_readme_acl_user() {
     let cluster = RedisCluster::shared();
-    let mut rules = support::readme_acl_rules();
+    let mut rules = testkit::readme_acl_rules(README);
     rules.push("+cluster|slots".into());
     for node in &cluster.nodes {
-        support::acl_user(&mut node.admin().await, "vault", "pw-cluster-1", &rules).await;
+        testkit::acl_user(&mut node.admin().await, "vault", "pw-cluster-1", &rules).await;
     }
     let urls = cluster
         .nodes
@@ -201,5 +197,5 @@ async fn cluster_runs_with_the_readme_acl_user() {
     let store = RedisStore::connect(RedisOptions::cluster(urls))
         .await
         .unwrap();
-    support::round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 }

@@ -2,20 +2,17 @@
 //! passwords, ACL users without a needed permission, TLS certificates from the wrong CA, an
 //! unreachable server, and unsafe server settings — each a clear error or warning at start.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test code"
-)]
-
-mod support;
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::time::{Duration, Instant};
 
 use pci_vault::{Error, ErrorCode};
 use pci_vault_redis::{RedisOptions, RedisStore};
-use support::{RedisCluster, RedisServer, TlsFiles, acl_user, readme_acl_rules, round_trip};
+use pci_vault_testkit::redis::{self as testkit, RedisCluster, RedisServer, TlsFiles, acl_user};
+use pci_vault_testkit::vaults::{round_trip, vault_on};
+
+/// The backend's README, whose recommended ACL rules the tests grant.
+const README: &str = include_str!("../README.md");
 
 /// Connects and expects `STORE_UNAVAILABLE`; returns the message.
 async fn refused(options: RedisOptions) -> String {
@@ -58,8 +55,14 @@ async fn wrong_or_missing_password_is_refused_at_connect() {
     assert_mentions(&message, &["authentication failed"]);
 
     // An ACL user with a wrong password, and an unknown user.
-    let mut admin = support::admin_with_password(&server, "default-pw-5d1e").await;
-    acl_user(&mut admin, "vault", "vault-pw-77aa", &readme_acl_rules()).await;
+    let mut admin = testkit::admin_with_password(&server, "default-pw-5d1e").await;
+    acl_user(
+        &mut admin,
+        "vault",
+        "vault-pw-77aa",
+        &testkit::readme_acl_rules(README),
+    )
+    .await;
     let message = refused(with("vault:not-the-pw-19@")).await;
     assert_mentions(&message, &["authentication failed"]);
     assert_hides(&message, &["not-the-pw-19", "vault-pw-77aa"]);
@@ -70,7 +73,7 @@ async fn wrong_or_missing_password_is_refused_at_connect() {
         .await
         .unwrap();
     assert!(!format!("{store:?}").contains("vault-pw-77aa"));
-    round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 }
 
 /// The README's ACL rules are enough to run the store; without any one of the permissions
@@ -80,13 +83,13 @@ async fn acl_user_needs_every_permission_the_readme_grants() {
     let server = RedisServer::start(&[]);
     let mut admin = server.admin().await;
     let as_vault = || RedisOptions::new(format!("redis://vault:pw-a1@127.0.0.1:{}", server.port));
-    let rules = readme_acl_rules();
+    let rules = testkit::readme_acl_rules(README);
 
     acl_user(&mut admin, "vault", "pw-a1", &rules).await;
     let store = RedisStore::connect(as_vault()).await.unwrap();
     // The user may not read the settings: no warning, and no failure either.
     assert!(store.server_warnings().is_empty());
-    round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 
     let needed: Vec<&String> = rules.iter().filter(|r| r.starts_with('+')).collect();
     assert!(needed.len() >= 7, "{rules:?}");
@@ -130,7 +133,7 @@ async fn acl_user_needs_every_permission_the_readme_grants() {
     })
     .await
     .unwrap();
-    round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 }
 
 /// With `+config|get` the store reads the settings and warns; the README says so.
@@ -138,7 +141,7 @@ async fn acl_user_needs_every_permission_the_readme_grants() {
 async fn acl_user_with_config_get_gets_the_warnings() {
     let server = RedisServer::start(&["--appendonly", "yes"]);
     let mut admin = server.admin().await;
-    let mut rules = readme_acl_rules();
+    let mut rules = testkit::readme_acl_rules(README);
     let as_vault = || RedisOptions::new(format!("redis://vault:pw-b2@127.0.0.1:{}", server.port));
     acl_user(&mut admin, "vault", "pw-b2", &rules).await;
     let store = RedisStore::connect(as_vault()).await.unwrap();
@@ -206,7 +209,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_servers_ca() {
     let store = RedisStore::connect(options(Some((&certs.client_cert, &certs.client_key))))
         .await
         .unwrap();
-    round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 
     let message = refused(options(Some((
         &certs.client_cert,
@@ -218,7 +221,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_servers_ca() {
 
 #[tokio::test]
 async fn unreachable_server_is_refused_within_the_connect_timeout() {
-    let port = support::free_port();
+    let port = testkit::free_port();
     let started = Instant::now();
     let message = refused(RedisOptions {
         connect_timeout: Duration::from_millis(800),
@@ -288,7 +291,7 @@ async fn malformed_options_are_invalid_arguments_without_secrets() {
 async fn full_server_is_capacity_exceeded_at_connect() {
     let server = RedisServer::start(&[]);
     let mut admin = server.admin().await;
-    let _: () = support::run(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let _: () = testkit::run(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
     let err = RedisStore::connect(RedisOptions::new(server.url()))
         .await
         .unwrap_err();
@@ -351,5 +354,5 @@ async fn cluster_warnings_name_the_unsafe_node() {
             assert!(!warning.contains(&format!("127.0.0.1:{}", safe.port)));
         }
     }
-    round_trip(&support::vault_on(store)).await;
+    round_trip(&vault_on(store)).await;
 }

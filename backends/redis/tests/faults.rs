@@ -3,15 +3,7 @@
 //! configured timeout, reports no success that was not stored, and the same vault works
 //! again once the server does.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-mod support;
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +14,8 @@ use pci_vault::{
     Error, ErrorCode, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault,
 };
 use pci_vault_redis::{RedisOptions, RedisStore};
-use support::{RedisServer, vault_on};
+use pci_vault_testkit::redis::{self as testkit, RedisServer};
+use pci_vault_testkit::vaults::vault_on;
 
 /// The operation timeout of these tests' stores.
 const TIMEOUT: Duration = Duration::from_millis(400);
@@ -327,7 +320,7 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     let mut admin = server.admin().await;
     let keys = |admin: &mut redis::aio::MultiplexedConnection| {
         let mut admin = admin.clone();
-        async move { support::run::<u64>(&mut admin, &["DBSIZE"]).await }
+        async move { testkit::run::<u64>(&mut admin, &["DBSIZE"]).await }
     };
     let pending = vault
         .create_session(&SessionOptions::default())
@@ -335,7 +328,7 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
         .unwrap();
 
     // Fill it up the way traffic would.
-    support::limit_memory(&mut admin, 128 * 1024).await;
+    testkit::limit_memory(&mut admin, 128 * 1024).await;
     let mut created = 1u64;
     let mut submitted: Vec<(SessionId, Pin)> = Vec::new();
     let refused_create = loop {
@@ -374,7 +367,7 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     );
 
     // From here on certainly full (Redis may free a few buffers of its own meanwhile).
-    let _: () = support::run(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let _: () = testkit::run(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
     let err = vault
         .create_session(&SessionOptions::default())
         .await
@@ -399,7 +392,7 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     assert_eq!(vault.status(id).await.unwrap().attempts_left, 5);
 
     // Room again: everything stored is intact and the same vault carries on.
-    let _: () = support::run(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    let _: () = testkit::run(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).await;
     for (id, pin) in &submitted {
         let form = vault.reveal(id, pin).await.unwrap();
         assert_eq!(form.card().unwrap().masked_number, "424242******4242");

@@ -8,16 +8,14 @@
 //! microseconds of each other. This binary has its own `main` (`harness = false`) so the
 //! worker role is not a test of its own.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     clippy::print_stdout,
-    reason = "test code; the worker answers on stdout"
+    reason = "a `harness = false` target is not `cfg(test)`, so clippy.toml's test allowances do not reach it; the worker answers on stdout"
 )]
-
-mod support;
 
 use std::io::BufRead as _;
 use std::process::Stdio;
@@ -26,7 +24,7 @@ use std::sync::Arc;
 use pci_vault::conformance::{test_keyring, visa_form};
 use pci_vault::{Error, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
-use support::RedisServer;
+use pci_vault_testkit::redis::RedisServer;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 

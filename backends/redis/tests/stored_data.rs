@@ -2,15 +2,7 @@
 //! serialization or command, every key under the prefix with a TTL, and how many bytes a
 //! submitted session takes.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
-
-mod support;
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +12,8 @@ use pci_vault::conformance::flow::assert_no_secret_in;
 use pci_vault::conformance::{TEST_KEK, amex_form, visa_form};
 use pci_vault::{Pin, SessionOptions, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
-use support::{RedisServer, StoredKey, scan_every_key, vault_on};
+use pci_vault_testkit::redis::{self as testkit, RedisServer, StoredKey, scan_every_key};
+use pci_vault_testkit::vaults::vault_on;
 
 /// Every command the server executes, as `MONITOR` reports it, until `stop` is seen.
 struct Monitor {
@@ -124,7 +117,7 @@ async fn redis_never_holds_or_sees_a_secret() {
         tombstone[0].value.as_ref().unwrap().len() < after_submit[0].value.as_ref().unwrap().len()
     );
 
-    let _: String = support::run(&mut admin, &["ECHO", END]).await;
+    let _: String = testkit::run(&mut admin, &["ECHO", END]).await;
     let commands = monitor.finish().await;
     assert!(
         commands.iter().any(|c| c.contains("\"SET\"")),
@@ -159,11 +152,11 @@ async fn bytes_per_submitted_session() {
     let keys = scan_every_key(&mut admin).await;
     assert_eq!(keys.len(), 1);
     let name = String::from_utf8(keys[0].name.clone()).unwrap();
-    let usage: u64 = support::run(&mut admin, &["MEMORY", "USAGE", &name, "SAMPLES", "0"]).await;
+    let usage: u64 = testkit::run(&mut admin, &["MEMORY", "USAGE", &name, "SAMPLES", "0"]).await;
     let value_len = keys[0].value.as_ref().unwrap().len();
 
     const N: u64 = 200;
-    let before = support::used_memory(&mut admin).await;
+    let before = testkit::used_memory(&mut admin).await;
     for _ in 0..N {
         let ticket = vault
             .create_session(&SessionOptions::default())
@@ -171,7 +164,7 @@ async fn bytes_per_submitted_session() {
             .unwrap();
         vault.submit(&ticket.id, &visa_form()).await.unwrap();
     }
-    let per_session = (support::used_memory(&mut admin).await - before) / N;
+    let per_session = (testkit::used_memory(&mut admin).await - before) / N;
 
     eprintln!(
         "a submitted session: value {value_len} bytes ({} encoding), MEMORY USAGE {usage} \

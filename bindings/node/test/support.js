@@ -32,6 +32,15 @@ const ERROR_CODES = [
   'INTEGRITY_ERROR', 'CAPACITY_EXCEEDED',
 ];
 
+/**
+ * The arguments every test launcher of the repository starts redis-server with (loopback,
+ * no persistence, noeviction): testkit/redis-flags.json, shared with the Rust and Python
+ * launchers.
+ */
+const REDIS_FLAGS = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '../../../testkit/redis-flags.json'), 'utf8'),
+).args;
+
 /** A fresh inline keyring entry. */
 function keyringEntry(id = 'k1') {
   return { id, key: crypto.randomBytes(32) };
@@ -51,16 +60,14 @@ function freePort() {
 }
 
 /**
- * Starts a redis-server of our own on a free loopback port (no persistence, noeviction,
- * then `extraArgs`) and returns its URL and a stop function. Stopped by PID; also stopped
+ * Starts a redis-server of our own on a free loopback port (REDIS_FLAGS, then `extraArgs`) and returns its URL and a stop function. Stopped by PID; also stopped
  * when the process exits.
  */
 async function startRedis(extraArgs = []) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pci-vault-node-redis-'));
   const child = spawn('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxmemory-policy', 'noeviction', '--dir', dir, ...extraArgs,
+    '--port', String(port), ...REDIS_FLAGS, '--dir', dir, ...extraArgs,
   ], { stdio: 'ignore' });
   // The server must not keep this process alive; it is stopped on exit below.
   child.unref();

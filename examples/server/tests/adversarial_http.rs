@@ -10,13 +10,7 @@
 //! sent, and must change nothing: the sessions' status (state, attempts left, submission
 //! time) is read before and after.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod common;
 

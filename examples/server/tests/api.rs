@@ -2,13 +2,7 @@
 //! error body, API keys and tenants, rate limits, and the one-reveal and bounded-attempts
 //! invariants under concurrent requests.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod common;
 

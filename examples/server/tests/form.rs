@@ -2,13 +2,7 @@
 //! headers, languages, the neutral page, the HTML and JSON submissions, the Origin check,
 //! escaping, and the form rate limit.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod common;
 

@@ -3,13 +3,7 @@
 //! logs, development mode, TLS with HSTS, key sources, and start-up errors that never
 //! print key material.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod common;
 

@@ -2,81 +2,18 @@
 //! other and revealed on the first, and reveals racing across both processes open the
 //! form once. Also: readiness and errors when Redis goes away.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code"
-)]
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine as _;
 use common::{CVC, EXPIRY, NAME, Options, PAN, TestServer, log_dir};
 use futures::future::join_all;
+use pci_vault_testkit::redis::{RedisServer, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A throwaway `redis-server` (no persistence, `noeviction`) on a free loopback port,
-/// stopped by PID when dropped.
-struct Redis {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--maxmemory-policy",
-                "noeviction",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed; scripts/test installs it");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn shared_keys() -> String {
     format!(
@@ -95,10 +32,10 @@ fn on_redis<'a>(url: &'a str, keys: &'a str, prefix: &'a str) -> Options<'a> {
 
 #[tokio::test]
 async fn two_servers_share_sessions_through_redis() {
-    let redis = Redis::start();
+    let redis = RedisServer::start(&[]);
     let keys = shared_keys();
-    let first = TestServer::start_with("redis-first", on_redis(&redis.url, &keys, "two:"));
-    let second = TestServer::start_with("redis-second", on_redis(&redis.url, &keys, "two:"));
+    let first = TestServer::start_with("redis-first", on_redis(&redis.url(), &keys, "two:"));
+    let second = TestServer::start_with("redis-second", on_redis(&redis.url(), &keys, "two:"));
 
     // Create on the first.
     let id = first.create_id().await;
@@ -158,14 +95,14 @@ async fn two_servers_share_sessions_through_redis() {
 
 #[tokio::test]
 async fn redis_outage_is_store_unavailable() {
-    let mut redis = Redis::start();
+    let mut redis = RedisServer::start(&[]);
     let keys = shared_keys();
-    let server = TestServer::start_with("redis-outage", on_redis(&redis.url, &keys, "outage:"));
+    let server = TestServer::start_with("redis-outage", on_redis(&redis.url(), &keys, "outage:"));
     let id = server.create_id().await;
     let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
 
-    redis.stop();
+    redis.kill();
     let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.unwrap();
@@ -198,11 +135,7 @@ async fn redis_outage_is_store_unavailable() {
 
 #[test]
 fn an_unreachable_redis_fails_at_start_without_its_password() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
         .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
         .args([

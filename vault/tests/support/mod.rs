@@ -5,11 +5,7 @@
 #![allow(
     dead_code,
     unreachable_pub,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test support: each suite uses a part; a failed expectation is a test failure"
+    reason = "each suite uses a part of its support (so `expect` would be unfulfilled in some)"
 )]
 
 use std::sync::Arc;
@@ -22,11 +18,10 @@ use pci_vault::{
     CasOutcome, Clock, EphemeralStore, Error, ErrorCode, ManualClock, SessionId, SessionOptions,
     Vault,
 };
-use pci_vault_memory::{MemoryLimits, MemoryStore};
+use pci_vault_memory::MemoryStore;
+use pci_vault_testkit::memory::MemoryHarness;
 
-/// 2031-01-15T10:00:00Z: the suites' "now". Far from a month's end, so the expiry tests
-/// that need one set it themselves.
-pub const NOW: Duration = Duration::from_secs(1_926_237_600);
+use pci_vault_testkit::memory::NOW;
 
 /// One memory store and the manual clock it and its vaults share.
 pub struct Fixture {
@@ -50,18 +45,15 @@ impl Harness for Fixture {
 }
 
 impl Fixture {
-    /// A fresh store at [`NOW`].
+    /// A fresh store at [`NOW`] (2031-01-15T10:00:00Z): far from a month's end, so the
+    /// expiry tests that need one set it themselves.
     pub fn new() -> Self {
         Fixture::at(UNIX_EPOCH + NOW)
     }
 
     /// A fresh store at `now`.
     pub fn at(now: SystemTime) -> Self {
-        let clock = Arc::new(ManualClock::new(now));
-        let store = Arc::new(MemoryStore::with_clock(
-            MemoryLimits::default(),
-            clock.clone(),
-        ));
+        let MemoryHarness { store, clock, .. } = MemoryHarness::at(now);
         Fixture { store, clock }
     }
 
@@ -169,35 +161,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Every form in which `secret` could show up in text: as is, hex (both cases), base64
-/// (standard and URL-safe, padded or not), and Rust's `Debug` of its bytes (`[1, 2, 3]`).
-pub fn encodings(secret: &[u8]) -> Vec<String> {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let mut forms = vec![
-        hex.clone(),
-        hex.to_uppercase(),
-        STANDARD.encode(secret),
-        STANDARD_NO_PAD.encode(secret),
-        URL_SAFE_NO_PAD.encode(secret),
-        format!("{secret:?}").trim_matches(['[', ']']).to_owned(),
-    ];
-    if let Ok(text) = std::str::from_utf8(secret) {
-        forms.push(text.to_owned());
-    }
-    forms
-}
-
-/// Whether `needle` occurs in `text` as a token of its own: not next to a letter or digit.
-/// For short secrets (a 4-digit security code) that could otherwise match inside a hex
-/// digest or a longer number.
-pub fn contains_token(text: &str, needle: &str) -> bool {
-    text.match_indices(needle).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + needle.len()..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    })
 }

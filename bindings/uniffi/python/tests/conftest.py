@@ -21,6 +21,9 @@ import pci_vault
 
 REPO = Path(__file__).resolve().parents[4]
 CARDS = json.loads((REPO / "vault/tests/data/test-cards.json").read_text())
+# The arguments every test launcher of the repository starts redis-server with (loopback,
+# no persistence, noeviction), shared with the Rust and Node launchers.
+REDIS_FLAGS = json.loads((REPO / "testkit/redis-flags.json").read_text())["args"]
 
 VALID_FORM = {
     "card_number": "4242 4242 4242 4242",
@@ -159,10 +162,7 @@ class RedisServer:
             [
                 shutil.which("redis-server") or "redis-server",
                 *port_args,
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--maxmemory-policy", "noeviction",
+                *REDIS_FLAGS,
                 "--dir", self.dir,
                 *extra,
             ],
