@@ -2,6 +2,7 @@
 //! clock.
 
 mod builder;
+mod customer;
 pub(crate) mod ops;
 
 use std::fmt;
