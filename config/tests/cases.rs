@@ -215,3 +215,21 @@ fn the_store_string_and_the_url_list_follow_one_rule() {
         assert_eq!(err.code(), ErrorCode::InvalidArgument, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn audit_keys_are_32_bytes() {
+    let open = |len: usize| {
+        let mut config = VaultConfig::new(StoreConfig::default(), KeySource::Development);
+        config.audit_key = Some(Zeroizing::new(vec![5; len]));
+        config.open()
+    };
+    assert!(open(32).await.is_ok());
+    for len in [0, 16, 31, 33, 64] {
+        let err = open(len).await.expect_err("a short or long audit key");
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: the audit key is 32 bytes"
+        );
+    }
+}
