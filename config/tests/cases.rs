@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pci_vault::{ErrorCode, Result, SessionOverrides};
-use pci_vault_config::{KeySource, StoreConfig, VaultConfig, inline_keyring};
+use pci_vault_config::{KeySource, RedisOptions, StoreConfig, VaultConfig, inline_keyring};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -204,11 +204,19 @@ fn the_store_string_and_the_url_list_follow_one_rule() {
     );
     assert_eq!(
         StoreConfig::parse("redis://a:1").expect("one URL"),
-        StoreConfig::redis(["redis://a:1"])
+        StoreConfig::Redis(RedisOptions::new("redis://a:1"))
+    );
+    assert_eq!(
+        StoreConfig::redis(["redis://a:1"]),
+        StoreConfig::Redis(RedisOptions::new("redis://a:1"))
     );
     assert_eq!(
         StoreConfig::parse("rediss://a:1, rediss://b:2").expect("two URLs"),
-        StoreConfig::redis(["rediss://a:1", "rediss://b:2"])
+        StoreConfig::Redis(RedisOptions::cluster(["rediss://a:1", "rediss://b:2"]))
+    );
+    assert_eq!(
+        StoreConfig::redis(["rediss://a:1", "rediss://b:2"]),
+        StoreConfig::Redis(RedisOptions::cluster(["rediss://a:1", "rediss://b:2"]))
     );
     for bad in ["", "mem", "http://x", "redis://a,memory", ","] {
         let err = StoreConfig::parse(bad).expect_err(bad);
