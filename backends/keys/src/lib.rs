@@ -35,16 +35,19 @@ pub fn from_env(var: &str) -> Result<Keyring, LoadError> {
 /// cannot be opened after a restart or by another process. For development only; logs a
 /// warning.
 pub fn development_keyring() -> Keyring {
-    tracing::warn!(
-        "using an ephemeral development key: sealed records are lost on restart; \
-         configure a keyring for anything but development"
-    );
+    tracing::warn!("{DEVELOPMENT_KEY_WARNING}");
     Keyring::ephemeral()
 }
 
+/// What [`development_keyring`] warns, for hosts that show warnings themselves.
+pub const DEVELOPMENT_KEY_WARNING: &str = "using an ephemeral development key: sealed records \
+     are lost on restart; configure a keyring for anything but development";
+
 /// Where a deployment's keys come from: one value that a configuration (flags, a binding's
-/// options) can name, opened into a [`KeyProvider`].
+/// options) can name, opened into a [`KeyProvider`]. New providers (an HSM, a cloud KMS)
+/// become new variants.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum KeySource {
     /// A keyring already in memory (e.g. built from a binding's inline keys).
     Keyring(Keyring),
@@ -56,9 +59,19 @@ pub enum KeySource {
     Directory(PathBuf),
     /// A random key for this process only, with a warning. For development.
     Development,
+    /// A provider the host brings (its own KMS or HSM client).
+    Provider(Arc<dyn KeyProvider>),
 }
 
 impl KeySource {
+    /// The warnings a host should show for this source: one for a development key.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            KeySource::Development => vec![DEVELOPMENT_KEY_WARNING.to_owned()],
+            _ => Vec::new(),
+        }
+    }
+
     /// Loads the keys now.
     ///
     /// # Errors
@@ -70,6 +83,7 @@ impl KeySource {
             KeySource::File(path) => Arc::new(KeyFile::open(path)?),
             KeySource::Directory(path) => Arc::new(KeyDirectory::open(path)?),
             KeySource::Development => Arc::new(development_keyring()),
+            KeySource::Provider(provider) => provider,
         })
     }
 }

@@ -39,11 +39,10 @@ pub fn parse_keyring(text: &str) -> Result<Keyring, LoadError> {
         })?;
         keys.push((id, kek));
     }
-    let primary = keys
-        .first()
-        .map(|(id, _)| id.clone())
-        .ok_or_else(|| LoadError::new("keyring", "has no keys"))?;
-    Keyring::new(primary, keys).map_err(|e| LoadError::new("keyring", invalid_argument_reason(&e)))
+    if keys.is_empty() {
+        return Err(LoadError::new("keyring", "has no keys"));
+    }
+    Keyring::primary_first(keys).map_err(|e| LoadError::new("keyring", invalid_argument_reason(&e)))
 }
 
 /// Decodes one base64 key and checks it; the reason never contains the key.

@@ -1,9 +1,10 @@
-//! `Vault.open` and `createSession` options: read from JavaScript, checked by the core.
+//! `Vault.open` and `createSession` options: read from JavaScript into the one
+//! `VaultConfig` and `SessionOverrides`, which check the values.
 //!
 //! The structs with `#[napi(object)]` here only declare the option types in `index.d.ts`
 //! (their fields are never read). The values are read by hand with [`crate::args`], so
 //! that a wrong type never produces a message that quotes the value (key material, a card
-//! number in metadata), and then checked by the core.
+//! number in metadata).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,14 +12,10 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, JsValue, Object, Unknown};
 use napi_derive::napi;
-use pci_vault::{
-    EphemeralStore, FormSpec, KeyEncryptionKey, KeyId, Keyring, Metadata, SessionOptions,
-    SystemClock, Tenant, Vault,
+use pci_vault::{FormSpec, Metadata, SessionOptions, SessionOverrides};
+use pci_vault_config::{
+    KeySource, MemoryLimits, RedisOptions, StoreConfig, VaultConfig, inline_keyring,
 };
-use pci_vault_keys::KeySource;
-use pci_vault_memory::{MemoryLimits, MemoryStore};
-use pci_vault_redis::{RedisOptions, RedisStore};
-use zeroize::Zeroizing;
 
 use crate::args::{self, Arg};
 use crate::audit::JsAuditSink;
@@ -26,7 +23,7 @@ use crate::errors::Failure;
 
 /// Options of `Vault.open`.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct VaultOptions {
     /// Where sessions are kept. `'memory'` (the default) keeps them in this process only;
     /// a `redis://` or `rediss://` URL (or several, comma-separated, for a cluster) shares
@@ -52,7 +49,7 @@ pub(crate) struct VaultOptions {
 
 /// Every store setting. `type` says which store; the other properties belong to it.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct StoreOptions {
     /// `'memory'` or `'redis'`.
     #[napi(ts_type = "'memory' | 'redis'")]
@@ -86,7 +83,7 @@ pub(crate) struct StoreOptions {
 
 /// Where the key-encryption keys come from: exactly one of the properties.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct KeyOptions {
     /// The keys themselves: `[{ id, key }]` with 32-byte `Buffer`s, the first one primary
     /// (it wraps new sessions; the others only unwrap). Or a keyring text:
@@ -107,7 +104,7 @@ pub(crate) struct KeyOptions {
 
 /// One key-encryption key.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct KeyringEntry {
     /// The key id (1–64 characters of `A-Z a-z 0-9 . _ : / -`), stored with each session.
     pub id: String,
@@ -117,7 +114,7 @@ pub(crate) struct KeyringEntry {
 
 /// Defaults for `createSession`, and the options it takes.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct SessionDefaults {
     /// How long the link and any data live, in whole seconds: 1 to 86,400 (default 900).
     pub ttl_seconds: Option<u32>,
@@ -133,7 +130,7 @@ pub(crate) struct SessionDefaults {
 
 /// Options of `createSession`; each missing one comes from the vault's `sessionDefaults`.
 #[napi(object, object_from_js = false, object_to_js = false)]
-#[allow(dead_code)] // declares the option type in index.d.ts only
+#[expect(dead_code, reason = "declares the option type in index.d.ts only")]
 pub(crate) struct CreateSessionOptions {
     /// How long the link and any data live, in whole seconds: 1 to 86,400.
     pub ttl_seconds: Option<u32>,
@@ -149,131 +146,55 @@ pub(crate) struct CreateSessionOptions {
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
 }
 
-/// What `Vault.open` was asked for, checked for types; the core checks the values.
-pub(crate) struct VaultConfig {
-    store: StoreConfig,
-    keys: KeySource,
-    defaults: SessionOptions,
-    tenant: Option<Tenant>,
-    audit_key: Option<Zeroizing<[u8; 32]>>,
-    audit_sink: Option<JsAuditSink>,
-}
-
-enum StoreConfig {
-    Memory(MemoryLimits),
-    Redis(RedisOptions),
-}
-
-impl VaultConfig {
-    /// Reads `Vault.open`'s argument.
-    pub(crate) fn read(value: Unknown<'_>) -> Arg<Self> {
-        let options = args::object(value, "options")?;
-        args::only_known(
-            &options,
-            "options",
-            &[
-                "store",
-                "keys",
-                "sessionDefaults",
-                "tenant",
-                "auditKey",
-                "onAudit",
-            ],
-        )?;
-        let store = match args::property(&options, "store")? {
-            None => StoreConfig::Memory(MemoryLimits::default()),
-            Some(store) => read_store(store)?,
-        };
-        let keys = match args::property(&options, "keys")? {
-            None => {
-                return Err(Failure::type_error(
-                    "options.keys",
-                    "given: { keyring }, { env }, { file }, { directory } or { development: true }",
-                ));
-            }
-            Some(keys) => read_keys(keys)?,
-        };
-        let defaults = match args::property(&options, "sessionDefaults")? {
-            None => SessionOptions::default(),
-            Some(value) => {
-                let object = args::object(value, "options.sessionDefaults")?;
-                read_session_options(
-                    &object,
-                    "options.sessionDefaults",
-                    SessionOptions::default(),
-                    false,
-                )?
-            }
-        };
-        let tenant = args::property(&options, "tenant")?
-            .map(|value| args::string(value, "options.tenant"))
-            .transpose()?
-            .map(Tenant::new)
-            .transpose()?;
-        let audit_key = args::property(&options, "auditKey")?
-            .map(|value| {
-                let bytes = args::bytes(value, "options.auditKey", "a Buffer of 32 bytes")?;
-                let mut key = Zeroizing::new([0u8; 32]);
-                if bytes.len() != key.len() {
-                    return Err(Failure::invalid("the audit key is 32 bytes"));
-                }
-                key.copy_from_slice(&bytes);
-                Ok(key)
-            })
-            .transpose()?;
-        let audit_sink = args::property(&options, "onAudit")?
-            .map(JsAuditSink::read)
-            .transpose()?;
-        Ok(VaultConfig {
-            store,
-            keys,
-            defaults,
-            tenant,
-            audit_key,
-            audit_sink,
-        })
-    }
-
-    /// Opens the key source and the store and builds the vault. Also returns the unsafe
-    /// Redis settings found at connect (see `RedisStore::server_warnings`): the Node
-    /// process installs no `tracing` subscriber, so they would otherwise go unseen.
-    pub(crate) async fn open(self) -> Result<(Vault, Vec<String>), Failure> {
-        let keys = self.keys.open()?;
-        let mut warnings = Vec::new();
-        let store: Arc<dyn EphemeralStore> = match self.store {
-            StoreConfig::Memory(limits) => {
-                Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock)))
-            }
-            StoreConfig::Redis(options) => {
-                let store = RedisStore::connect(options).await?;
-                warnings = store.server_warnings().to_vec();
-                Arc::new(store)
-            }
-        };
-        let mut builder = Vault::builder(store, keys).session_defaults(self.defaults);
-        if let Some(key) = self.audit_key {
-            builder = builder.audit_key(*key);
+/// Reads `Vault.open`'s argument into the vault's configuration.
+pub(crate) fn read_config(value: Unknown<'_>) -> Arg<VaultConfig> {
+    let options = args::object(value, "options")?;
+    args::only_known(
+        &options,
+        "options",
+        &[
+            "store",
+            "keys",
+            "sessionDefaults",
+            "tenant",
+            "auditKey",
+            "onAudit",
+        ],
+    )?;
+    let store = match args::property(&options, "store")? {
+        None => StoreConfig::default(),
+        Some(store) => read_store(store)?,
+    };
+    let keys = match args::property(&options, "keys")? {
+        None => {
+            return Err(Failure::type_error(
+                "options.keys",
+                "given: { keyring }, { env }, { file }, { directory } or { development: true }",
+            ));
         }
-        if let Some(sink) = self.audit_sink {
-            builder = builder.audit_sink(Arc::new(sink));
-        }
-        let vault = builder.build()?;
-        let vault = match self.tenant {
-            Some(tenant) => vault.for_tenant(tenant),
-            None => vault,
-        };
-        Ok((vault, warnings))
+        Some(keys) => read_keys(keys)?,
+    };
+    let mut config = VaultConfig::new(store, keys);
+    if let Some(value) = args::property(&options, "sessionDefaults")? {
+        let object = args::object(value, "options.sessionDefaults")?;
+        config.session_defaults = read_overrides(&object, "options.sessionDefaults", false)?;
     }
+    config.tenant = args::property(&options, "tenant")?
+        .map(|value| args::string(value, "options.tenant"))
+        .transpose()?;
+    config.audit_key = args::property(&options, "auditKey")?
+        .map(|value| args::bytes(value, "options.auditKey", "a Buffer of 32 bytes"))
+        .transpose()?;
+    config.audit_sink = args::property(&options, "onAudit")?
+        .map(JsAuditSink::read)
+        .transpose()?
+        .map(|sink| Arc::new(sink) as Arc<dyn pci_vault::AuditSink>);
+    Ok(config)
 }
 
 fn read_store(value: Unknown<'_>) -> Arg<StoreConfig> {
     if value.get_type()? == napi::ValueType::String {
-        let text = args::string(value, "options.store")?;
-        return Ok(if text == "memory" {
-            StoreConfig::Memory(MemoryLimits::default())
-        } else {
-            StoreConfig::Redis(RedisOptions::from_list(&text))
-        });
+        return Ok(StoreConfig::parse(&args::string(value, "options.store")?)?);
     }
     let object = args::object(value, "options.store")?;
     let kind = match args::property(&object, "type")? {
@@ -304,11 +225,9 @@ fn read_store(value: Unknown<'_>) -> Arg<StoreConfig> {
     }
 }
 
+/// A memory bound; `VaultConfig::open` refuses 0.
 fn size(value: Unknown<'_>, name: &str) -> Arg<usize> {
-    match args::whole(value, name)? {
-        0 => Err(Failure::invalid("memory store limits are at least 1")),
-        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-    }
+    Ok(usize::try_from(args::whole(value, name)?).unwrap_or(usize::MAX))
 }
 
 fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
@@ -343,16 +262,16 @@ fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
         }
         Some(value) => vec![args::string(value, "options.store.url")?],
     };
-    let mut options = RedisOptions::new("");
-    options.cluster = match args::property(object, "cluster")? {
-        Some(value) => args::boolean(value, "options.store.cluster")?,
-        None => urls.len() > 1,
-    };
+    // The Redis store's own rule: several URLs are cluster seeds.
+    let mut options = RedisOptions::from_list(&urls.join(","));
     options.urls = urls;
+    if let Some(value) = args::property(object, "cluster")? {
+        options.cluster = args::boolean(value, "options.store.cluster")?;
+    }
     if let Some(value) = args::property(object, "keyPrefix")? {
         options.key_prefix = args::string(value, "options.store.keyPrefix")?;
     }
-    // `RedisOptions::validate` checks the range.
+    // The store checks the ranges when it connects.
     let timeout = |value, name| args::whole(value, name).map(Duration::from_millis);
     if let Some(value) = args::property(object, "timeoutMs")? {
         options.timeout = timeout(value, "options.store.timeoutMs")?;
@@ -401,7 +320,7 @@ fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
             let text = args::secret_string(value, "options.keys.keyring")?;
             KeySource::Keyring(pci_vault_keys::parse_keyring(&text)?)
         }
-        "keyring" => KeySource::Keyring(read_keyring(value)?),
+        "keyring" => read_keyring(value)?,
         "env" => KeySource::Env(env_var_name(value, "options.keys.env")?),
         "file" => KeySource::File(file_path(value, "options.keys.file")?),
         "directory" => KeySource::Directory(file_path(value, "options.keys.directory")?),
@@ -440,7 +359,8 @@ fn file_path(value: Unknown<'_>, name: &str) -> Arg<PathBuf> {
     Ok(PathBuf::from(text))
 }
 
-fn read_keyring(value: Unknown<'_>) -> Arg<Keyring> {
+/// `[{ id, key }]`, the first entry primary.
+fn read_keyring(value: Unknown<'_>) -> Arg<KeySource> {
     const NAME: &str = "options.keys.keyring[]";
     let entries = args::array(
         value,
@@ -454,18 +374,16 @@ fn read_keyring(value: Unknown<'_>) -> Arg<Keyring> {
         args::only_known(&entry, NAME, &["id", "key"])?;
         let id = args::property(&entry, "id")?
             .ok_or_else(|| Failure::type_error("options.keys.keyring[].id", "a string"))?;
-        let id = KeyId::new(args::string(id, "options.keys.keyring[].id")?)?;
+        let id = args::string(id, "options.keys.keyring[].id")?;
         let key = args::property(&entry, "key")?.ok_or_else(|| {
             Failure::type_error("options.keys.keyring[].key", "a Buffer of 32 bytes")
         })?;
-        let key = args::bytes(key, "options.keys.keyring[].key", "a Buffer of 32 bytes")?;
-        keys.push((id, KeyEncryptionKey::from_bytes(&key)?));
+        keys.push((
+            id,
+            args::bytes(key, "options.keys.keyring[].key", "a Buffer of 32 bytes")?,
+        ));
     }
-    let primary = keys
-        .first()
-        .map(|(id, _)| id.clone())
-        .ok_or_else(|| Failure::invalid("the keyring has no keys"))?;
-    Ok(Keyring::new(primary, keys)?)
+    Ok(inline_keyring(keys)?)
 }
 
 /// Reads `createSession` options over `base` (the vault's defaults).
@@ -480,15 +398,11 @@ pub(crate) fn read_create_options(
         return Ok(base.clone());
     }
     let object = args::object(value, "options")?;
-    read_session_options(&object, "options", base.clone(), true)
+    Ok(read_overrides(&object, "options", true)?.apply(base)?)
 }
 
-fn read_session_options(
-    object: &Object<'_>,
-    name: &str,
-    mut options: SessionOptions,
-    with_metadata: bool,
-) -> Arg<SessionOptions> {
+/// Session options as given; `SessionOverrides::apply` checks them.
+fn read_overrides(object: &Object<'_>, name: &str, with_metadata: bool) -> Arg<SessionOverrides> {
     let known: &[&str] = if with_metadata {
         &[
             "ttlSeconds",
@@ -501,17 +415,15 @@ fn read_session_options(
         &["ttlSeconds", "pinLength", "maxAttempts", "fields"]
     };
     args::only_known(object, name, known)?;
-    // Ranges are the core's to check (`SessionOptions::validate`); here only the type.
-    let whole = |value, key: &str| args::whole(value, &format!("{name}.{key}"));
-    if let Some(value) = args::property(object, "ttlSeconds")? {
-        options.ttl = Duration::from_secs(whole(value, "ttlSeconds")?);
-    }
-    if let Some(value) = args::property(object, "pinLength")? {
-        options.pin_length = u8::try_from(whole(value, "pinLength")?).unwrap_or(u8::MAX);
-    }
-    if let Some(value) = args::property(object, "maxAttempts")? {
-        options.max_attempts = u8::try_from(whole(value, "maxAttempts")?).unwrap_or(u8::MAX);
-    }
+    let whole = |key: &str| -> Arg<Option<u64>> {
+        args::property(object, key)?
+            .map(|value| args::whole(value, &format!("{name}.{key}")))
+            .transpose()
+    };
+    let mut overrides = SessionOverrides::new();
+    overrides.ttl_seconds = whole("ttlSeconds")?;
+    overrides.pin_length = whole("pinLength")?;
+    overrides.max_attempts = whole("maxAttempts")?;
     if let Some(value) = args::property(object, "fields")? {
         let names = args::array(
             value,
@@ -522,18 +434,17 @@ fn read_session_options(
         .into_iter()
         .map(|field| args::string(field, &format!("{name}.fields[]")))
         .collect::<Arg<Vec<String>>>()?;
-        options.form = FormSpec::from_names(names.iter().map(String::as_str))?;
+        overrides.fields = Some(names);
     }
     if let Some(value) = args::property(object, "metadata")?
         && with_metadata
     {
-        options.metadata = read_metadata(value, &format!("{name}.metadata"))?;
+        overrides.metadata = Some(read_metadata(value, &format!("{name}.metadata"))?);
     }
-    options.validate()?;
-    Ok(options)
+    Ok(overrides)
 }
 
-fn read_metadata(value: Unknown<'_>, name: &str) -> Arg<Metadata> {
+fn read_metadata(value: Unknown<'_>, name: &str) -> Arg<Vec<(String, String)>> {
     let object = args::object(value, name)?;
     let mut pairs = Vec::new();
     for (key, value) in args::entries(
@@ -549,5 +460,5 @@ fn read_metadata(value: Unknown<'_>, name: &str) -> Arg<Metadata> {
         let text = args::string(value, &args::property_name(name, &key))?;
         pairs.push((key, text));
     }
-    Ok(Metadata::new(pairs)?)
+    Ok(pairs)
 }

@@ -14,7 +14,7 @@ use pci_vault::{FormInput, FormSpec, Pin, RevealedForm, SessionId, Tenant};
 
 use crate::args::{self, Arg};
 use crate::errors::Failure;
-use crate::options::{VaultConfig, read_create_options};
+use crate::options::{read_config, read_create_options};
 use crate::results::{
     RevealedBuffers, RevealedFields, SessionStatus, SessionTicket, SubmitReceipt,
 };
@@ -54,16 +54,16 @@ impl Vault {
         ts_return_type = "Promise<Vault>"
     )]
     pub fn open<'env>(env: &'env Env, options: Unknown<'env>) -> Result<PromiseRaw<'env, Vault>> {
-        let config = thrown_now(VaultConfig::read(options))?;
+        let config = thrown_now(read_config(options))?;
         // Loading keys and connecting may read files and resolve names: never on the
         // JavaScript thread.
         settle_on_runtime(
             env,
             async move {
-                let (inner, warnings) = config?.open().await?;
+                let opened = config?.open().await?;
                 Ok(Vault {
-                    inner,
-                    store_warnings: warnings.into(),
+                    inner: opened.vault,
+                    store_warnings: opened.store_warnings.into(),
                 })
             },
             |_, vault| Ok(vault),

@@ -200,12 +200,6 @@ impl From<Error> for VaultError {
     }
 }
 
-impl From<pci_vault_keys::LoadError> for VaultError {
-    fn from(err: pci_vault_keys::LoadError) -> Self {
-        Error::from(err).into()
-    }
-}
-
 /// An `INVALID_ARGUMENT` for a binding-level check.
 pub(crate) fn invalid_argument(reason: &'static str) -> VaultError {
     Error::InvalidArgument(reason).into()

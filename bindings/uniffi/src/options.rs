@@ -1,21 +1,19 @@
-//! What `Vault.open` and `create_session` are asked for, and how it becomes the core's
-//! types. Every check is the core's; this module only moves values across.
+//! What `Vault.open` and `create_session` are asked for, and how it becomes the one
+//! `VaultConfig` and `SessionOverrides`. Every check is theirs; this module only moves
+//! values across.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pci_vault::{FormSpec, KeyEncryptionKey, KeyId, Keyring, Metadata};
-use pci_vault_redis::RedisOptions;
+use pci_vault::SessionOverrides;
+use pci_vault_config::{StoreConfig, inline_keyring};
 use zeroize::Zeroizing;
 
 use crate::audit::AuditSink;
 use crate::error::{VaultError, invalid_argument};
 use crate::key_provider::{HostKeyProvider, KeyProvider};
-
-/// The `store` of [`VaultOptions`] that keeps sessions in this process's memory.
-pub(crate) const MEMORY_STORE: &str = "memory";
 
 /// How to open a vault: the store, the keys and the session defaults.
 #[derive(uniffi::Record)]
@@ -23,7 +21,7 @@ pub(crate) const MEMORY_STORE: &str = "memory";
 pub struct VaultOptions {
     /// Where the key-encryption keys come from.
     pub keys: KeySource,
-    /// `"memory"` (one process), a Redis URL (`redis://`, `rediss://` for TLS,
+    /// `"memory"` (one process; bounds as `"memory?max_entries=N&max_bytes=N"`), a Redis URL (`redis://`, `rediss://` for TLS,
     /// `redis://user:password@host:port` for an ACL user), or several comma-separated URLs:
     /// the seed nodes of a Redis Cluster.
     #[uniffi(default = "memory")]
@@ -144,88 +142,47 @@ pub struct SessionOptions {
 }
 
 impl SessionOptions {
-    /// `base` with every option given here replacing it. The core checks the ranges when
-    /// it uses the result.
-    pub(crate) fn over(
-        self,
-        base: &pci_vault::SessionOptions,
-    ) -> Result<pci_vault::SessionOptions, VaultError> {
-        let mut out = base.clone();
-        if let Some(ttl) = self.ttl_seconds {
-            out.ttl = Duration::from_secs(u64::from(ttl));
-        }
-        if let Some(len) = self.pin_length {
-            out.pin_length = len;
-        }
-        if let Some(attempts) = self.max_attempts {
-            out.max_attempts = attempts;
-        }
-        if let Some(fields) = self.fields {
-            out.form = FormSpec::from_names(fields.iter().map(String::as_str))?;
-        }
-        if let Some(metadata) = self.metadata {
-            out.metadata = Metadata::new(metadata)?;
-        }
-        Ok(out)
+    /// The options given here, for `SessionOverrides::apply` to put over a base and check.
+    pub(crate) fn overrides(self) -> SessionOverrides {
+        let mut overrides = SessionOverrides::new();
+        overrides.ttl_seconds = self.ttl_seconds.map(u64::from);
+        overrides.pin_length = self.pin_length.map(u64::from);
+        overrides.max_attempts = self.max_attempts.map(u64::from);
+        overrides.fields = self.fields;
+        overrides.metadata = self.metadata.map(|m| m.into_iter().collect());
+        overrides
     }
 }
 
 impl KeySource {
-    /// Loads the keys into the vault's key provider.
-    pub(crate) fn open(self) -> Result<Arc<dyn pci_vault::KeyProvider>, VaultError> {
-        use pci_vault_keys::KeySource as Core;
-        let core = match self {
-            KeySource::Keyring { keys } => Core::Keyring(keyring(keys)?),
+    /// The key source of the vault's configuration.
+    pub(crate) fn into_config(self) -> Result<pci_vault_config::KeySource, VaultError> {
+        use pci_vault_config::KeySource as Core;
+        Ok(match self {
+            KeySource::Keyring { keys } => inline_keyring(
+                keys.into_iter()
+                    .map(|entry| (entry.id, Zeroizing::new(entry.key))),
+            )?,
             KeySource::Env { var } => Core::Env(var),
             KeySource::File { path } => Core::File(PathBuf::from(path)),
             KeySource::Directory { path } => Core::Directory(PathBuf::from(path)),
             KeySource::Development => Core::Development,
-            KeySource::Provider { provider } => return Ok(Arc::new(HostKeyProvider(provider))),
-        };
-        Ok(core.open()?)
+            KeySource::Provider { provider } => Core::Provider(Arc::new(HostKeyProvider(provider))),
+        })
     }
 }
 
-/// An inline keyring. Every key's bytes are put under `Zeroizing` before anything can fail,
-/// so no copy in Rust outlives this call unwiped.
-fn keyring(entries: Vec<KeyringEntry>) -> Result<Keyring, VaultError> {
-    let entries: Vec<(String, Zeroizing<Vec<u8>>)> = entries
-        .into_iter()
-        .map(|entry| (entry.id, Zeroizing::new(entry.key)))
-        .collect();
-    let mut keys = Vec::with_capacity(entries.len());
-    for (id, material) in &entries {
-        keys.push((
-            KeyId::new(id.as_str())?,
-            KeyEncryptionKey::from_bytes(material)?,
-        ));
-    }
-    let primary = keys
-        .first()
-        .map(|(id, _)| id.clone())
-        .ok_or_else(|| invalid_argument("the keyring has no keys"))?;
-    Ok(Keyring::new(primary, keys)?)
-}
-
-/// The audit key of [`VaultOptions`]: exactly 32 bytes. The caller's bytes are wiped here,
-/// whether or not they fit.
-pub(crate) fn audit_key(key: Zeroizing<Vec<u8>>) -> Result<Zeroizing<[u8; 32]>, VaultError> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    if key.len() != out.len() {
-        return Err(invalid_argument("the audit key is 32 bytes"));
-    }
-    out.copy_from_slice(&key);
-    Ok(out)
-}
-
-/// The Redis options for `store` and `settings`; the store checks them when it connects.
-pub(crate) fn redis_options(
+/// The store of `store` and `settings`; Redis options are checked when the store connects.
+pub(crate) fn store_config(
     store: &str,
     settings: Option<RedisSettings>,
-) -> Result<RedisOptions, VaultError> {
-    let mut options = RedisOptions::from_list(store);
+) -> Result<StoreConfig, VaultError> {
+    let mut config = StoreConfig::parse(store)?;
     let Some(settings) = settings else {
-        return Ok(options);
+        return Ok(config);
+    };
+    let StoreConfig::Redis(options) = &mut config else {
+        return Err(invalid_argument("redis settings need a Redis store URL"));
     };
     options.cluster |= settings.cluster;
     if let Some(prefix) = settings.key_prefix {
@@ -247,7 +204,7 @@ pub(crate) fn redis_options(
             ));
         }
     };
-    Ok(options)
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -259,7 +216,7 @@ mod tests {
     #[test]
     fn session_options_replace_only_what_they_give() {
         let base = pci_vault::SessionOptions::default();
-        let same = SessionOptions::default().over(&base).unwrap();
+        let same = SessionOptions::default().overrides().apply(&base).unwrap();
         assert_eq!(same, base);
         let custom = SessionOptions {
             ttl_seconds: Some(60),
@@ -268,7 +225,8 @@ mod tests {
             metadata: Some(HashMap::from([("conversation".into(), "c-1".into())])),
             ..Default::default()
         }
-        .over(&base)
+        .overrides()
+        .apply(&base)
         .unwrap();
         assert_eq!(custom.ttl, Duration::from_secs(60));
         assert_eq!(custom.pin_length, 8);
@@ -280,6 +238,7 @@ mod tests {
     #[test]
     fn keyrings_are_checked_by_the_core() {
         let entry = |id: &str, key: Vec<u8>| KeyringEntry { id: id.into(), key };
+        let keyring = |keys| KeySource::Keyring { keys }.into_config();
         assert!(keyring(vec![entry("k1", vec![7; 32]), entry("k0", vec![8; 32])]).is_ok());
         for bad in [
             vec![],
@@ -294,21 +253,12 @@ mod tests {
     }
 
     #[test]
-    fn audit_keys_are_32_bytes() {
-        assert_eq!(*audit_key(Zeroizing::new(vec![5; 32])).unwrap(), [5; 32]);
-        for len in [0, 16, 31, 33, 64] {
-            let err = audit_key(Zeroizing::new(vec![5; len])).unwrap_err();
-            assert_eq!(err.code(), "INVALID_ARGUMENT");
-            assert_eq!(
-                err.to_string(),
-                "invalid argument: the audit key is 32 bytes"
-            );
-        }
-    }
-
-    #[test]
     fn redis_settings_reach_the_store_options() {
-        let opts = redis_options(
+        let redis = |store, settings| match store_config(store, settings).unwrap() {
+            StoreConfig::Redis(options) => options,
+            other => panic!("{other:?}"),
+        };
+        let opts = redis(
             "rediss://a:1",
             Some(RedisSettings {
                 cluster: true,
@@ -319,14 +269,16 @@ mod tests {
                 client_cert_file: None,
                 client_key_file: None,
             }),
-        )
-        .unwrap();
+        );
         assert!(opts.cluster);
         assert_eq!(opts.key_prefix, "t:");
         assert_eq!(opts.timeout, Duration::from_millis(250));
-        assert_eq!(opts.connect_timeout, RedisOptions::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(
+            opts.connect_timeout,
+            pci_vault_config::RedisOptions::DEFAULT_CONNECT_TIMEOUT
+        );
         assert_eq!(opts.ca_file, Some(PathBuf::from("/ca.pem")));
-        let several = redis_options("redis://a:1, redis://b:2", None).unwrap();
+        let several = redis("redis://a:1, redis://b:2", None);
         assert!(several.cluster);
     }
 }

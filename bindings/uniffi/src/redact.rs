@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::options::{KeySource, KeyringEntry, MEMORY_STORE, VaultOptions, redis_options};
+use crate::options::{KeySource, KeyringEntry, VaultOptions, store_config};
 use crate::vault::{Receipt, RevealedForm, SessionStatus, Ticket};
 
 const REDACTED: &str = "[REDACTED]";
@@ -113,15 +113,11 @@ impl fmt::Debug for VaultOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("VaultOptions");
         out.field("keys", &self.keys);
-        if self.store == MEMORY_STORE {
-            out.field("store", &self.store);
-        } else {
-            // The Redis store's own Debug: URLs with any password replaced by `***`.
-            match redis_options(&self.store, self.redis.clone()) {
-                Ok(redis) => out.field("store", &redis),
-                Err(_) => out.field("store", &"<invalid Redis settings>"),
-            };
-        }
+        // The store's own Debug: Redis URLs with any password replaced by `***`.
+        match store_config(&self.store, self.redis.clone()) {
+            Ok(store) => out.field("store", &store),
+            Err(_) => out.field("store", &"<invalid store>"),
+        };
         out.field("session_defaults", &self.session_defaults)
             .field("audit_key", &self.audit_key.as_ref().map(|_| REDACTED))
             .field("audit_sink", &self.audit_sink.as_ref().map(|_| "AuditSink"))

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use pci_vault::{ExposeSecret, FormInput, Pin, SessionId, Tenant};
-use pci_vault_memory::MemoryStore;
-use pci_vault_redis::RedisStore;
+use pci_vault_config::VaultConfig;
 use zeroize::Zeroizing;
 
 use crate::audit::HostAuditSink;
 use crate::error::VaultError;
-use crate::options::{self, MEMORY_STORE, SessionOptions, VaultOptions, redis_options};
+use crate::options::{SessionOptions, VaultOptions, store_config};
 
 /// The one-time card-form vault. Every method may be called concurrently from any number
 /// of tasks and processes sharing the store.
@@ -120,36 +119,18 @@ impl Vault {
             audit_sink,
         } = options;
         // Under `Zeroizing` before anything can fail, like the inline keys.
-        let audit_key = audit_key.map(Zeroizing::new).map(options::audit_key);
-        let keys = keys.open()?;
-        let audit_key = audit_key.transpose()?;
-        let (store, store_warnings): (Arc<dyn pci_vault::EphemeralStore>, Vec<String>) =
-            if store == MEMORY_STORE {
-                if redis.is_some() {
-                    return Err(crate::error::invalid_argument(
-                        "redis settings need a Redis store URL",
-                    ));
-                }
-                (Arc::new(MemoryStore::new()), Vec::new())
-            } else {
-                let redis = RedisStore::connect(redis_options(&store, redis)?).await?;
-                let warnings = redis.server_warnings().to_vec();
-                (Arc::new(redis), warnings)
-            };
-        let defaults = session_defaults
-            .unwrap_or_default()
-            .over(&pci_vault::SessionOptions::default())?;
-        let mut builder = pci_vault::Vault::builder(store, keys).session_defaults(defaults);
-        if let Some(key) = audit_key {
-            builder = builder.audit_key(*key);
-        }
+        let audit_key = audit_key.map(Zeroizing::new);
+        let mut config = VaultConfig::new(store_config(&store, redis)?, keys.into_config()?);
+        config.session_defaults = session_defaults.unwrap_or_default().overrides();
+        config.audit_key = audit_key;
         let audit = audit_sink.map(|sink| Arc::new(HostAuditSink::start(sink)));
-        if let Some(audit) = &audit {
-            builder = builder.audit_sink(Arc::clone(audit) as Arc<dyn pci_vault::AuditSink>);
-        }
+        config.audit_sink = audit
+            .as_ref()
+            .map(|audit| Arc::clone(audit) as Arc<dyn pci_vault::AuditSink>);
+        let opened = config.open().await?;
         Ok(Arc::new(Vault {
-            inner: builder.build()?,
-            store_warnings: store_warnings.into(),
+            inner: opened.vault,
+            store_warnings: opened.store_warnings.into(),
             audit,
         }))
     }
@@ -201,7 +182,8 @@ impl Vault {
     ) -> Result<Ticket, VaultError> {
         let options = options
             .unwrap_or_default()
-            .over(self.inner.session_defaults())?;
+            .overrides()
+            .apply(self.inner.session_defaults())?;
         let ticket = self.inner.create_session(&options).await?;
         Ok(Ticket {
             id: ticket.id.to_string(),

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -12,8 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use pci_vault::{
-    ExposeSecret, FormSpec, Metadata, Pin, RevealedForm, SessionId, SessionOptions, SessionState,
-    SessionStatus,
+    ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -51,29 +49,17 @@ pub struct CreateSessionRequest {
 }
 
 impl CreateSessionRequest {
-    fn options(self, defaults: &SessionOptions) -> Result<SessionOptions, ApiError> {
-        let mut options = defaults.clone();
-        if let Some(ttl) = self.ttl_seconds {
-            options.ttl = Duration::from_secs(u64::from(ttl));
-        }
-        if let Some(metadata) = self.metadata {
-            options.metadata = Metadata::new(metadata)?;
-        }
-        if let Some(fields) = self.fields {
-            options.form = FormSpec::from_names(fields.iter().map(String::as_str))?;
-        }
-        if let Some(pin_length) = self.pin_length {
-            options.pin_length = pin_length;
-        }
-        if let Some(max_attempts) = self.max_attempts {
-            options.max_attempts = max_attempts;
-        }
-        options.validate()?;
-        Ok(options)
+    fn overrides(self) -> SessionOverrides {
+        let mut overrides = SessionOverrides::new();
+        overrides.ttl_seconds = self.ttl_seconds.map(u64::from);
+        overrides.pin_length = self.pin_length.map(u64::from);
+        overrides.max_attempts = self.max_attempts.map(u64::from);
+        overrides.fields = self.fields;
+        overrides.metadata = self.metadata.map(|m| m.into_iter().collect());
+        overrides
     }
 }
 
-/// A session's state.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs, reason = "the variants are the states of DESIGN §4.2")]
@@ -255,7 +241,7 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| body_error(&r))?;
     let request: CreateSessionRequest = json_body(&headers, &body)?;
-    let options = request.options(vault.session_defaults())?;
+    let options = request.overrides().apply(vault.session_defaults())?;
     let ticket = vault.create_session(&options).await?;
     let created = SessionCreated {
         id: ticket.id.to_string(),

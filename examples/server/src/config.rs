@@ -1,18 +1,16 @@
-//! Configuration by flags and environment variables (DESIGN §6.5), and what is built from
-//! it: the vault, the API keys and the public URL.
+//! Configuration by flags and environment variables, and what is built from it: the
+//! vault (through `pci_vault_config`, the one composition root), the API keys and the
+//! public URL.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Uri;
 use clap::{Parser, ValueEnum};
-use pci_vault::{EphemeralStore, KeyProvider, Vault};
-use pci_vault_keys::KeySource;
-use pci_vault_memory::{MemoryLimits, MemoryStore};
-use pci_vault_redis::{RedisOptions, RedisStore};
+use pci_vault::{ErrorCode, SessionOverrides};
+use pci_vault_config::{KeySource, OpenedVault, RedisOptions, StoreConfig, VaultConfig};
 
 use crate::auth::ApiKeys;
 use crate::metrics::Metrics;
@@ -34,19 +32,22 @@ pub struct Args {
     #[arg(long, env = "PCI_VAULT_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Session store: `memory`, or `redis://…`, `rediss://…`, or a comma-separated list of
-    /// cluster seed URLs.
+    /// Session store: `memory` (bounds as `memory?max_entries=N&max_bytes=N`, or the two
+    /// flags below), or `redis://…`, `rediss://…`, or a comma-separated list of cluster seed
+    /// URLs.
     #[arg(long, env = "PCI_VAULT_STORE", default_value = "memory")]
     pub store: String,
 
     /// Most sessions the memory store holds (live ones and tombstones); beyond it, creating
     /// a session answers 503 CAPACITY_EXCEEDED.
-    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_ENTRIES", default_value_t = MemoryLimits::default().max_entries)]
-    pub memory_max_entries: usize,
+    /// Default: the store string's `max_entries`, else 100000.
+    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_ENTRIES")]
+    pub memory_max_entries: Option<usize>,
 
     /// Most bytes the memory store holds (sealed records, keys and bookkeeping).
-    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_BYTES", default_value_t = MemoryLimits::default().max_bytes)]
-    pub memory_max_bytes: usize,
+    /// Default: the store string's `max_bytes`, else 256 MiB.
+    #[arg(long, env = "PCI_VAULT_MEMORY_MAX_BYTES")]
+    pub memory_max_bytes: Option<usize>,
 
     /// Prefix of every Redis key the store writes.
     #[arg(long, env = "PCI_VAULT_REDIS_KEY_PREFIX", default_value = RedisOptions::DEFAULT_KEY_PREFIX)]
@@ -56,6 +57,23 @@ pub struct Args {
     /// of the system roots.
     #[arg(long, env = "PCI_VAULT_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
+
+    /// Default lifetime of a session's link and data, in seconds (1–86400).
+    #[arg(long, env = "PCI_VAULT_SESSION_TTL_SECONDS")]
+    pub session_ttl_seconds: Option<u64>,
+
+    /// Default number of PIN digits (4–12).
+    #[arg(long, env = "PCI_VAULT_SESSION_PIN_LENGTH")]
+    pub session_pin_length: Option<u64>,
+
+    /// Default number of wrong PINs before a session locks (1–10).
+    #[arg(long, env = "PCI_VAULT_SESSION_MAX_ATTEMPTS")]
+    pub session_max_attempts: Option<u64>,
+
+    /// Default fields of a session's form, comma-separated (default `card_number`,
+    /// `expiry`, `cvc`, `cardholder_name`); other names are text fields.
+    #[arg(long, env = "PCI_VAULT_SESSION_FIELDS", value_delimiter = ',')]
+    pub session_fields: Option<Vec<String>>,
 
     /// Keyring file, or a directory with one file per key (a Kubernetes secret mount);
     /// reloaded when it changes. Without it, the keyring is read from PCI_VAULT_KEYS; with
@@ -125,10 +143,7 @@ pub enum ConfigError {
     /// `--api-keys` is malformed.
     #[error("--api-keys: {0}")]
     ApiKeys(#[from] crate::auth::ApiKeysError),
-    /// The keyring could not be loaded.
-    #[error("keys: {0}")]
-    Keys(#[from] pci_vault_keys::LoadError),
-    /// `--store` names no supported store.
+    /// `--store` names no supported store, or the store cannot be reached.
     #[error("--store: {0}")]
     Store(String),
     /// The vault refused its configuration.
@@ -234,59 +249,6 @@ impl PublicUrl {
     }
 }
 
-/// Where the store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreChoice {
-    /// In this process.
-    Memory,
-    /// Redis: one URL for a single node, several for cluster seeds. `Debug` hides passwords.
-    Redis(RedisOptions),
-}
-
-impl StoreChoice {
-    /// Parses `--store`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Store`] for anything but `memory` or `redis://` / `rediss://` URLs.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let text = text.trim();
-        if text.eq_ignore_ascii_case("memory") {
-            return Ok(StoreChoice::Memory);
-        }
-        let options = RedisOptions::from_list(text);
-        let redis_urls = !options.urls.is_empty()
-            && options
-                .urls
-                .iter()
-                .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
-        if redis_urls {
-            Ok(StoreChoice::Redis(options))
-        } else {
-            Err(ConfigError::Store(
-                "expected `memory`, a redis:// or rediss:// URL, or a comma-separated list of them"
-                    .to_owned(),
-            ))
-        }
-    }
-
-    /// A description for logs, without credentials.
-    pub fn describe(&self) -> String {
-        match self {
-            StoreChoice::Memory => "memory".to_owned(),
-            StoreChoice::Redis(options) => format!(
-                "redis ({}{}, {} URL(s))",
-                if options.cluster {
-                    "cluster"
-                } else {
-                    "single node"
-                },
-                if options.is_tls() { ", TLS" } else { "" },
-                options.urls.len()
-            ),
-        }
-    }
-}
-
 impl Args {
     /// The API keys: `--api-keys`, or one development key (returned to be printed).
     ///
@@ -315,55 +277,52 @@ impl Args {
         }
     }
 
-    /// The key provider of [`Args::key_source`].
+    /// The vault's configuration: these flags read into the one [`VaultConfig`].
     ///
     /// # Errors
-    /// [`ConfigError::Keys`] when the source fails to load.
-    pub fn key_provider(&self) -> Result<Arc<dyn KeyProvider>, ConfigError> {
-        Ok(self.key_source().open()?)
-    }
-
-    /// The store named by `--store`, connected.
-    ///
-    /// # Errors
-    /// [`ConfigError::Store`] when it is malformed or cannot be reached (the message
-    /// never contains a password).
-    pub async fn store(&self) -> Result<(Arc<dyn EphemeralStore>, StoreChoice), ConfigError> {
-        let mut choice = StoreChoice::parse(&self.store)?;
-        let store: Arc<dyn EphemeralStore> = match &mut choice {
-            StoreChoice::Memory => {
-                let limits = MemoryLimits {
-                    max_entries: self.memory_max_entries,
-                    max_bytes: self.memory_max_bytes,
-                };
-                Arc::new(MemoryStore::with_clock(
-                    limits,
-                    Arc::new(pci_vault::SystemClock),
-                ))
+    /// [`ConfigError::Store`] when `--store` is malformed.
+    pub fn vault_config(&self) -> Result<VaultConfig, ConfigError> {
+        let mut store =
+            StoreConfig::parse(&self.store).map_err(|e| ConfigError::Store(e.to_string()))?;
+        match &mut store {
+            StoreConfig::Memory(limits) => {
+                limits.max_entries = self.memory_max_entries.unwrap_or(limits.max_entries);
+                limits.max_bytes = self.memory_max_bytes.unwrap_or(limits.max_bytes);
             }
-            StoreChoice::Redis(options) => {
+            StoreConfig::Redis(options) => {
                 options.key_prefix.clone_from(&self.redis_key_prefix);
                 options.ca_file.clone_from(&self.redis_ca_file);
-                let store = RedisStore::connect(options.clone())
-                    .await
-                    .map_err(|e| ConfigError::Store(e.to_string()))?;
-                Arc::new(store)
             }
-        };
-        Ok((store, choice))
+            _ => {}
+        }
+        let mut config = VaultConfig::new(store, self.key_source());
+        let mut defaults = SessionOverrides::new();
+        defaults.ttl_seconds = self.session_ttl_seconds;
+        defaults.pin_length = self.session_pin_length;
+        defaults.max_attempts = self.session_max_attempts;
+        defaults.fields.clone_from(&self.session_fields);
+        config.session_defaults = defaults;
+        Ok(config)
     }
 
-    /// The vault over the configured store and keys, counting outcomes in `metrics`.
+    /// Opens the vault over the configured store and keys, counting outcomes in `metrics`.
     ///
     /// # Errors
-    /// As [`Args::store`] and [`Args::key_provider`].
-    pub async fn vault(&self, metrics: &Metrics) -> Result<(Vault, StoreChoice), ConfigError> {
-        let keys = self.key_provider()?;
-        let (store, choice) = self.store().await?;
-        let vault = Vault::builder(store, keys)
-            .audit_sink(metrics.audit_sink())
-            .build()?;
-        Ok((vault, choice))
+    /// [`ConfigError::Store`] when the store is malformed or cannot be reached (the
+    /// message never contains a password); [`ConfigError::Vault`] for keys that cannot be
+    /// loaded and options out of range.
+    pub async fn open_vault(
+        &self,
+        metrics: &Metrics,
+    ) -> Result<(OpenedVault, String), ConfigError> {
+        let mut config = self.vault_config()?;
+        let store = config.store.describe();
+        config.audit_sink = Some(metrics.audit_sink());
+        let opened = config.open().await.map_err(|e| match e.code() {
+            ErrorCode::StoreUnavailable => ConfigError::Store(e.to_string()),
+            _ => ConfigError::Vault(e),
+        })?;
+        Ok((opened, store))
     }
 
     /// The grace period for requests in flight at shutdown.
@@ -415,24 +374,5 @@ mod tests {
         assert!(!u.accepts_form_post(Some("https://evil.example"), Some("same-origin")));
         assert!(!u.accepts_form_post(Some("http://pay.example.com"), None));
         assert!(!u.accepts_form_post(Some("https://pay.example.com:8443"), None));
-    }
-
-    #[test]
-    fn stores() {
-        assert_eq!(StoreChoice::parse("memory").unwrap(), StoreChoice::Memory);
-        assert_eq!(
-            StoreChoice::parse("redis://a:1").unwrap(),
-            StoreChoice::Redis(RedisOptions::new("redis://a:1"))
-        );
-        assert_eq!(
-            StoreChoice::parse("rediss://a:1, rediss://b:2").unwrap(),
-            StoreChoice::Redis(RedisOptions::cluster(["rediss://a:1", "rediss://b:2"]))
-        );
-        for bad in ["", "mem", "http://x", "redis://a,memory", ","] {
-            assert!(StoreChoice::parse(bad).is_err(), "{bad}");
-        }
-        let choice = StoreChoice::parse("rediss://user:secret@a:1").unwrap();
-        assert_eq!(choice.describe(), "redis (single node, TLS, 1 URL(s))");
-        assert!(!format!("{choice:?}").contains("secret"));
     }
 }

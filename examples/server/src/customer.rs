@@ -22,7 +22,7 @@ use crate::i18n::Lang;
 use crate::pages::{self, FormProblems, Message};
 use crate::request::{BodyKind, Submission, wipe};
 use crate::respond::{rfc3339, secret_json};
-use crate::state::{AppState, FormLookup};
+use crate::state::AppState;
 
 /// The session id in a path.
 #[derive(Debug, IntoParams)]
@@ -111,11 +111,9 @@ pub async fn form_page(
     let Some(id) = id.ok().and_then(|Path(id)| SessionId::parse(&id).ok()) else {
         return pages::message_page(lang, Message::Gone);
     };
-    match state.lookup_form(&id).await {
-        Ok(FormLookup::Pending(status)) => {
-            pages::form_page(lang, &status, &FormProblems::default())
-        }
-        Ok(FormLookup::Gone) => pages::message_page(lang, Message::Gone),
+    match state.vault().pending_form(&id).await {
+        Ok(Some(form)) => pages::form_page(lang, &form, &FormProblems::default()),
+        Ok(None) => pages::message_page(lang, Message::Gone),
         Err(e) => {
             tracing::warn!(code = %e.code(), "form page lookup failed");
             pages::message_page(lang, Message::Unavailable)
@@ -225,9 +223,9 @@ async fn submit_form(
     let Some(id) = id.and_then(|id| SessionId::parse(id).ok()) else {
         return pages::message_page(lang, Message::Gone);
     };
-    let status = match state.lookup_form(&id).await {
-        Ok(FormLookup::Pending(status)) => status,
-        Ok(FormLookup::Gone) => return pages::message_page(lang, Message::Gone),
+    let form = match state.vault().pending_form(&id).await {
+        Ok(Some(form)) => form,
+        Ok(None) => return pages::message_page(lang, Message::Gone),
         Err(e) => {
             tracing::warn!(code = %e.code(), "form submission lookup failed");
             return pages::message_page(lang, Message::Unavailable);
@@ -238,20 +236,20 @@ async fn submit_form(
         ..FormProblems::default()
     };
     let Ok(submission) = Submission::from_urlencoded(body) else {
-        return pages::form_page(lang, &status, &malformed);
+        return pages::form_page(lang, &form, &malformed);
     };
     match state.vault().submit(&id, &submission.to_form_input()).await {
         Ok(receipt) => pages::pin_page(lang, receipt.pin.expose_secret(), receipt.expires_at),
         Err(Error::ValidationFailed { fields }) => pages::form_page(
             lang,
-            &status,
+            &form,
             &FormProblems {
                 fields: &fields,
                 malformed: false,
                 submitted: Some(&submission),
             },
         ),
-        Err(Error::InvalidArgument(_)) => pages::form_page(lang, &status, &malformed),
+        Err(Error::InvalidArgument(_)) => pages::form_page(lang, &form, &malformed),
         Err(e) if is_gone(&e) => pages::message_page(lang, Message::Gone),
         Err(e) => {
             tracing::warn!(code = %e.code(), "form submission failed");

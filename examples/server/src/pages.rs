@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pci_vault::{FieldKind, FieldSpec, FormSpec, SessionStatus};
+use pci_vault::{FieldKind, FieldSpec, FormSpec};
 use zeroize::Zeroizing;
 
 use crate::headers::{AGENT_CSP, FORM_CSP};
@@ -187,10 +187,9 @@ fn field_view<'a>(
 
 /// The form page for a pending session; with `problems`, shown again after a refused
 /// submission (422, or 400 when the body could not be read).
-pub fn form_page(lang: Lang, status: &SessionStatus, problems: &FormProblems<'_>) -> Response {
+pub fn form_page(lang: Lang, form: &FormSpec, problems: &FormProblems<'_>) -> Response {
     let t = lang.texts();
-    let fields: Vec<FieldView<'_>> = status
-        .form
+    let fields: Vec<FieldView<'_>> = form
         .fields()
         .iter()
         .map(|spec| field_view(spec, t, problems))

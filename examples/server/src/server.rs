@@ -11,7 +11,7 @@ use pci_vault::{ExposeSecret, SecretString, SessionOptions, Vault};
 use tracing_subscriber::EnvFilter;
 
 use crate::app::router;
-use crate::config::{Args, LogFormat, PublicUrl, StoreChoice};
+use crate::config::{Args, LogFormat, PublicUrl};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::state::AppState;
@@ -79,7 +79,8 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     };
     let metrics = Metrics::new();
     let (api_keys, development_key) = args.api_keys()?;
-    let (vault, store) = args.vault(&metrics).await?;
+    let (opened, store) = args.open_vault(&metrics).await?;
+    let vault = opened.vault;
 
     let listener = std::net::TcpListener::bind(args.listen).map_err(io("binding --listen"))?;
     let local = listener.local_addr().map_err(io("binding --listen"))?;
@@ -110,7 +111,7 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     tokio::spawn(shutdown_on_signal(handle.clone(), args.shutdown_grace()));
 
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %local, scheme, store = %store.describe(), "listening");
+    tracing::info!(address = %local, scheme, store = %store, "listening");
     print_banner(
         &public_url,
         &store,
@@ -193,7 +194,7 @@ async fn shutdown_on_signal(handle: Handle<SocketAddr>, grace: Duration) {
 )]
 async fn print_banner(
     public_url: &PublicUrl,
-    store: &StoreChoice,
+    store: &str,
     local: SocketAddr,
     scheme: &str,
     development_key: Option<&SecretString>,
@@ -201,7 +202,7 @@ async fn print_banner(
 ) {
     let base = public_url.base();
     println!("pci-vault-server listening on {scheme}://{local}");
-    println!("  store:          {}", store.describe());
+    println!("  store:          {store}");
     println!("  customer form:  {base}/forms/{{id}}");
     println!("  agent API:      {base}/v1/sessions");
     println!("  agent console:  {base}/agent");

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pci_vault::{Error, SessionId, SessionState, SessionStatus, Tenant, Vault};
+use pci_vault::Vault;
 
 use crate::auth::ApiKeys;
 use crate::config::PublicUrl;
@@ -17,20 +17,10 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     vault: Vault,
     api_keys: ApiKeys,
-    tenants: Vec<Tenant>,
     public_url: PublicUrl,
     form_limit: RateLimit,
     reveal_limit: RateLimit,
     metrics: Metrics,
-}
-
-/// What the customer's form page may know about a session: its form, while it is pending.
-#[derive(Debug)]
-pub enum FormLookup {
-    /// The session waits for the form.
-    Pending(SessionStatus),
-    /// Unknown, expired, or no longer pending: the neutral page.
-    Gone,
 }
 
 impl AppState {
@@ -43,11 +33,9 @@ impl AppState {
         reveal_limit: RateLimit,
         metrics: Metrics,
     ) -> Self {
-        let tenants = api_keys.tenants();
         AppState(Arc::new(Shared {
             vault,
             api_keys,
-            tenants,
             public_url,
             form_limit,
             reveal_limit,
@@ -83,27 +71,5 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
-    }
-
-    /// Finds a session for the customer's form page, without changing it.
-    ///
-    /// The vault answers `status` per tenant, and a customer's link does not say its
-    /// tenant, so each tenant an API key acts for is asked in turn (one store read each;
-    /// another tenant's record is refused before any key is used).
-    ///
-    /// # Errors
-    /// Store, key and integrity failures; `NOT_FOUND` is [`FormLookup::Gone`].
-    pub async fn lookup_form(&self, id: &SessionId) -> Result<FormLookup, Error> {
-        for tenant in &self.0.tenants {
-            match self.0.vault.for_tenant(tenant.clone()).status(id).await {
-                Ok(status) if status.state == SessionState::Pending => {
-                    return Ok(FormLookup::Pending(status));
-                }
-                Ok(_) => return Ok(FormLookup::Gone),
-                Err(Error::NotFound) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(FormLookup::Gone)
     }
 }

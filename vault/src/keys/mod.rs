@@ -124,3 +124,22 @@ impl<T: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<T> {
         (**self).unwrap(wrapped, aad).await
     }
 }
+
+/// Keyrings given as an ordered list, as every configuration gives them.
+impl Keyring {
+    /// Builds a keyring from `(id, key)` pairs in order: the first entry is the primary
+    /// (it wraps new data keys), the others only unwrap.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `keys` is empty or an id appears twice.
+    pub fn primary_first(
+        keys: impl IntoIterator<Item = (KeyId, KeyEncryptionKey)>,
+    ) -> Result<Self> {
+        let keys: Vec<(KeyId, KeyEncryptionKey)> = keys.into_iter().collect();
+        let primary = keys
+            .first()
+            .map(|(id, _)| id.clone())
+            .ok_or(Error::InvalidArgument("the keyring has no keys"))?;
+        Keyring::new(primary, keys)
+    }
+}

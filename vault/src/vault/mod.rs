@@ -2,6 +2,7 @@
 //! clock.
 
 mod builder;
+mod customer;
 pub(crate) mod ops;
 mod reveal;
 mod write;

@@ -1,0 +1,174 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod store;
+
+use std::fmt;
+use std::sync::Arc;
+
+use pci_vault::{
+    AuditSink, Error, KeyEncryptionKey, KeyId, Keyring, Result, SessionOptions, SessionOverrides,
+    Tenant, Vault,
+};
+use zeroize::Zeroizing;
+
+pub use pci_vault_keys::KeySource;
+pub use pci_vault_memory::MemoryLimits;
+pub use pci_vault_redis::RedisOptions;
+pub use store::StoreConfig;
+
+/// Everything a vault is opened with. Front-ends fill it from their host's values; only
+/// [`VaultConfig::open`] checks and uses them, so every front-end opens the same vault from
+/// the same values.
+///
+/// `Debug` shows no key material, audit key or Redis password.
+#[non_exhaustive]
+pub struct VaultConfig {
+    /// Where sessions are kept.
+    pub store: StoreConfig,
+    /// Where the key-encryption keys come from.
+    pub keys: KeySource,
+    /// What `create_session` uses for every option it is not given, over the core's
+    /// defaults.
+    pub session_defaults: SessionOverrides,
+    /// The tenant the agent-side operations act for (1–64 characters of
+    /// `A-Z a-z 0-9 . _ -`); `None` is the default tenant.
+    pub tenant: Option<String>,
+    /// 32 bytes that key the session references in audit events, shared by every process
+    /// of a deployment so their events match; `None` is a random key per vault. Wiped on
+    /// drop.
+    pub audit_key: Option<Zeroizing<Vec<u8>>>,
+    /// Where audit events go; `None` writes them through `tracing`.
+    pub audit_sink: Option<Arc<dyn AuditSink>>,
+}
+
+/// What [`VaultConfig::open`] returns: the vault and what the host should tell its
+/// operator.
+#[non_exhaustive]
+#[derive(Debug)]
+pub struct OpenedVault {
+    /// The vault, acting for the configured tenant.
+    pub vault: Vault,
+    /// Unsafe store settings found at open (Redis persistence on, an eviction policy that
+    /// can drop sessions), one sentence each.
+    pub store_warnings: Vec<String>,
+    /// Warnings about the key source (an ephemeral development key), one sentence each.
+    pub key_warnings: Vec<String>,
+}
+
+impl OpenedVault {
+    /// Every warning, store warnings first.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.store_warnings
+            .iter()
+            .chain(&self.key_warnings)
+            .map(String::as_str)
+    }
+}
+
+impl VaultConfig {
+    /// Length of an audit key in bytes.
+    pub const AUDIT_KEY_LEN: usize = 32;
+
+    /// A configuration of `store` and `keys`, every other option at its default.
+    pub fn new(store: StoreConfig, keys: KeySource) -> Self {
+        VaultConfig {
+            store,
+            keys,
+            session_defaults: SessionOverrides::new(),
+            tenant: None,
+            audit_key: None,
+            audit_sink: None,
+        }
+    }
+
+    /// Checks every option, loads the keys, opens (for Redis: connects to and checks) the
+    /// store and builds the vault.
+    ///
+    /// The options that need no I/O are checked first, so a malformed option never waits
+    /// on a key file or the network.
+    ///
+    /// # Errors
+    /// - `INVALID_ARGUMENT` for a malformed option (session defaults out of range, a
+    ///   malformed tenant, an audit key of another length than 32 bytes, memory bounds of 0,
+    ///   a malformed Redis option, inline key material that is not a key).
+    /// - `KEY_UNAVAILABLE` when the key source cannot be loaded (the message names the
+    ///   source, never the key).
+    /// - `STORE_UNAVAILABLE` when Redis cannot be reached; the message never shows a
+    ///   password.
+    pub async fn open(self) -> Result<OpenedVault> {
+        let defaults = self.session_defaults.apply(&SessionOptions::default())?;
+        let tenant = self.tenant.map(Tenant::new).transpose()?;
+        let audit_key = self
+            .audit_key
+            .as_deref()
+            .map(|k| audit_key(k))
+            .transpose()?;
+        self.store.check()?;
+        let key_warnings = self.keys.warnings();
+        let keys = self.keys.open()?;
+        let (store, store_warnings) = self.store.open().await?;
+        let mut builder = Vault::builder(store, keys).session_defaults(defaults);
+        if let Some(key) = audit_key {
+            builder = builder.audit_key(*key);
+        }
+        if let Some(sink) = self.audit_sink {
+            builder = builder.audit_sink(sink);
+        }
+        let vault = builder.build()?;
+        let vault = match tenant {
+            Some(tenant) => vault.for_tenant(tenant),
+            None => vault,
+        };
+        Ok(OpenedVault {
+            vault,
+            store_warnings,
+            key_warnings,
+        })
+    }
+}
+
+/// The key source of keys a host gives inline, as `(id, key bytes)` in order: the first
+/// is the primary (it wraps new data keys), the others only unwrap. Every key's bytes are
+/// wiped here, whether or not they are a key.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for no keys, a malformed or repeated id, or key material that is not
+/// 32 bytes or is all zeros; the message never shows the key.
+pub fn inline_keyring<I: Into<String>>(
+    entries: impl IntoIterator<Item = (I, Zeroizing<Vec<u8>>)>,
+) -> Result<KeySource> {
+    // Every entry is taken (and so wiped on return) before anything can fail.
+    let entries: Vec<(String, Zeroizing<Vec<u8>>)> = entries
+        .into_iter()
+        .map(|(id, key)| (id.into(), key))
+        .collect();
+    let mut keys = Vec::with_capacity(entries.len());
+    for (id, key) in &entries {
+        keys.push((KeyId::new(id.as_str())?, KeyEncryptionKey::from_bytes(key)?));
+    }
+    Ok(KeySource::Keyring(Keyring::primary_first(keys)?))
+}
+
+/// The audit key from a host's bytes: exactly [`VaultConfig::AUDIT_KEY_LEN`] of them.
+fn audit_key(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+    let mut key = Zeroizing::new([0u8; VaultConfig::AUDIT_KEY_LEN]);
+    if bytes.len() != key.len() {
+        return Err(Error::InvalidArgument("the audit key is 32 bytes"));
+    }
+    key.copy_from_slice(bytes);
+    Ok(key)
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("store", &self.store)
+            .field("keys", &self.keys)
+            .field("session_defaults", &self.session_defaults)
+            .field("tenant", &self.tenant)
+            .field("audit_key", &self.audit_key.as_ref().map(|_| "[REDACTED]"))
+            .field("audit_sink", &self.audit_sink)
+            .finish()
+    }
+}

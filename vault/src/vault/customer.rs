@@ -1,0 +1,28 @@
+//! The customer's side of a session besides `submit`: reading the form a link asks for.
+
+use super::Vault;
+use super::ops::key_for;
+use crate::error::{Error, Result};
+use crate::form::FormSpec;
+use crate::session::{SessionId, SessionState};
+
+impl Vault {
+    /// The form a customer's link asks for, while its session waits for it; `None` for an
+    /// unknown, expired or no longer pending session. Changes nothing.
+    ///
+    /// The customer's link does not name a tenant, so, like [`Vault::submit`], this finds
+    /// the session by its id alone, whatever tenant this vault acts for. It returns only the
+    /// form: the agent's metadata and times stay on the agent side ([`Vault::status`]).
+    ///
+    /// # Errors
+    /// `INTEGRITY_ERROR`; `KEY_UNAVAILABLE`; `STORE_UNAVAILABLE`.
+    pub async fn pending_form(&self, id: &SessionId) -> Result<Option<FormSpec>> {
+        match self.inner.load(&key_for(id), id, None).await {
+            Ok(loaded) if loaded.record.state == SessionState::Pending => {
+                Ok(Some(loaded.record.form))
+            }
+            Ok(_) | Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
