@@ -4,10 +4,12 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Client, FromRedisValue, RedisResult, Script, TlsCertificates, Value};
+use redis::{
+    Client, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, TlsCertificates, Value,
+};
 
 use crate::errors::at_connect;
-use crate::options::{RedisOptions, redact_url};
+use crate::options::{MinReplicas, RedisOptions, redact_url};
 use pci_vault::{Error, Result};
 
 /// A reconnecting connection to a single node or a cluster. Cheap to clone per call.
@@ -208,6 +210,49 @@ impl Connection {
         match self {
             Connection::Single(c) => run(script, key, args, &mut c.clone()).await,
             Connection::Cluster(c) => run(script, key, args, &mut c.clone()).await,
+        }
+    }
+
+    /// Runs `script` on one key and `WAIT count timeout` in one pipeline — one round trip —
+    /// on the connection of the key's primary, so the `WAIT` counts the replicas that have
+    /// this write. Answers the script's reply and the number of replicas that
+    /// acknowledged. On NOSCRIPT (a restarted or promoted server) loads the script and
+    /// sends the pipeline again: the script is idempotent, and the first `EVALSHA` did not
+    /// run.
+    pub(crate) async fn script_then_wait<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[Vec<u8>],
+        wait: MinReplicas,
+    ) -> RedisResult<(T, i64)> {
+        async fn run<C: ConnectionLike, T: FromRedisValue>(
+            script: &Script,
+            key: &str,
+            args: &[Vec<u8>],
+            wait: MinReplicas,
+            con: &mut C,
+        ) -> RedisResult<(T, i64)> {
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(arg.as_slice());
+            }
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(&invocation)
+                .cmd("WAIT")
+                .arg(wait.count)
+                .arg(wait.timeout_ms());
+            match pipe.query_async(con).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(con).await?;
+                    pipe.query_async(con).await
+                }
+                answered => answered,
+            }
+        }
+        match self {
+            Connection::Single(c) => run(script, key, args, wait, &mut c.clone()).await,
+            Connection::Cluster(c) => run(script, key, args, wait, &mut c.clone()).await,
         }
     }
 }

@@ -30,6 +30,42 @@ pub struct RedisOptions {
     pub ca_file: Option<PathBuf>,
     /// A PEM client certificate and key for mutual TLS (`rediss://` only).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Replicas that must acknowledge every write before it counts (`WAIT`); `None` (the
+    /// default) counts a write once the primary applied it. Not available on a cluster.
+    pub min_replicas: Option<MinReplicas>,
+}
+
+/// How many replicas must acknowledge a write, and how long to wait for them (see
+/// [`RedisOptions::min_replicas`]).
+///
+/// Every write (`create`, `replace`, `delete`, `claim`) travels in one pipeline with
+/// `WAIT count timeout`: no extra round trip. When fewer than `count` replicas acknowledge
+/// within `timeout`, the write answers `STORE_UNAVAILABLE` — it did apply on the primary,
+/// and the vault repeats it (writes are idempotent) until the replicas have it or its
+/// outcome is reported as unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MinReplicas {
+    /// Replicas that must acknowledge, 1 to 64.
+    pub count: u32,
+    /// Longest wait for them, 1 ms up to (not including) the store's operation
+    /// [`timeout`](RedisOptions::timeout).
+    pub timeout: Duration,
+}
+
+impl MinReplicas {
+    /// `count` replicas within `timeout`.
+    pub fn new(count: u32, timeout: Duration) -> Self {
+        MinReplicas { count, timeout }
+    }
+
+    /// The `timeout` in whole milliseconds, as `WAIT` takes it (at least 1: `WAIT n 0`
+    /// would block forever).
+    pub(crate) fn timeout_ms(self) -> u64 {
+        u64::try_from(self.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
 }
 
 impl RedisOptions {
@@ -50,6 +86,7 @@ impl RedisOptions {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             ca_file: None,
             client_cert: None,
+            min_replicas: None,
         }
     }
 
@@ -139,6 +176,23 @@ impl RedisOptions {
         if !timeout_ok(self.timeout) || !timeout_ok(self.connect_timeout) {
             return Err(Error::InvalidArgument("Redis timeouts are 1 ms to 60 s"));
         }
+        if let Some(min) = self.min_replicas {
+            if self.cluster {
+                return Err(Error::InvalidArgument(
+                    "min_replicas is for a single node or Sentinel, not for a Redis Cluster",
+                ));
+            }
+            if !(1..=64).contains(&min.count) {
+                return Err(Error::InvalidArgument(
+                    "min_replicas counts 1 to 64 replicas",
+                ));
+            }
+            if min.timeout < Duration::from_millis(1) || min.timeout >= self.timeout {
+                return Err(Error::InvalidArgument(
+                    "the min_replicas timeout is at least 1 ms and shorter than the operation timeout",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -171,6 +225,7 @@ impl fmt::Debug for RedisOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("ca_file", &self.ca_file)
             .field("client_cert", &self.client_cert.as_ref().map(|(c, _)| c))
+            .field("min_replicas", &self.min_replicas)
             .finish()
     }
 }
@@ -213,6 +268,26 @@ mod tests {
             RedisOptions {
                 urls: vec!["redis://a".into(), "redis://b".into()],
                 ..RedisOptions::new("")
+            },
+            RedisOptions {
+                min_replicas: Some(MinReplicas::new(0, Duration::from_millis(100))),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                min_replicas: Some(MinReplicas::new(65, Duration::from_millis(100))),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                min_replicas: Some(MinReplicas::new(1, Duration::ZERO)),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                min_replicas: Some(MinReplicas::new(1, RedisOptions::DEFAULT_TIMEOUT)),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
+                min_replicas: Some(MinReplicas::new(1, Duration::from_millis(100))),
+                ..RedisOptions::cluster(["redis://a", "redis://b"])
             },
         ];
         for case in cases {
