@@ -1,4 +1,4 @@
-//! One connection type over a single node and a cluster.
+//! One connection type over a single node, a cluster and a primary found through Sentinel.
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -10,12 +10,38 @@ use redis::{
 
 use crate::errors::at_connect;
 use crate::options::{MinReplicas, RedisOptions, redact_url};
+use crate::sentinel::SentinelConnection;
 use pci_vault::{Error, Result};
 
-/// A reconnecting connection to a single node or a cluster. Cheap to clone per call.
+/// A reconnecting connection to a single node, a cluster, or the primary the sentinels
+/// name.
 pub(crate) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(Box<SentinelConnection>),
+}
+
+/// Runs `$body` with `$c` bound to a `&mut` connection of whichever kind `$conn` is.
+macro_rules! on_connection {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            Connection::Single(c) => {
+                let $c = &mut c.clone();
+                $body.await
+            }
+            Connection::Cluster(c) => {
+                let $c = &mut c.clone();
+                $body.await
+            }
+            Connection::Sentinel(s) => {
+                s.run(|mut conn| async move {
+                    let $c = &mut conn;
+                    $body.await
+                })
+                .await
+            }
+        }
+    };
 }
 
 fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
@@ -85,7 +111,13 @@ impl Connection {
             )
         };
         let connecting = async {
-            if options.cluster {
+            if let Some(sentinel) = &options.sentinel {
+                let conn = SentinelConnection::new(options, sentinel, certs)?;
+                conn.primary()
+                    .await
+                    .map_err(|e| at_connect(&e, &options.redacted_urls()))?;
+                Ok(Connection::Sentinel(Box::new(conn)))
+            } else if options.cluster {
                 let mut builder = ClusterClient::builder(options.urls.iter().map(String::as_str))
                     .connection_timeout(options.connect_timeout)
                     .response_timeout(options.timeout)
@@ -126,10 +158,7 @@ impl Connection {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
+        on_connection!(self, |c| cmd.query_async(c))
     }
 
     pub(crate) async fn get(&self, key: &str) -> RedisResult<Option<Vec<u8>>> {
@@ -156,8 +185,8 @@ impl Connection {
                 .and_then(|pair| pair.into_iter().nth(1))
         };
         match self {
-            Connection::Single(c) => {
-                let reply: Value = cmd.query_async(&mut c.clone()).await?;
+            Connection::Single(_) | Connection::Sentinel(_) => {
+                let reply: Value = self.query(&cmd).await?;
                 Ok(vec![(String::new(), value_of(reply))])
             }
             Connection::Cluster(c) => {
@@ -181,10 +210,7 @@ impl Connection {
 
     /// `SCRIPT LOAD` of `script`, on every node of a cluster.
     pub(crate) async fn load_script(&self, script: &Script) -> RedisResult<()> {
-        let _hash: String = match self {
-            Connection::Single(c) => script.load_async(&mut c.clone()).await?,
-            Connection::Cluster(c) => script.load_async(&mut c.clone()).await?,
-        };
+        let _hash: String = on_connection!(self, |c| script.load_async(c))?;
         Ok(())
     }
 
@@ -207,10 +233,7 @@ impl Connection {
             }
             invocation.invoke_async(con).await
         }
-        match self {
-            Connection::Single(c) => run(script, key, args, &mut c.clone()).await,
-            Connection::Cluster(c) => run(script, key, args, &mut c.clone()).await,
-        }
+        on_connection!(self, |c| run(script, key, args, c))
     }
 
     /// Runs `script` on one key and `WAIT count timeout` in one pipeline — one round trip —
@@ -250,9 +273,6 @@ impl Connection {
                 answered => answered,
             }
         }
-        match self {
-            Connection::Single(c) => run(script, key, args, wait, &mut c.clone()).await,
-            Connection::Cluster(c) => run(script, key, args, wait, &mut c.clone()).await,
-        }
+        on_connection!(self, |c| run(script, key, args, wait, c))
     }
 }

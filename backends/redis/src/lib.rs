@@ -4,6 +4,7 @@
 mod connection;
 mod errors;
 mod options;
+mod sentinel;
 mod settings;
 
 use std::fmt;
@@ -15,7 +16,7 @@ use pci_vault::{CasOutcome, EphemeralStore, Error, Result, Version, Versioned};
 use redis::Script;
 
 use connection::Connection;
-pub use options::{MinReplicas, RedisOptions};
+pub use options::{MinReplicas, RedisOptions, SentinelOptions};
 
 /// Bytes of the version written in front of every stored value.
 const VERSION_LEN: usize = 8;

@@ -163,6 +163,29 @@ impl RedisServer {
         Self::spawn(port, dir, Some(client), args)
     }
 
+    /// A Redis Sentinel (`redis-server CONFIG --sentinel`) that monitors the primary at
+    /// `127.0.0.1:primary_port` as `master_name` with `quorum`, declaring it down after
+    /// 1 s without an answer. Sentinel rewrites its configuration file, so each has its own.
+    pub fn start_sentinel(primary_port: u16, master_name: &str, quorum: u32) -> Self {
+        let dir = new_dir();
+        let port = free_port();
+        let config = dir.join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                 sentinel monitor {master_name} 127.0.0.1 {primary_port} {quorum}\n\
+                 sentinel down-after-milliseconds {master_name} 1000\n\
+                 sentinel failover-timeout {master_name} 5000\n\
+                 sentinel parallel-syncs {master_name} 1\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        let args = vec![config.display().to_string(), "--sentinel".to_owned()];
+        Self::spawn(port, dir, None, args)
+    }
+
     fn spawn(
         port: u16,
         dir: PathBuf,
