@@ -2,7 +2,10 @@
 //! vault acts for, and only while the session waits for the form.
 
 #![cfg(feature = "conformance")]
-#![expect(clippy::expect_used, reason = "test code: a failed setup ends the test")]
+#![expect(
+    clippy::expect_used,
+    reason = "test code: a failed setup ends the test"
+)]
 
 use std::sync::Arc;
 

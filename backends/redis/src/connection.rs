@@ -1,19 +1,47 @@
-//! One connection type over a single node and a cluster.
+//! One connection type over a single node, a cluster and a primary found through Sentinel.
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Client, FromRedisValue, RedisResult, Script, TlsCertificates, Value};
+use redis::{
+    Client, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, TlsCertificates, Value,
+};
 
 use crate::errors::at_connect;
-use crate::options::{RedisOptions, redact_url};
+use crate::options::{MinReplicas, RedisOptions, redact_url};
+use crate::sentinel::SentinelConnection;
 use pci_vault::{Error, Result};
 
-/// A reconnecting connection to a single node or a cluster. Cheap to clone per call.
+/// A reconnecting connection to a single node, a cluster, or the primary the sentinels
+/// name.
 pub(crate) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(Box<SentinelConnection>),
+}
+
+/// Runs `$body` with `$c` bound to a `&mut` connection of whichever kind `$conn` is.
+macro_rules! on_connection {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            Connection::Single(c) => {
+                let $c = &mut c.clone();
+                $body.await
+            }
+            Connection::Cluster(c) => {
+                let $c = &mut c.clone();
+                $body.await
+            }
+            Connection::Sentinel(s) => {
+                s.run(|mut conn| async move {
+                    let $c = &mut conn;
+                    $body.await
+                })
+                .await
+            }
+        }
+    };
 }
 
 fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
@@ -83,7 +111,13 @@ impl Connection {
             )
         };
         let connecting = async {
-            if options.cluster {
+            if let Some(sentinel) = &options.sentinel {
+                let conn = SentinelConnection::new(options, sentinel, certs)?;
+                conn.primary()
+                    .await
+                    .map_err(|e| at_connect(&e, &options.redacted_urls()))?;
+                Ok(Connection::Sentinel(Box::new(conn)))
+            } else if options.cluster {
                 let mut builder = ClusterClient::builder(options.urls.iter().map(String::as_str))
                     .connection_timeout(options.connect_timeout)
                     .response_timeout(options.timeout)
@@ -124,10 +158,7 @@ impl Connection {
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
+        on_connection!(self, |c| cmd.query_async(c))
     }
 
     pub(crate) async fn get(&self, key: &str) -> RedisResult<Option<Vec<u8>>> {
@@ -154,8 +185,8 @@ impl Connection {
                 .and_then(|pair| pair.into_iter().nth(1))
         };
         match self {
-            Connection::Single(c) => {
-                let reply: Value = cmd.query_async(&mut c.clone()).await?;
+            Connection::Single(_) | Connection::Sentinel(_) => {
+                let reply: Value = self.query(&cmd).await?;
                 Ok(vec![(String::new(), value_of(reply))])
             }
             Connection::Cluster(c) => {
@@ -179,10 +210,7 @@ impl Connection {
 
     /// `SCRIPT LOAD` of `script`, on every node of a cluster.
     pub(crate) async fn load_script(&self, script: &Script) -> RedisResult<()> {
-        let _hash: String = match self {
-            Connection::Single(c) => script.load_async(&mut c.clone()).await?,
-            Connection::Cluster(c) => script.load_async(&mut c.clone()).await?,
-        };
+        let _hash: String = on_connection!(self, |c| script.load_async(c))?;
         Ok(())
     }
 
@@ -205,9 +233,46 @@ impl Connection {
             }
             invocation.invoke_async(con).await
         }
-        match self {
-            Connection::Single(c) => run(script, key, args, &mut c.clone()).await,
-            Connection::Cluster(c) => run(script, key, args, &mut c.clone()).await,
+        on_connection!(self, |c| run(script, key, args, c))
+    }
+
+    /// Runs `script` on one key and `WAIT count timeout` in one pipeline — one round trip —
+    /// on the connection of the key's primary, so the `WAIT` counts the replicas that have
+    /// this write. Answers the script's reply and the number of replicas that
+    /// acknowledged. On NOSCRIPT (a restarted or promoted server) loads the script and
+    /// sends the pipeline again: the script is idempotent, and the first `EVALSHA` did not
+    /// run.
+    pub(crate) async fn script_then_wait<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[Vec<u8>],
+        wait: MinReplicas,
+    ) -> RedisResult<(T, i64)> {
+        async fn run<C: ConnectionLike, T: FromRedisValue>(
+            script: &Script,
+            key: &str,
+            args: &[Vec<u8>],
+            wait: MinReplicas,
+            con: &mut C,
+        ) -> RedisResult<(T, i64)> {
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(arg.as_slice());
+            }
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(&invocation)
+                .cmd("WAIT")
+                .arg(wait.count)
+                .arg(wait.timeout_ms());
+            match pipe.query_async(con).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(con).await?;
+                    pipe.query_async(con).await
+                }
+                answered => answered,
+            }
         }
+        on_connection!(self, |c| run(script, key, args, wait, c))
     }
 }

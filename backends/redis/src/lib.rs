@@ -4,6 +4,7 @@
 mod connection;
 mod errors;
 mod options;
+mod sentinel;
 mod settings;
 
 use std::fmt;
@@ -15,7 +16,7 @@ use pci_vault::{CasOutcome, EphemeralStore, Error, Result, Version, Versioned};
 use redis::Script;
 
 use connection::Connection;
-pub use options::RedisOptions;
+pub use options::{MinReplicas, RedisOptions, SentinelOptions};
 
 /// Bytes of the version written in front of every stored value.
 const VERSION_LEN: usize = 8;
@@ -208,25 +209,47 @@ impl RedisStore {
                     &replace_args(first, second, b"probe"),
                 )
                 .await?;
-            let deleted: i64 = self
-                .conn
-                .script(
-                    &self.scripts.delete,
-                    &probe,
-                    &[second.0.to_be_bytes().to_vec()],
-                )
-                .await?;
-            Ok::<bool, redis::RedisError>(
-                created == 1
-                    && loaded.as_deref() == Some(stored_string(first, b"probe").as_slice())
-                    && claimed.is_some_and(|(_, slot)| slot == 1)
-                    && replaced == 1
-                    && deleted == 1,
-            )
+            let delete_args = [second.0.to_be_bytes().to_vec()];
+            // The last write goes the way every write goes with min_replicas — with its
+            // WAIT — so a user without WAIT, or replicas that do not acknowledge, are found
+            // now.
+            let (deleted, acknowledged): (i64, Option<i64>) = match self.options.min_replicas {
+                Some(min) => {
+                    let (deleted, acknowledged) = self
+                        .conn
+                        .script_then_wait(&self.scripts.delete, &probe, &delete_args, min)
+                        .await?;
+                    (deleted, Some(acknowledged))
+                }
+                None => (
+                    self.conn
+                        .script(&self.scripts.delete, &probe, &delete_args)
+                        .await?,
+                    None,
+                ),
+            };
+            let applied = created == 1
+                && loaded.as_deref() == Some(stored_string(first, b"probe").as_slice())
+                && claimed.is_some_and(|(_, slot)| slot == 1)
+                && replaced == 1
+                && deleted == 1;
+            Ok::<(bool, Option<i64>), redis::RedisError>((applied, acknowledged))
         };
         match tokio::time::timeout(self.options.connect_timeout, outcome).await {
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => Err(Error::store_unavailable(
+            Ok(Ok((true, Some(acknowledged))))
+                if self
+                    .options
+                    .min_replicas
+                    .is_some_and(|min| acknowledged < i64::from(min.count)) =>
+            {
+                Err(Error::store_unavailable(format!(
+                    "redis: {acknowledged} replicas acknowledged the store's test write, fewer \
+                     than min_replicas ({:?}); check that the replicas are up and replicating",
+                    self.options.min_replicas
+                )))
+            }
+            Ok(Ok((true, _))) => Ok(()),
+            Ok(Ok((false, _))) => Err(Error::store_unavailable(
                 "redis: the server did not apply the store's test writes (GET and the \
                  compare-and-set scripts); pci-vault needs Redis 7 or a compatible server with Lua",
             )),
@@ -236,6 +259,33 @@ impl RedisStore {
                 self.options.connect_timeout
             ))),
         }
+    }
+
+    /// Runs a write script on `key`. With [`RedisOptions::min_replicas`] the script and
+    /// its `WAIT` travel in one pipeline, and a write that too few replicas acknowledged
+    /// answers `STORE_UNAVAILABLE`: it applied on the primary, and a failover before the
+    /// replicas have it could undo it, so it does not count yet (repeating it is safe).
+    async fn write<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        key: &str,
+        args: &[Vec<u8>],
+    ) -> Result<T> {
+        let Some(min) = self.options.min_replicas else {
+            return self.timed(what, self.conn.script(script, key, args)).await;
+        };
+        let (reply, acknowledged) = self
+            .timed(what, self.conn.script_then_wait(script, key, args, min))
+            .await?;
+        if acknowledged < i64::from(min.count) {
+            return Err(Error::store_unavailable(format!(
+                "redis: {what} applied on the primary, but {acknowledged} of {} replicas \
+                 acknowledged it within {:?}",
+                min.count, min.timeout
+            )));
+        }
+        Ok(reply)
     }
 
     async fn timed<T>(
@@ -351,13 +401,11 @@ impl EphemeralStore for RedisStore {
         check_args(key, value)?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let applied: i64 = self
-            .timed(
+            .write(
                 "create",
-                self.conn.script(
-                    &self.scripts.create,
-                    &self.redis_key(key),
-                    &create_args(version, value, ttl_ms),
-                ),
+                &self.scripts.create,
+                &self.redis_key(key),
+                &create_args(version, value, ttl_ms),
             )
             .await?;
         Ok(outcome(applied, version))
@@ -380,13 +428,11 @@ impl EphemeralStore for RedisStore {
     ) -> Result<CasOutcome> {
         check_args(key, value)?;
         let applied: i64 = self
-            .timed(
+            .write(
                 "replace",
-                self.conn.script(
-                    &self.scripts.replace,
-                    &self.redis_key(key),
-                    &replace_args(expected, version, value),
-                ),
+                &self.scripts.replace,
+                &self.redis_key(key),
+                &replace_args(expected, version, value),
             )
             .await?;
         Ok(outcome(applied, version))
@@ -396,11 +442,7 @@ impl EphemeralStore for RedisStore {
         check_args(key, &[])?;
         let args = [expected.0.to_be_bytes().to_vec()];
         let deleted: i64 = self
-            .timed(
-                "delete",
-                self.conn
-                    .script(&self.scripts.delete, &self.redis_key(key), &args),
-            )
+            .write("delete", &self.scripts.delete, &self.redis_key(key), &args)
             .await?;
         Ok(outcome(deleted, expected))
     }
@@ -414,13 +456,11 @@ impl EphemeralStore for RedisStore {
     ) -> Result<Option<Claimed>> {
         check_args(key, prefix)?;
         let reply: Option<(Vec<u8>, i64)> = self
-            .timed(
+            .write(
                 "claim",
-                self.conn.script(
-                    &self.scripts.claim,
-                    &self.redis_key(key),
-                    &claim_args(claim, limit, prefix),
-                ),
+                &self.scripts.claim,
+                &self.redis_key(key),
+                &claim_args(claim, limit, prefix),
             )
             .await?;
         let Some((raw, slot)) = reply else {

@@ -1,0 +1,227 @@
+//! Replication and failover on real `redis-server` processes: a primary with a replica
+//! that is promoted after a reveal, with and without `min_replicas`, a stopped replica, and
+//! a Sentinel failover. Each test documents what a failover keeps and what it can lose.
+
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
+
+use std::time::{Duration, Instant};
+
+use pci_vault::conformance::visa_form;
+use pci_vault::{ErrorCode, ExposeSecret, SessionOptions, Vault};
+use pci_vault_redis::{MinReplicas, RedisOptions, RedisStore};
+use pci_vault_testkit::redis::{PrimaryReplica, RedisSentinels, RedisServer, run};
+use pci_vault_testkit::vaults::{round_trip, vault_on};
+
+/// The operation timeout of these tests' stores.
+const TIMEOUT: Duration = Duration::from_millis(800);
+
+/// How long a write waits for its replica.
+const WAIT: Duration = Duration::from_millis(300);
+
+/// A primary and one replica of it, replicating before this returns.
+async fn replicated() -> PrimaryReplica {
+    tokio::task::block_in_place(|| PrimaryReplica::start(&[]))
+}
+
+/// Waits until `replica` is connected to `primary` and has synchronized.
+fn wait_for_link(replica: &RedisServer, primary: &RedisServer) {
+    tokio::task::block_in_place(|| replica.wait_in_sync(primary));
+}
+
+async fn vault(url: String, min_replicas: Option<MinReplicas>) -> Vault {
+    let options = RedisOptions {
+        timeout: TIMEOUT,
+        min_replicas,
+        ..RedisOptions::new(url)
+    };
+    vault_on(RedisStore::connect(options).await.unwrap())
+}
+
+fn one_replica() -> Option<MinReplicas> {
+    Some(MinReplicas::new(1, WAIT))
+}
+
+fn assert_card(form: &pci_vault::RevealedForm) {
+    assert_eq!(
+        form.get("card_number").unwrap().expose_secret(),
+        "4242424242424242"
+    );
+}
+
+/// With `min_replicas = 1` a reveal counts only once the replica has its tombstone, so
+/// the promoted replica answers `ALREADY_REVEALED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_replica_keeps_the_reveal_with_min_replicas() {
+    let servers = replicated().await;
+    let on_primary = vault(servers.primary.url(), one_replica()).await;
+    let ticket = on_primary
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = on_primary.submit(&ticket.id, &visa_form()).await.unwrap();
+    assert_card(&on_primary.reveal(&ticket.id, &receipt.pin).await.unwrap());
+
+    servers.replica.promote();
+    let on_promoted = vault(servers.replica.url(), None).await;
+    let again = on_promoted.reveal(&ticket.id, &receipt.pin).await;
+    assert_eq!(
+        again.unwrap_err().code(),
+        ErrorCode::AlreadyRevealed,
+        "the promoted replica lost the reveal"
+    );
+    // The promoted replica serves new sessions.
+    round_trip(&on_promoted).await;
+}
+
+/// Without `min_replicas` a write counts once the primary has it. A replica that has not
+/// applied the reveal's tombstone when it is promoted brings the submitted form back: it
+/// can be revealed a second time. This test documents that loss — the reason for
+/// `min_replicas` — and fails if it ever stops happening (then the README must change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_min_replicas_a_failover_can_bring_a_revealed_form_back() {
+    let servers = replicated().await;
+    let on_primary = vault(servers.primary.url(), None).await;
+    let ticket = on_primary
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = on_primary.submit(&ticket.id, &visa_form()).await.unwrap();
+    let mut primary_admin = servers.primary.admin().await;
+    let synced: i64 = run(&mut primary_admin, &["WAIT", "1", "2000"]).await;
+    assert_eq!(synced, 1, "the replica did not get the submit");
+
+    // The replica receives the replication stream but applies nothing: it lags, as a
+    // replica on a slow link or a busy host does.
+    let mut replica_admin = servers.replica.admin().await;
+    let _: () = run(&mut replica_admin, &["CLIENT", "PAUSE", "60000", "WRITE"]).await;
+    assert_card(&on_primary.reveal(&ticket.id, &receipt.pin).await.unwrap());
+    // Promoted now, the replica drops what it received and did not apply.
+    let _: () = run(&mut replica_admin, &["REPLICAOF", "NO", "ONE"]).await;
+    let _: () = run(&mut replica_admin, &["CLIENT", "UNPAUSE"]).await;
+
+    let on_promoted = vault(servers.replica.url(), None).await;
+    let second = on_promoted
+        .reveal(&ticket.id, &receipt.pin)
+        .await
+        .expect("the documented loss: the promoted replica still holds the submitted form");
+    assert_card(&second);
+}
+
+/// With `min_replicas = 1` and the replica stopped, no write counts: every write answers
+/// `STORE_UNAVAILABLE` within a bounded time, and no reveal returns the form, since its
+/// tombstone is not on a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replica_makes_writes_unavailable() {
+    let mut servers = replicated().await;
+    let on_primary = vault(servers.primary.url(), one_replica()).await;
+    let ticket = on_primary
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = on_primary.submit(&ticket.id, &visa_form()).await.unwrap();
+
+    servers.replica.freeze();
+    // A write is tried three times, each waiting for the replica; the vault stops there.
+    let bound = 3 * WAIT + Duration::from_millis(700);
+    let started = Instant::now();
+    let created = on_primary.create_session(&SessionOptions::default()).await;
+    assert_eq!(created.unwrap_err().code(), ErrorCode::StoreUnavailable);
+    assert!(
+        started.elapsed() < bound,
+        "create took {:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let revealed = on_primary.reveal(&ticket.id, &receipt.pin).await;
+    let error = revealed.expect_err("a form was returned whose tombstone no replica has");
+    assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+    assert!(
+        error.to_string().contains("replicas acknowledged"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < bound,
+        "reveal took {:?}",
+        started.elapsed()
+    );
+
+    // Once the replica is back, the same vault works again.
+    servers.replica.thaw();
+    wait_for_link(&servers.replica, &servers.primary);
+    round_trip(&on_primary).await;
+}
+
+/// `min_replicas` is checked at connect: with no replica the test write is not
+/// acknowledged, and the store refuses to open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_refuses_min_replicas_without_replicas() {
+    let lonely = RedisServer::start(&[]);
+    let options = RedisOptions {
+        timeout: TIMEOUT,
+        min_replicas: one_replica(),
+        ..RedisOptions::new(lonely.url())
+    };
+    let error = RedisStore::connect(options).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::StoreUnavailable);
+    assert!(
+        error.to_string().contains("replicas acknowledged"),
+        "{error}"
+    );
+}
+
+/// Through Sentinel with `min_replicas = 1`: the primary is killed after a reveal, the
+/// sentinels promote the replica, the old primary comes back as its replica, and the same
+/// vault follows: the revealed session still answers `ALREADY_REVEALED` (the replica had
+/// the tombstone before the reveal counted), and a new session's whole flow works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_keeps_the_reveal() {
+    let mut setup = tokio::task::block_in_place(|| RedisSentinels::start(&[]));
+    const MASTER: &str = RedisSentinels::MASTER_NAME;
+    let sentinels = &setup.sentinels;
+    let options = RedisOptions {
+        timeout: TIMEOUT,
+        min_replicas: one_replica(),
+        ..RedisOptions::from_list(&format!(
+            "redis+sentinel://{}/{MASTER}",
+            sentinels
+                .iter()
+                .map(|s| format!("127.0.0.1:{}", s.port))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    };
+    let vault = vault_on(RedisStore::connect(options).await.unwrap());
+    let ticket = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();
+    assert_card(&vault.reveal(&ticket.id, &receipt.pin).await.unwrap());
+
+    let failover = Instant::now();
+    setup.primary.kill();
+    let new_primary = setup.replica.port;
+    tokio::task::block_in_place(|| setup.wait_for_primary(new_primary));
+    // Back with an empty data set (no persistence) as a replica of the new primary, so
+    // writes can be acknowledged again. The sentinels would send this REPLICAOF too, but
+    // only after their 15 s reconfiguration delay.
+    setup.primary.restart();
+    setup.primary.replicate(&setup.replica);
+    wait_for_link(&setup.primary, &setup.replica);
+    eprintln!("failover and resync took {:?}", failover.elapsed());
+
+    // The first calls may still meet the dead primary's connection: they answer
+    // STORE_UNAVAILABLE, and a later one asks the sentinels again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match vault.reveal(&ticket.id, &receipt.pin).await {
+            Err(e) if e.code() == ErrorCode::StoreUnavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(again.unwrap_err().code(), ErrorCode::AlreadyRevealed);
+    round_trip(&vault).await;
+}
