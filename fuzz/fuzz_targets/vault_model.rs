@@ -1435,17 +1435,16 @@ fn session_op(w: &mut World, i: usize, kind: Kind, process_b: bool, faults: Vec<
             }
             assert!(count(AuditAction::Locked) <= usize::from(mine(SessionState::Locked)));
             // A status after the grace period finishes a stranded session.
-            if let Some(b) = &before {
-                if b.all_taken()
-                    && now_before >= b.finish_after(GRACE)
-                    && observed.faults == 0
-                    && !expired
-                {
-                    assert!(
-                        !after.as_ref().is_some_and(StoredSession::all_taken),
-                        "a status past the grace period left a stranded session"
-                    );
-                }
+            if let Some(b) = &before
+                && b.all_taken()
+                && now_before >= b.finish_after(GRACE)
+                && observed.faults == 0
+                && !expired
+            {
+                assert!(
+                    !after.as_ref().is_some_and(StoredSession::all_taken),
+                    "a status past the grace period left a stranded session"
+                );
             }
         }
     }
@@ -1461,10 +1460,10 @@ fn session_op(w: &mut World, i: usize, kind: Kind, process_b: bool, faults: Vec<
     } else if card.is_some() {
         t.pin = None;
     }
-    if let Some(form) = card {
-        if let Verdict::Stored(values, masked) = form.verdict() {
-            t.card = Some((values, masked));
-        }
+    if let Some(form) = card
+        && let Verdict::Stored(values, masked) = form.verdict()
+    {
+        t.card = Some((values, masked));
     }
     learn(t, after.as_ref());
 }
@@ -1542,10 +1541,10 @@ fn race_relaxed(
                             "revealed without a tombstone"
                         );
                         let t = &w.sessions[i];
-                        if let Some((want, _)) = &t.card {
-                            if state_before == Some(SessionState::Submitted) {
-                                assert_eq!(values, want, "the reveal returned another form");
-                            }
+                        if let Some((want, _)) = &t.card
+                            && state_before == Some(SessionState::Submitted)
+                        {
+                            assert_eq!(values, want, "the reveal returned another form");
                         }
                     }
                     Err(Error::WrongPin { attempts_left }) => wrong_left.push(*attempts_left),

@@ -344,20 +344,20 @@ impl Scheduled {
                     slot: Some(slot),
                 })),
             ) => {
-                if let Some(h) = header(&entry.value) {
-                    if h.attempts_used.saturating_add(*slot) <= h.max_attempts {
-                        let counted = f
-                            .counted
-                            .entry(key.clone())
-                            .or_insert_with(|| (h.max_attempts, HashSet::new()));
-                        counted.1.insert(claim.id);
-                        assert!(
-                            counted.1.len() <= usize::from(counted.0),
-                            "{} claims let a PIN be compared on a session that allows {}",
-                            counted.1.len(),
-                            counted.0
-                        );
-                    }
+                if let Some(h) = header(&entry.value)
+                    && h.attempts_used.saturating_add(*slot) <= h.max_attempts
+                {
+                    let counted = f
+                        .counted
+                        .entry(key.clone())
+                        .or_insert_with(|| (h.max_attempts, HashSet::new()));
+                    counted.1.insert(claim.id);
+                    assert!(
+                        counted.1.len() <= usize::from(counted.0),
+                        "{} claims let a PIN be compared on a session that allows {}",
+                        counted.1.len(),
+                        counted.0
+                    );
                 }
             }
             _ => {}
