@@ -135,7 +135,7 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
     async fn load(&self, key: &str) -> Result<Option<Versioned>>;
 
     /// Replaces the value under `key` with `value` at `version` if, and only if, its
-    /// version is `expected`. The entry keeps its remaining TTL; its claims are dropped.
+    /// version is `expected`. The entry keeps its remaining TTL and its claims.
     ///
     /// Returns [`CasOutcome::Applied`] also when `key` already holds `version` (this write
     /// applied before), and [`CasOutcome::Conflict`] when `key` is absent or has another

@@ -1,4 +1,4 @@
-//! Reproducers of two flaws found by the `vault_model` fuzz target (issue 11).
+//! Regression tests for two flaws the `vault_model` fuzz target found.
 //!
 //! First, with store faults: a customer's submit whose write applied, but whose reply was lost, answers
 //! `ALREADY_SUBMITTED` or `CANCELLED` when another writer replaces the submitted record
@@ -16,7 +16,9 @@
 //! from the count: the tombstone records the attempts the winner saw, and replacing the
 //! record drops the claims (see `revealed_tombstone_counts_a_concurrent_wrong_guess`).
 //!
-//! Ignored until `vault/src` is fixed; run with `cargo test -p pci-vault --all-features --test fault_repro -- --ignored`.
+//! Fixed: a submit whose write went unanswered and then meets another writer answers
+//! `STORE_UNAVAILABLE` (its outcome is unknown), and a replace keeps the entry's claims, so a
+//! tombstone still counts every attempt taken.
 
 #![cfg(feature = "conformance")]
 #![expect(
@@ -158,13 +160,13 @@ fn assert_own_submit_answer(got: Result<(), Error>) {
 }
 
 #[tokio::test]
-#[ignore = "vault bug: an applied submit whose reply was lost, then overwritten, answers ALREADY_SUBMITTED"]
+
 async fn applied_submit_then_locked_answers_already_submitted() {
     assert_own_submit_answer(submit_with_lost_reply(Meanwhile::WrongPin).await);
 }
 
 #[tokio::test]
-#[ignore = "vault bug: an applied submit whose reply was lost, then cancelled, answers CANCELLED"]
+
 async fn applied_submit_then_cancelled_answers_cancelled() {
     assert_own_submit_answer(submit_with_lost_reply(Meanwhile::Cancel).await);
 }
@@ -238,7 +240,7 @@ impl EphemeralStore for WrongGuessBeforeTombstone {
 /// attempts the winner saw: status reports 2 of 3 attempts left instead of 1, and the
 /// wrong guess's attempt is gone from the record.
 #[tokio::test]
-#[ignore = "vault bug: a Revealed tombstone forgets a wrong guess claimed after the winner's claim"]
+
 async fn revealed_tombstone_counts_a_concurrent_wrong_guess() {
     let store = Arc::new(WrongGuessBeforeTombstone {
         inner: MemoryStore::new(),

@@ -272,10 +272,8 @@ impl EphemeralStore for MemoryStore {
         if old.version != expected {
             return Ok(CasOutcome::Conflict);
         }
-        let (old_cost, expires_at) = (
-            cost(key, &old.value) + old.claims.len() * CLAIM_COST,
-            old.expires_at,
-        );
+        let (old_cost, expires_at, claims) =
+            (cost(key, &old.value), old.expires_at, old.claims.clone());
         let growth = cost(key, value).saturating_sub(old_cost);
         state.make_room(now, &self.limits, false, growth)?;
         state.bytes = state.bytes - old_cost + cost(key, value);
@@ -284,7 +282,7 @@ impl EphemeralStore for MemoryStore {
             Entry {
                 value: value.to_vec(),
                 version,
-                claims: Vec::new(),
+                claims,
                 expires_at,
             },
         );

@@ -37,15 +37,16 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ";
 
-/// Replaces the entry if its version matches, keeping the TTL; answers 1 also when the key
-/// already holds the new version (a repeated replace).
-/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the stored
-/// string (new version, no claims, value).
+/// Replaces the value if the entry's version matches, keeping the TTL and the claims;
+/// answers 1 also when the key already holds the new version (a repeated replace).
+/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the value.
 const REPLACE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current == ARGV[2] then return 1 end
 if current == '' or current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
+local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
+redis.call('SET', KEYS[1], ARGV[2] .. claims .. ARGV[3], 'KEEPTTL')
 return 1
 ";
 
@@ -337,7 +338,7 @@ fn replace_args(expected: Version, version: Version, value: &[u8]) -> [Vec<u8>; 
     [
         expected.0.to_be_bytes().to_vec(),
         version.0.to_be_bytes().to_vec(),
-        stored_string(version, value),
+        value.to_vec(),
     ]
 }
 

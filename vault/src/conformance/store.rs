@@ -392,8 +392,8 @@ pub async fn claims_are_counted_up_to_the_limit(h: &dyn Harness) {
     );
 }
 
-/// `replace` drops the claims; a limit past [`MAX_CLAIMS`] holds [`MAX_CLAIMS`].
-pub async fn replace_drops_claims(h: &dyn Harness) {
+/// `replace` keeps the claims; a limit past [`MAX_CLAIMS`] holds [`MAX_CLAIMS`].
+pub async fn replace_keeps_claims(h: &dyn Harness) {
     let store = h.store();
     let key = fresh_key("claims-replace");
     let v1 = must_create(&*store, &key, b"one", MINUTE).await;
@@ -419,21 +419,26 @@ pub async fn replace_drops_claims(h: &dyn Harness) {
         CasOutcome::Applied(v2)
     );
     let got = store.load(&key).await.unwrap().unwrap();
-    assert!(got.claims.is_empty());
+    assert_eq!(got.value, b"two");
+    assert_eq!(got.claims.len(), usize::from(MAX_CLAIMS));
+    assert!(got.claims.iter().enumerate().all(|(i, c)| c.id == i as u64));
     let claimed = store
         .claim(
             &key,
             Claim {
-                id: 0,
+                id: 99,
                 at_millis: 0,
             },
-            1,
+            u8::MAX,
             b"",
         )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(claimed.slot, Some(1));
+    assert_eq!(
+        claimed.slot, None,
+        "the claims are still there: the entry is full"
+    );
 }
 
 /// A claim is taken only on a value that starts with the given prefix; otherwise the entry

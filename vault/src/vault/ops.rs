@@ -12,6 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::write::Written;
 use super::{Inner, Receipt};
 use crate::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
 use crate::clock::from_millis;
@@ -41,7 +42,8 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    /// PIN attempts taken: those counted in the record, and the claims taken on it since.
+    /// PIN attempts taken: those counted in the record, and the claims taken on it since
+    /// (a claim past `max_attempts` compared no PIN and is not an attempt).
     pub(crate) fn attempts_used(&self) -> u8 {
         let claimed = u8::try_from(self.claims.len()).unwrap_or(u8::MAX);
         self.record
@@ -53,17 +55,15 @@ impl Loaded {
     /// Wrong PINs still allowed.
     pub(crate) fn attempts_left(&self) -> u8 {
         match self.record.state {
-            SessionState::Submitted => self.record.max_attempts - self.attempts_used(),
-            _ => self.record.attempts_left(),
+            SessionState::Locked => 0,
+            _ => self.record.max_attempts - self.attempts_used(),
         }
     }
 
-    /// The same session in the terminal state `end`, without any secret data, counting the
-    /// attempts taken.
+    /// The same session in the terminal state `end`, without any secret data. Its claims
+    /// stay beside it in the store, so the attempts taken are still counted.
     pub(crate) fn tombstone(&self, end: SessionState) -> SealedRecord {
-        let mut tombstone = self.record.tombstone(end);
-        tombstone.attempts_used = self.attempts_used();
-        tombstone
+        self.record.tombstone(end)
     }
 }
 
@@ -317,11 +317,20 @@ async fn submit_once(
         .replace_entry(key, version, Version::random(), &submitted.encode(crypto))
         .await?
     {
-        CasOutcome::Applied(_) => Ok(Some(Receipt {
+        Written::Applied => Ok(Some(Receipt {
             pin,
             expires_at: from_millis(record.expires_at),
         })),
-        CasOutcome::Conflict => Ok(None),
+        // This submit may have been stored before the other write replaced it: the
+        // customer's own submission must not be reported as somebody else's.
+        Written::Conflict {
+            after_unanswered: true,
+        } => Err(Error::store_unavailable(
+            "the store did not confirm the submission before the session changed; its outcome is unknown",
+        )),
+        Written::Conflict {
+            after_unanswered: false,
+        } => Ok(None),
     }
 }
 
@@ -337,7 +346,7 @@ pub(super) async fn cancel(inner: &Inner, tenant: &Tenant, id: &SessionId) -> Re
                 SessionState::Locked => return Err(Error::Locked),
             }
             let tombstone = loaded.tombstone(SessionState::Cancelled);
-            if let CasOutcome::Applied(_) = inner
+            if let Written::Applied = inner
                 .replace_entry(
                     &key,
                     loaded.version,

@@ -23,6 +23,7 @@ use secrecy::SecretString;
 
 use super::Inner;
 use super::ops::{Loaded, MAX_ROUNDS, contention, key_for, not_revealable};
+use super::write::Written;
 use crate::audit::{Actor, AuditAction, AuditOutcome};
 use crate::card::{Brand, mask_pan};
 use crate::crypto::{SessionCrypto, fill_random};
@@ -31,7 +32,7 @@ use crate::form::{CardSummary, FormSpec, RevealedForm};
 use crate::pin::Pin;
 use crate::record::SealedRecord;
 use crate::session::{SessionId, SessionOptions, SessionState};
-use crate::store::{CasOutcome, Claim, Version};
+use crate::store::{Claim, Version};
 use crate::tenant::Tenant;
 
 /// Claims one entry may hold: enough for the largest `max_attempts`. Claims past a
@@ -153,7 +154,7 @@ async fn end_session(
             &tombstone.encode(&loaded.crypto),
         )
         .await?;
-    if let CasOutcome::Applied(_) = written {
+    if written == Written::Applied {
         return Ok(());
     }
     // Only a tombstone replaces a submitted record: report the one that won.

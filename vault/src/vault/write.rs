@@ -20,9 +20,20 @@ const WRITE_TRIES: u32 = 3;
 /// Pause before the second try; each later try waits once more as long.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// Runs `call` until the store answers it, at most [`WRITE_TRIES`] times. `call` MUST
-/// repeat the same idempotent write (same version, same claim id) each time.
-async fn settled<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+/// The outcome of a compare-and-set whose earlier tries may have gone unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// This write is stored.
+    Applied,
+    /// Another write holds the entry. When `after_unanswered`, an earlier try of this write
+    /// got no answer: it may have applied before the other write replaced it.
+    Conflict { after_unanswered: bool },
+}
+
+/// Runs `call` until the store answers it, at most [`WRITE_TRIES`] times, and says whether
+/// a try went unanswered first. `call` MUST repeat the same idempotent write (same version,
+/// same claim id) each time.
+async fn settled<T, F, Fut>(what: &str, mut call: F) -> Result<(T, bool)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -37,7 +48,7 @@ where
                 tracing::debug!(target: "pci_vault", what, attempt, "store write unanswered: {detail}");
                 last = detail;
             }
-            answered => return answered,
+            answered => return answered.map(|a| (a, attempt > 0)),
         }
     }
     Err(Error::store_unavailable(format!(
@@ -54,7 +65,11 @@ impl Inner {
         value: &[u8],
         ttl: Duration,
     ) -> Result<CasOutcome> {
-        settled("create", || self.store.create(key, version, value, ttl)).await
+        Ok(
+            settled("create", || self.store.create(key, version, value, ttl))
+                .await?
+                .0,
+        )
     }
 
     /// Replaces `key` at `expected` by `value` at `version`, learning the outcome.
@@ -64,11 +79,15 @@ impl Inner {
         expected: Version,
         version: Version,
         value: &[u8],
-    ) -> Result<CasOutcome> {
-        settled("write", || {
+    ) -> Result<Written> {
+        let (outcome, after_unanswered) = settled("write", || {
             self.store.replace(key, expected, version, value)
         })
-        .await
+        .await?;
+        Ok(match outcome {
+            CasOutcome::Applied(_) => Written::Applied,
+            CasOutcome::Conflict => Written::Conflict { after_unanswered },
+        })
     }
 
     /// Takes `claim` on `key`, learning the outcome.
@@ -79,6 +98,10 @@ impl Inner {
         limit: u8,
         prefix: &[u8],
     ) -> Result<Option<Claimed>> {
-        settled("attempt", || self.store.claim(key, claim, limit, prefix)).await
+        Ok(
+            settled("attempt", || self.store.claim(key, claim, limit, prefix))
+                .await?
+                .0,
+        )
     }
 }

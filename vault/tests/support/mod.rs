@@ -88,13 +88,24 @@ impl Fixture {
         self.store.load(key).await.unwrap().expect("an entry").value
     }
 
-    /// Overwrites the value under `key`, keeping its TTL, as someone with write access to
-    /// the store can.
+    /// Puts `value` in place of the entry under `key`, as someone with write access to the
+    /// store can: a new entry (an hour's TTL; the record carries its own expiry), so the
+    /// attempts that guesses took on an altered record (a guess is counted before the
+    /// record is checked) do not carry over to the next case.
     pub async fn overwrite(&self, key: &str, value: &[u8]) {
         let current = self.store.load(key).await.unwrap().expect("an entry");
         assert!(matches!(
+            self.store.delete(key, current.version).await.unwrap(),
+            CasOutcome::Applied(_)
+        ));
+        assert!(matches!(
             self.store
-                .replace(key, current.version, pci_vault::Version::random(), value)
+                .create(
+                    key,
+                    pci_vault::Version::random(),
+                    value,
+                    std::time::Duration::from_secs(3600)
+                )
                 .await
                 .unwrap(),
             CasOutcome::Applied(_)
