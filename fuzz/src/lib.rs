@@ -586,15 +586,12 @@ impl StoredSession {
         self.header.state
     }
 
-    /// Attempts taken, as the vault counts them.
+    /// Attempts taken, as the vault counts them: the record's own count and the claims
+    /// beside it (a tombstone keeps the claims of its submitted record).
     pub fn used(&self) -> u8 {
         let h = &self.header;
-        if h.state == SessionState::Submitted {
-            let claimed = u8::try_from(self.claims.len()).unwrap_or(u8::MAX);
-            h.attempts_used.saturating_add(claimed).min(h.max_attempts)
-        } else {
-            h.attempts_used
-        }
+        let claimed = u8::try_from(self.claims.len()).unwrap_or(u8::MAX);
+        h.attempts_used.saturating_add(claimed).min(h.max_attempts)
     }
 
     /// A submitted session whose attempts are all taken: its outcome is on its way, or
