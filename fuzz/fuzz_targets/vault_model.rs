@@ -1423,7 +1423,7 @@ fn session_op(w: &mut World, i: usize, kind: Kind, process_b: bool, faults: Vec<
             if matches!(answer, Some(Ok(()))) {
                 assert_eq!(
                     state_after.filter(|_| !expired),
-                    Some(SessionState::Cancelled).filter(|_| !expired)
+                    (!expired).then_some(SessionState::Cancelled)
                 );
             }
         }
