@@ -2,14 +2,10 @@
 //! Every route takes `Authorization: Bearer <api key>`; the key decides the tenant.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use pci_vault::{
     ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
@@ -19,9 +15,8 @@ use utoipa::ToSchema;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::Agent;
-use crate::customer::{SessionPath, body_error};
 use crate::error::{ApiError, ErrorBody};
-use crate::request::{BodyKind, wipe};
+use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
 
@@ -189,31 +184,6 @@ impl Serialize for RevealedFields<'_> {
     }
 }
 
-/// Reads an optional JSON body: empty means all defaults.
-fn json_body<T: for<'de> Deserialize<'de> + Default>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(BodyKind::of);
-    if kind != Some(BodyKind::Json) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    serde_json::from_slice(body)
-        .map_err(|_| ApiError::BadRequest("the body is not the JSON object this endpoint takes"))
-}
-
-fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiError> {
-    let Path(id) =
-        id.map_err(|_| ApiError::BadRequest("a session id is 43 characters of base64url"))?;
-    Ok(SessionId::parse(&id)?)
-}
-
 /// Creates a session and returns the link for the customer.
 #[utoipa::path(
     post,
@@ -236,11 +206,8 @@ fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiE
 pub async fn create_session(
     State(state): State<AppState>,
     Agent(vault): Agent,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Json(request): Json<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(&r))?;
-    let request: CreateSessionRequest = json_body(&headers, &body)?;
     let options = request.overrides().apply(vault.session_defaults())?;
     let ticket = vault.create_session(&options).await?;
     let created = SessionCreated {
@@ -265,7 +232,7 @@ pub async fn create_session(
     path = "/v1/sessions/{id}",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
+    params(SessionIdPath),
     responses(
         (status = 200, description = "The session", body = SessionView),
         (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
@@ -277,9 +244,8 @@ pub async fn create_session(
 )]
 pub async fn get_session(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
-    let id = session_id(id)?;
     let status = vault.status(&id).await?;
     Ok(axum::Json(SessionView::new(&id, &status)))
 }
@@ -290,7 +256,7 @@ pub async fn get_session(
     path = "/v1/sessions/{id}/reveal",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
+    params(SessionIdPath),
     request_body(content = RevealRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The clear form; the stored data is destroyed", body = RevealResponse<'static>),
@@ -311,26 +277,13 @@ pub async fn get_session(
 )]
 pub async fn reveal(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    SessionIdPath(id): SessionIdPath,
+    Json(request): Json<Option<RevealRequest>>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(&r))?;
-    let id = session_id(id);
-    let request = if body.is_empty() {
-        Err(ApiError::BadRequest(
-            "the body must be {\"pin\": \"<digits>\"}",
-        ))
-    } else {
-        json_body::<Option<RevealRequest>>(&headers, &body).and_then(|r| {
-            r.ok_or(ApiError::BadRequest(
-                "the body must be {\"pin\": \"<digits>\"}",
-            ))
-        })
-    };
-    wipe(body);
-    let id = id?;
-    let pin = Pin::parse(&request?.pin)?;
+    let request = request.ok_or(ApiError::BadRequest(
+        "the body must be {\"pin\": \"<digits>\"}",
+    ))?;
+    let pin = Pin::parse(&request.pin)?;
     let form = vault.reveal(&id, &pin).await?;
     let id_text = id.to_string();
     let capacity = 256
@@ -355,7 +308,7 @@ pub async fn reveal(
     path = "/v1/sessions/{id}",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
+    params(SessionIdPath),
     responses(
         (status = 204, description = "Cancelled (again, if it already was)"),
         (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
@@ -369,26 +322,8 @@ pub async fn reveal(
 )]
 pub async fn cancel(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(id)?;
     vault.cancel(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Middleware on the reveal route: the per-client limit, checked before anything else
-/// (before the API key, so key guessing is limited too).
-pub async fn limit_reveal(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match state.reveal_limit().check(peer.ip()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => {
-            state.metrics().rate_limited(state.reveal_limit().name());
-            e.into_response()
-        }
-    }
 }
