@@ -7,15 +7,18 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{
-    ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
+    ErrorCode, ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState,
+    SessionStatus,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
+use utoipa::IntoResponses;
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Response as ApiResponse};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::Agent;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, error_responses};
 use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
@@ -195,12 +198,7 @@ impl Serialize for RevealedFields<'_> {
     responses(
         (status = 201, description = "Created", body = SessionCreated,
             headers(("Location" = String, description = "The session's API URL"))),
-        (status = 400, description = "INVALID_ARGUMENT", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", body = ErrorBody),
+        CreateErrors,
     )
 )]
 pub async fn create_session(
@@ -233,14 +231,7 @@ pub async fn create_session(
     tag = "agent",
     security(("api_key" = [])),
     params(SessionIdPath),
-    responses(
-        (status = 200, description = "The session", body = SessionView),
-        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 404, description = "Unknown, expired or another tenant's (NOT_FOUND)", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    responses((status = 200, description = "The session", body = SessionView), StatusErrors)
 )]
 pub async fn get_session(
     Agent(vault): Agent,
@@ -260,19 +251,7 @@ pub async fn get_session(
     request_body(content = RevealRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The clear form; the stored data is destroyed", body = RevealResponse<'static>),
-        (status = 400, description = "Malformed id, body or PIN (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 403, description = "WRONG_PIN, with attempts_left", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 409, description = "NOT_SUBMITTED", body = ErrorBody),
-        (status = 410, description = "ALREADY_REVEALED or CANCELLED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
+        RevealErrors,
     )
 )]
 pub async fn reveal(
@@ -309,16 +288,7 @@ pub async fn reveal(
     tag = "agent",
     security(("api_key" = [])),
     params(SessionIdPath),
-    responses(
-        (status = 204, description = "Cancelled (again, if it already was)"),
-        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 410, description = "ALREADY_REVEALED", body = ErrorBody),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    responses((status = 204, description = "Cancelled (again, if it already was)"), CancelErrors)
 )]
 pub async fn cancel(
     Agent(vault): Agent,
@@ -326,4 +296,89 @@ pub async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     vault.cancel(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The errors of `create_session`.
+struct CreateErrors;
+
+impl IntoResponses for CreateErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        use ErrorCode::*;
+        let own = [
+            ApiError::Unauthorized,
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+        ];
+        let codes = [
+            InvalidArgument,
+            KeyUnavailable,
+            StoreUnavailable,
+            CapacityExceeded,
+        ];
+        error_responses(&codes, &own, &[])
+    }
+}
+
+/// The errors of `get_session`.
+struct StatusErrors;
+
+impl IntoResponses for StatusErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        use ErrorCode::*;
+        let codes = [
+            InvalidArgument,
+            NotFound,
+            KeyUnavailable,
+            IntegrityError,
+            StoreUnavailable,
+        ];
+        error_responses(&codes, &[ApiError::Unauthorized], &[])
+    }
+}
+
+/// The errors of `reveal`.
+struct RevealErrors;
+
+impl IntoResponses for RevealErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        use ErrorCode::*;
+        let own = [
+            ApiError::Unauthorized,
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+        ];
+        let codes = [
+            InvalidArgument,
+            WrongPin,
+            NotFound,
+            NotSubmitted,
+            AlreadyRevealed,
+            Cancelled,
+            Locked,
+            KeyUnavailable,
+            IntegrityError,
+            StoreUnavailable,
+        ];
+        error_responses(&codes, &own, &[])
+    }
+}
+
+/// The errors of `cancel`.
+struct CancelErrors;
+
+impl IntoResponses for CancelErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        use ErrorCode::*;
+        let codes = [
+            InvalidArgument,
+            NotFound,
+            AlreadyRevealed,
+            Locked,
+            KeyUnavailable,
+            IntegrityError,
+            StoreUnavailable,
+        ];
+        error_responses(&codes, &[ApiError::Unauthorized], &[])
+    }
 }

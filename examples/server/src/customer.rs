@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pci_vault::{Error, SessionId};
+use pci_vault::{Error, ErrorCode, SessionId};
 use serde::Serialize;
+use utoipa::IntoResponses;
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Response as ApiResponse};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, error_responses};
 use crate::extract::{SessionIdPath, WipedBody, body_kind};
 use crate::i18n::Lang;
 use crate::pages::{self, FormProblems, Message};
@@ -122,33 +124,8 @@ pub async fn form_page(
             (SubmitResponse<'static> = "application/json"),
             (String = "text/html"),
         )),
-        (status = 400, description = "Malformed id or body (INVALID_ARGUMENT)", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
         (status = 403, description = "A form POST from another origin", content_type = "text/html", body = String),
-        (status = 404, description = "Unknown or expired session (NOT_FOUND); the neutral page for the form", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
-        (status = 409, description = "ALREADY_SUBMITTED", body = ErrorBody),
-        (status = 410, description = "CANCELLED or ALREADY_REVEALED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor urlencoded", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED, per field", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED; see Retry-After", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        ), headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
+        SubmitErrors,
     )
 )]
 pub async fn submit(
@@ -247,4 +224,33 @@ async fn submit_json(
         expires_at: rfc3339(receipt.expires_at),
     };
     Ok(secret_json(StatusCode::OK, &body, 128))
+}
+
+/// The errors of `submit`: JSON for a custom front end, and a page for the page's own form
+/// where the customer has something to read.
+struct SubmitErrors;
+
+impl IntoResponses for SubmitErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        use ErrorCode::*;
+        let own = [
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+        ];
+        let codes = [
+            InvalidArgument,
+            NotFound,
+            AlreadySubmitted,
+            AlreadyRevealed,
+            Cancelled,
+            ValidationFailed,
+            Locked,
+            KeyUnavailable,
+            IntegrityError,
+            StoreUnavailable,
+            CapacityExceeded,
+        ];
+        error_responses(&codes, &own, &[400, 404, 422, 429, 503])
+    }
 }

@@ -12,9 +12,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{Error, ErrorCode};
 use serde::Serialize;
-use utoipa::ToSchema;
-use utoipa::openapi::RefOr;
+use std::collections::BTreeMap;
+
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Content, Ref, RefOr, Response as ApiResponse, ResponseBuilder};
+use utoipa::{PartialSchema, ToSchema};
 
 /// Every error the HTTP layer answers with.
 #[derive(Debug)]
@@ -144,49 +147,46 @@ impl ToSchema for WireCode {
 }
 
 impl ApiError {
+    /// The status and stable code this error answers with: the one table that both the
+    /// responses and the OpenAPI document read.
+    pub fn status(&self) -> (StatusCode, WireCode) {
+        let invalid = WireCode::from(ErrorCode::InvalidArgument);
+        match self {
+            ApiError::Vault(e) => (status_of(e.code()), e.code().into()),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, invalid),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, invalid),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, invalid),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, ErrorCode::NotFound.into()),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, invalid),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, WireCode::UNAUTHORIZED),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, WireCode::RATE_LIMITED),
+        }
+    }
+
+    /// The text a client sees; never a field value, a PIN, a key or a session id.
+    fn message(&self) -> String {
+        match self {
+            ApiError::Vault(e) => public_message(e),
+            ApiError::BadRequest(m) => (*m).to_owned(),
+            ApiError::PayloadTooLarge => "the request body is too large".to_owned(),
+            ApiError::UnsupportedMediaType => {
+                "unsupported content type: send application/json".to_owned()
+            }
+            ApiError::NoRoute => "no such endpoint".to_owned(),
+            ApiError::MethodNotAllowed => "method not allowed on this endpoint".to_owned(),
+            ApiError::Unauthorized => {
+                "a valid API key is required: Authorization: Bearer <key>".to_owned()
+            }
+            ApiError::RateLimited { retry_after } => {
+                format!("too many requests; retry after {retry_after} s")
+            }
+        }
+    }
+
     /// The status and body of this error.
     pub fn parts(&self) -> (StatusCode, ErrorBody) {
-        let (status, code, message) = match self {
-            ApiError::Vault(e) => {
-                let code = e.code();
-                (status_of(code), WireCode::from(code), public_message(e))
-            }
-            ApiError::BadRequest(m) => (
-                StatusCode::BAD_REQUEST,
-                WireCode::from(ErrorCode::InvalidArgument),
-                (*m).to_owned(),
-            ),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "the request body is too large".to_owned(),
-            ),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "unsupported content type: send application/json".to_owned(),
-            ),
-            ApiError::NoRoute => (
-                StatusCode::NOT_FOUND,
-                WireCode::from(ErrorCode::NotFound),
-                "no such endpoint".to_owned(),
-            ),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "method not allowed on this endpoint".to_owned(),
-            ),
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                WireCode::UNAUTHORIZED,
-                "a valid API key is required: Authorization: Bearer <key>".to_owned(),
-            ),
-            ApiError::RateLimited { retry_after } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                WireCode::RATE_LIMITED,
-                format!("too many requests; retry after {retry_after} s"),
-            ),
-        };
+        let (status, code) = self.status();
+        let message = self.message();
         let (attempts_left, fields) = match self {
             ApiError::Vault(Error::WrongPin { attempts_left }) => (Some(*attempts_left), None),
             ApiError::Vault(Error::ValidationFailed { fields }) => (
@@ -233,6 +233,55 @@ fn public_message(e: &Error) -> String {
         }
         _ => e.to_string(),
     }
+}
+
+/// The OpenAPI error responses of an operation that fails with the vault's `codes` and the
+/// server's `own` errors, one per status, from the same mapping that answers them
+/// ([`ApiError::status`]). Statuses in `pages` are also answered with an HTML page.
+pub fn error_responses(
+    codes: &[ErrorCode],
+    own: &[ApiError],
+    pages: &[u16],
+) -> BTreeMap<String, RefOr<ApiResponse>> {
+    let mut statuses: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    let vault = codes
+        .iter()
+        .map(|&code| (status_of(code), code.to_string()));
+    let server = own.iter().map(|e| {
+        let (status, code) = e.status();
+        match e {
+            ApiError::PayloadTooLarge | ApiError::UnsupportedMediaType => {
+                (status, format!("{}: {}", code.as_str(), e.message()))
+            }
+            _ => (status, code.as_str().to_owned()),
+        }
+    });
+    for (status, text) in vault.chain(server) {
+        let texts = statuses.entry(status.as_u16()).or_default();
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    let json = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    let page = Content::new(Some(ObjectBuilder::new().schema_type(Type::String)));
+    statuses
+        .into_iter()
+        .map(|(status, texts)| {
+            let mut response = ResponseBuilder::new()
+                .description(texts.join(" or "))
+                .content("application/json", json.clone());
+            if pages.contains(&status) {
+                response = response.content("text/html", page.clone());
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+                let wait = HeaderBuilder::new()
+                    .schema(Some(<u64 as PartialSchema>::schema()))
+                    .description(Some("Seconds to wait"));
+                response = response.header("Retry-After", wait.build());
+            }
+            (status.to_string(), RefOr::T(response.build()))
+        })
+        .collect()
 }
 
 impl IntoResponse for ApiError {

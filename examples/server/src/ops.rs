@@ -5,12 +5,15 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::openapi::RefOr;
+use std::collections::BTreeMap;
+
+use pci_vault::ErrorCode;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{RefOr, Response as ApiResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, error_responses};
 use crate::state::AppState;
 
 /// The answer of `/healthz` and `/readyz`.
@@ -36,14 +39,20 @@ pub async fn healthz() -> axum::Json<Health> {
     get,
     path = "/readyz",
     tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    responses((status = 200, description = "Ready", body = Health), ReadyErrors)
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.vault().ping().await?;
     Ok(axum::Json(Health { status: "ready" }))
+}
+
+/// The errors of `readyz`.
+struct ReadyErrors;
+
+impl IntoResponses for ReadyErrors {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        error_responses(&[ErrorCode::StoreUnavailable], &[], &[])
+    }
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.
@@ -106,6 +115,7 @@ pub async fn openapi() -> Response {
         metrics,
         openapi,
     ),
+    components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &SessionLinks),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),
