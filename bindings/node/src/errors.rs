@@ -54,16 +54,18 @@ impl Failure {
             }
             Failure::Vault(error) => {
                 let mut object = env.create_error(napi::Error::from_reason(error.to_string()))?;
-                match &error {
-                    Error::WrongPin { attempts_left } => {
-                        object.set("attemptsLeft", u32::from(*attempts_left))?;
-                    }
-                    Error::ValidationFailed { fields } => {
-                        let problems: Vec<FieldProblem> =
-                            fields.iter().map(FieldProblem::from).collect();
-                        object.set("fields", problems)?;
-                    }
-                    _ => {}
+                if let Some(attempts_left) = error.attempts_left() {
+                    object.set("attemptsLeft", u32::from(attempts_left))?;
+                }
+                if let Some(fields) = error.field_problems() {
+                    let problems: Vec<FieldProblem> = fields
+                        .into_iter()
+                        .map(|(field, reason)| FieldProblem {
+                            field,
+                            reason: reason.to_owned(),
+                        })
+                        .collect();
+                    object.set("fields", problems)?;
                 }
                 (object, error.code())
             }

@@ -13,8 +13,9 @@ use pci_vault::{
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::IntoResponses;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, Response as ApiResponse};
+use utoipa::{PartialSchema, ToSchema};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::Agent;
@@ -58,28 +59,27 @@ impl CreateSessionRequest {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs, reason = "the variants are the states of DESIGN §4.2")]
-pub enum StateName {
-    Pending,
-    Submitted,
-    Revealed,
-    Cancelled,
-    Locked,
-}
+/// A session's state on the wire: `pending`, `submitted`, `revealed`, `cancelled` or
+/// `locked`, as the core spells it.
+#[derive(Debug, Clone, Copy)]
+pub struct StateName(SessionState);
 
-impl From<SessionState> for StateName {
-    fn from(s: SessionState) -> Self {
-        match s {
-            SessionState::Pending => StateName::Pending,
-            SessionState::Submitted => StateName::Submitted,
-            SessionState::Revealed => StateName::Revealed,
-            SessionState::Cancelled => StateName::Cancelled,
-            SessionState::Locked => StateName::Locked,
-        }
+impl Serialize for StateName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
     }
 }
+
+impl PartialSchema for StateName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(SessionState::ALL.map(SessionState::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for StateName {}
 
 /// A new session.
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,22 +123,13 @@ impl SessionView {
     fn new(id: &SessionId, status: &SessionStatus) -> Self {
         SessionView {
             id: id.to_string(),
-            state: status.state.into(),
+            state: StateName(status.state),
             created_at: rfc3339(status.created_at),
             expires_at: rfc3339(status.expires_at),
             submitted_at: status.submitted_at.map(rfc3339),
             attempts_left: status.attempts_left,
-            metadata: status
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            fields: status
-                .form
-                .fields()
-                .iter()
-                .map(|f| f.name().to_owned())
-                .collect(),
+            metadata: status.metadata_pairs().collect(),
+            fields: status.field_names(),
         }
     }
 }
@@ -211,7 +202,7 @@ pub async fn create_session(
     let created = SessionCreated {
         id: ticket.id.to_string(),
         url: state.public_url().form_link(&ticket.id),
-        state: StateName::Pending,
+        state: StateName(SessionState::Pending),
         expires_at: rfc3339(ticket.expires_at),
     };
     let location = HeaderValue::try_from(format!("/v1/sessions/{}", ticket.id))
@@ -273,9 +264,9 @@ pub async fn reveal(
     let body = RevealResponse {
         id: &id_text,
         fields: RevealedFields(&form),
-        card: form.card().map(|c| CardView {
-            brand: c.brand.as_str(),
-            masked_number: c.masked_number.clone(),
+        card: form.card_view().map(|(brand, masked_number)| CardView {
+            brand,
+            masked_number,
         }),
     };
     Ok(secret_json(StatusCode::OK, &body, capacity))

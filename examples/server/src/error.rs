@@ -187,22 +187,20 @@ impl ApiError {
     pub fn parts(&self) -> (StatusCode, ErrorBody) {
         let (status, code) = self.status();
         let message = self.message();
-        let (attempts_left, fields) = match self {
-            ApiError::Vault(Error::WrongPin { attempts_left }) => (Some(*attempts_left), None),
-            ApiError::Vault(Error::ValidationFailed { fields }) => (
-                None,
-                Some(
-                    fields
-                        .iter()
-                        .map(|f| FieldErrorBody {
-                            field: f.field.clone(),
-                            reason: f.reason.as_str().to_owned(),
-                        })
-                        .collect(),
-                ),
-            ),
-            _ => (None, None),
+        let vault = match self {
+            ApiError::Vault(e) => Some(e),
+            _ => None,
         };
+        let attempts_left = vault.and_then(Error::attempts_left);
+        let fields = vault.and_then(Error::field_problems).map(|fields| {
+            fields
+                .into_iter()
+                .map(|(field, reason)| FieldErrorBody {
+                    field,
+                    reason: reason.to_owned(),
+                })
+                .collect()
+        });
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
