@@ -1,6 +1,6 @@
 //! The one place where failures become JavaScript errors.
 //!
-//! Every error the binding hands to JavaScript carries `code`, a stable code of DESIGN §4.6
+//! Every error the binding hands to JavaScript carries `code`, a stable code of `pci_vault::ErrorCode`
 //! (`err.code === 'WRONG_PIN'`), plus `attemptsLeft` for `WRONG_PIN` and `fields` for
 //! `VALIDATION_FAILED`. An argument of the wrong JavaScript type is a `TypeError` with code
 //! `INVALID_ARGUMENT`. Messages come from the core or name the argument; none repeats a

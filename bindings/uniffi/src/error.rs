@@ -2,7 +2,7 @@
 
 use pci_vault::{Error, ErrorCode};
 
-/// Why a vault call failed. Each variant is one stable code of the vault (DESIGN §4.6),
+/// Why a vault call failed. Each variant is one stable code of the vault (`pci_vault::ErrorCode`),
 /// carried in `code` with the same spelling as in Rust, Node and the HTTP API; `message` is
 /// the vault's text, which never contains a field value, a PIN, a key or a session id.
 ///

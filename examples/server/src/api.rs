@@ -1,4 +1,4 @@
-//! The agent API (DESIGN §6.2): create a session, follow it, reveal it once, cancel it.
+//! The agent API: create a session, follow it, reveal it once, cancel it.
 //! Every route takes `Authorization: Bearer <api key>`; the key decides the tenant.
 
 use std::collections::BTreeMap;

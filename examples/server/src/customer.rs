@@ -1,4 +1,4 @@
-//! The customer side (DESIGN §6.1): the secure form page and its submission.
+//! The customer side: the secure form page and its submission.
 //!
 //! `GET /forms/{id}` only reads, so a chat's link preview cannot use up a link; unknown,
 //! expired, malformed and already used links all get the same neutral 404 page.

@@ -1,4 +1,5 @@
-//! Errors of the HTTP API: one JSON shape (DESIGN §6.3) with the stable codes of §4.6.
+//! Errors of the HTTP API: one JSON shape with the stable codes of
+//! [`pci_vault::ErrorCode`] and two of the server's own.
 //!
 //! ```json
 //! {"error": {"code": "WRONG_PIN", "message": "wrong PIN; 3 attempt(s) left", "attempts_left": 3}}
@@ -22,7 +23,7 @@ use utoipa::{PartialSchema, ToSchema};
 /// Every error the HTTP layer answers with.
 #[derive(Debug)]
 pub enum ApiError {
-    /// An error of the vault, answered with its code and the status of §4.6.
+    /// An error of the vault, answered with its code and the status of [`status_of`].
     Vault(Error),
     /// The request itself is malformed (JSON, id, PIN, option): `INVALID_ARGUMENT`.
     BadRequest(&'static str),
@@ -49,7 +50,7 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The HTTP status of a vault error code (DESIGN §4.6).
+/// The HTTP status of a vault error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -76,7 +77,7 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable code (DESIGN §4.6).
+    /// A stable code: the library's, `UNAUTHORIZED` or `RATE_LIMITED`.
     #[schema(example = "WRONG_PIN")]
     pub code: WireCode,
     /// Human text. Never contains a field value, a PIN, a key or a session id.
@@ -134,7 +135,9 @@ impl utoipa::PartialSchema for WireCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("A stable error code (DESIGN §4.6)"))
+            .description(Some(
+                "A stable error code: the library's, UNAUTHORIZED or RATE_LIMITED",
+            ))
             .enum_values(Some(WireCode::all().map(WireCode::as_str)))
             .into()
     }

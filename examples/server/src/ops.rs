@@ -1,4 +1,4 @@
-//! Operations (DESIGN §6.4): liveness, readiness, metrics, the OpenAPI document, and the
+//! Operations: liveness, readiness, metrics, the OpenAPI document, and the
 //! static files of the pages.
 
 use axum::extract::State;
