@@ -7,19 +7,17 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{
-    ErrorCode, ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState,
-    SessionStatus,
+    ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use utoipa::IntoResponses;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::{RefOr, Response as ApiResponse};
 use utoipa::{PartialSchema, ToSchema};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::Agent;
-use crate::error::{ApiError, error_responses};
+use crate::error::{ApiError, documented_errors};
 use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
@@ -289,87 +287,45 @@ pub async fn cancel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The errors of `create_session`.
-struct CreateErrors;
-
-impl IntoResponses for CreateErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        use ErrorCode::*;
-        let own = [
-            ApiError::Unauthorized,
-            ApiError::PayloadTooLarge,
-            ApiError::UnsupportedMediaType,
-        ];
-        let codes = [
-            InvalidArgument,
-            KeyUnavailable,
-            StoreUnavailable,
-            CapacityExceeded,
-        ];
-        error_responses(&codes, &own, &[])
+documented_errors! {
+    /// The errors of `create_session`.
+    CreateErrors {
+        codes: [InvalidArgument, KeyUnavailable, StoreUnavailable, CapacityExceeded],
+        own: [
+            ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+        ],
     }
 }
 
-/// The errors of `get_session`.
-struct StatusErrors;
-
-impl IntoResponses for StatusErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        use ErrorCode::*;
-        let codes = [
-            InvalidArgument,
-            NotFound,
-            KeyUnavailable,
-            IntegrityError,
-            StoreUnavailable,
-        ];
-        error_responses(&codes, &[ApiError::Unauthorized], &[])
+documented_errors! {
+    /// The errors of `get_session`.
+    StatusErrors {
+        codes: [InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable],
+        own: [ApiError::Unauthorized],
     }
 }
 
-/// The errors of `reveal`.
-struct RevealErrors;
-
-impl IntoResponses for RevealErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        use ErrorCode::*;
-        let own = [
-            ApiError::Unauthorized,
-            ApiError::PayloadTooLarge,
-            ApiError::UnsupportedMediaType,
+documented_errors! {
+    /// The errors of `reveal`.
+    RevealErrors {
+        codes: [
+            InvalidArgument, WrongPin, NotFound, NotSubmitted, AlreadyRevealed, Cancelled,
+            Locked, KeyUnavailable, IntegrityError, StoreUnavailable,
+        ],
+        own: [
+            ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
             ApiError::RateLimited { retry_after: 1 },
-        ];
-        let codes = [
-            InvalidArgument,
-            WrongPin,
-            NotFound,
-            NotSubmitted,
-            AlreadyRevealed,
-            Cancelled,
-            Locked,
-            KeyUnavailable,
-            IntegrityError,
-            StoreUnavailable,
-        ];
-        error_responses(&codes, &own, &[])
+        ],
     }
 }
 
-/// The errors of `cancel`.
-struct CancelErrors;
-
-impl IntoResponses for CancelErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        use ErrorCode::*;
-        let codes = [
-            InvalidArgument,
-            NotFound,
-            AlreadyRevealed,
-            Locked,
-            KeyUnavailable,
-            IntegrityError,
+documented_errors! {
+    /// The errors of `cancel`.
+    CancelErrors {
+        codes: [
+            InvalidArgument, NotFound, AlreadyRevealed, Locked, KeyUnavailable, IntegrityError,
             StoreUnavailable,
-        ];
-        error_responses(&codes, &[ApiError::Unauthorized], &[])
+        ],
+        own: [ApiError::Unauthorized],
     }
 }

@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pci_vault::{Error, ErrorCode, SessionId};
+use pci_vault::{Error, SessionId};
 use serde::Serialize;
-use utoipa::IntoResponses;
 use utoipa::ToSchema;
-use utoipa::openapi::{RefOr, Response as ApiResponse};
 
-use crate::error::{ApiError, error_responses};
+use crate::error::{ApiError, documented_errors};
 use crate::extract::{SessionIdPath, WipedBody, body_kind};
 use crate::i18n::Lang;
 use crate::pages::{self, FormProblems, Message};
@@ -226,31 +224,19 @@ async fn submit_json(
     Ok(secret_json(StatusCode::OK, &body, 128))
 }
 
-/// The errors of `submit`: JSON for a custom front end, and a page for the page's own form
-/// where the customer has something to read.
-struct SubmitErrors;
-
-impl IntoResponses for SubmitErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        use ErrorCode::*;
-        let own = [
-            ApiError::PayloadTooLarge,
-            ApiError::UnsupportedMediaType,
-            ApiError::RateLimited { retry_after: 1 },
-        ];
-        let codes = [
-            InvalidArgument,
-            NotFound,
-            AlreadySubmitted,
-            AlreadyRevealed,
-            Cancelled,
-            ValidationFailed,
-            Locked,
-            KeyUnavailable,
-            IntegrityError,
-            StoreUnavailable,
+documented_errors! {
+    /// The errors of `submit`: JSON for a custom front end, and a page for the page's own form
+    /// where the customer has something to read.
+    SubmitErrors {
+        codes: [
+            InvalidArgument, NotFound, AlreadySubmitted, AlreadyRevealed, Cancelled,
+            ValidationFailed, Locked, KeyUnavailable, IntegrityError, StoreUnavailable,
             CapacityExceeded,
-        ];
-        error_responses(&codes, &own, &[400, 404, 422, 429, 503])
+        ],
+        own: [
+            ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+        ],
+        pages: [400, 404, 422, 429, 503],
     }
 }

@@ -285,6 +285,34 @@ pub fn error_responses(
         .collect()
 }
 
+/// Declares a type whose OpenAPI responses are the [`error_responses`] of an operation: the
+/// vault codes it fails with, the server's own errors, and the statuses it also answers with
+/// an HTML page.
+macro_rules! documented_errors {
+    ($(#[$doc:meta])* $name:ident {
+        codes: [$($code:ident),* $(,)?],
+        own: [$($own:expr),* $(,)?]
+        $(, pages: [$($page:literal),* $(,)?])? $(,)?
+    }) => {
+        $(#[$doc])*
+        struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                $crate::error::error_responses(
+                    &[$(pci_vault::ErrorCode::$code),*],
+                    &[$($own),*],
+                    &[$($($page),*)?],
+                )
+            }
+        }
+    };
+}
+pub(crate) use documented_errors;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.parts();

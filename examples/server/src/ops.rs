@@ -5,15 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
-use pci_vault::ErrorCode;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Response as ApiResponse};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::error::{ApiError, ErrorBody, error_responses};
+use crate::error::{ApiError, ErrorBody, documented_errors};
 use crate::state::AppState;
 
 /// The answer of `/healthz` and `/readyz`.
@@ -46,12 +44,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
     Ok(axum::Json(Health { status: "ready" }))
 }
 
-/// The errors of `readyz`.
-struct ReadyErrors;
-
-impl IntoResponses for ReadyErrors {
-    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
-        error_responses(&[ErrorCode::StoreUnavailable], &[], &[])
+documented_errors! {
+    /// The errors of `readyz`.
+    ReadyErrors {
+        codes: [StoreUnavailable],
+        own: [],
     }
 }
 
