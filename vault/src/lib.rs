@@ -20,6 +20,7 @@ pub mod session;
 pub mod store;
 mod tenant;
 mod vault;
+mod wire;
 
 pub use audit::{Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, TracingAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};

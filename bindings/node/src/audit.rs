@@ -12,7 +12,7 @@ use napi::ValueType;
 use napi::bindgen_prelude::{FromNapiValue, Function, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use pci_vault::{AuditEvent, AuditOutcome, AuditSink};
+use pci_vault::{AuditEvent, AuditSink};
 
 use crate::args::Arg;
 use crate::errors::Failure;
@@ -43,10 +43,7 @@ impl From<&AuditEvent> for AuditRecord {
     fn from(event: &AuditEvent) -> Self {
         AuditRecord {
             action: event.action.as_str().to_owned(),
-            outcome: match event.outcome {
-                AuditOutcome::Success => String::from("success"),
-                AuditOutcome::Failure(code) => code.as_str().to_owned(),
-            },
+            outcome: event.outcome.as_str().to_owned(),
             session_ref: event.session_ref.clone(),
             tenant: event.tenant.as_str().to_owned(),
             actor: event.actor.as_str().to_owned(),

@@ -1,6 +1,6 @@
 //! The one place where failures become JavaScript errors.
 //!
-//! Every error the binding hands to JavaScript carries `code`, a stable code of DESIGN §4.6
+//! Every error the binding hands to JavaScript carries `code`, a stable code of `pci_vault::ErrorCode`
 //! (`err.code === 'WRONG_PIN'`), plus `attemptsLeft` for `WRONG_PIN` and `fields` for
 //! `VALIDATION_FAILED`. An argument of the wrong JavaScript type is a `TypeError` with code
 //! `INVALID_ARGUMENT`. Messages come from the core or name the argument; none repeats a
@@ -54,16 +54,18 @@ impl Failure {
             }
             Failure::Vault(error) => {
                 let mut object = env.create_error(napi::Error::from_reason(error.to_string()))?;
-                match &error {
-                    Error::WrongPin { attempts_left } => {
-                        object.set("attemptsLeft", u32::from(*attempts_left))?;
-                    }
-                    Error::ValidationFailed { fields } => {
-                        let problems: Vec<FieldProblem> =
-                            fields.iter().map(FieldProblem::from).collect();
-                        object.set("fields", problems)?;
-                    }
-                    _ => {}
+                if let Some(attempts_left) = error.attempts_left() {
+                    object.set("attemptsLeft", u32::from(attempts_left))?;
+                }
+                if let Some(fields) = error.field_problems() {
+                    let problems: Vec<FieldProblem> = fields
+                        .into_iter()
+                        .map(|(field, reason)| FieldProblem {
+                            field,
+                            reason: reason.to_owned(),
+                        })
+                        .collect();
+                    object.set("fields", problems)?;
                 }
                 (object, error.code())
             }

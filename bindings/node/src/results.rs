@@ -5,7 +5,7 @@ use napi::Env;
 use napi::JsString;
 use napi::bindgen_prelude::{BufferSlice, JsObjectValue, Object};
 use napi_derive::napi;
-use pci_vault::{ExposeSecret, FieldError, Receipt, RevealedForm, Ticket};
+use pci_vault::{ExposeSecret, Receipt, RevealedForm, Ticket};
 
 /// A new session: its id, for the link `{publicBaseUrl}/forms/{id}`, and when it expires.
 #[napi(object, object_from_js = false)]
@@ -56,17 +56,8 @@ impl From<pci_vault::SessionStatus> for SessionStatus {
             submitted_at: status.submitted_at.map(Into::into),
             expires_at: status.expires_at.into(),
             attempts_left: u32::from(status.attempts_left),
-            metadata: status
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            fields: status
-                .form
-                .fields()
-                .iter()
-                .map(|f| f.name().to_owned())
-                .collect(),
+            metadata: status.metadata_pairs().collect(),
+            fields: status.field_names(),
         }
     }
 }
@@ -102,9 +93,10 @@ pub struct CardSummary {
 }
 
 fn card_summary(form: &RevealedForm) -> Option<CardSummary> {
-    form.card().map(|card| CardSummary {
-        brand: card.brand.as_str().to_owned(),
-        masked_number: card.masked_number.clone(),
+    let (brand, masked_number) = form.card_view()?;
+    Some(CardSummary {
+        brand: brand.to_owned(),
+        masked_number,
     })
 }
 
@@ -171,13 +163,4 @@ pub(crate) struct FieldProblem {
     /// Why: `required`, `too_long`, `characters`, `length`, `luhn`, `unknown_brand`,
     /// `format`, `month`, `expired`, `too_far` or `cvc_length`.
     pub reason: String,
-}
-
-impl From<&FieldError> for FieldProblem {
-    fn from(error: &FieldError) -> Self {
-        FieldProblem {
-            field: error.field.clone(),
-            reason: error.reason.as_str().to_owned(),
-        }
-    }
 }

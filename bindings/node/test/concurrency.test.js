@@ -1,5 +1,5 @@
 'use strict';
-// The invariants of DESIGN §4.3 hold when Node fires many calls at once: one reveal, one
+// The invariants of docs/ARCHITECTURE.md ("Why the invariants hold") hold when Node fires many calls at once: one reveal, one
 // submission, at most max_attempts PIN guesses evaluated.
 
 const { describe, test } = require('node:test');

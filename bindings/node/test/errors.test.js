@@ -1,5 +1,5 @@
 'use strict';
-// Every error code of DESIGN §4.6 the library produces is reachable from Node, as an Error
+// Every stable error code the library produces (`pci_vault::ErrorCode`) is reachable from Node, as an Error
 // with the right `code`, `attemptsLeft` for WRONG_PIN, `fields` for VALIDATION_FAILED, and
 // a message that repeats no card data, PIN, key or session id.
 

@@ -1,5 +1,5 @@
 'use strict';
-// The whole flow of DESIGN §1 through the binding, on the memory store and on Redis.
+// The whole flow (create, submit, reveal; docs/ARCHITECTURE.md) through the binding, on the memory store and on Redis.
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');

@@ -25,7 +25,7 @@ const TEST_CARDS = JSON.parse(
   fs.readFileSync(path.join(__dirname, '../../../vault/tests/data/test-cards.json'), 'utf8'),
 );
 
-/** Every error code the library produces (DESIGN §4.6). */
+/** Every error code the library produces (`pci_vault::ErrorCode`). */
 const ERROR_CODES = [
   'NOT_FOUND', 'ALREADY_SUBMITTED', 'NOT_SUBMITTED', 'ALREADY_REVEALED', 'CANCELLED', 'LOCKED',
   'WRONG_PIN', 'VALIDATION_FAILED', 'INVALID_ARGUMENT', 'STORE_UNAVAILABLE', 'KEY_UNAVAILABLE',

@@ -2,7 +2,7 @@
 
 use pci_vault::{Error, ErrorCode};
 
-/// Why a vault call failed. Each variant is one stable code of the vault (DESIGN §4.6),
+/// Why a vault call failed. Each variant is one stable code of the vault (`pci_vault::ErrorCode`),
 /// carried in `code` with the same spelling as in Rust, Node and the HTTP API; `message` is
 /// the vault's text, which never contains a field value, a PIN, a key or a session id.
 ///
@@ -165,37 +165,40 @@ impl From<Error> for VaultError {
     fn from(err: Error) -> Self {
         let code = err.code().as_str().to_owned();
         let message = err.to_string();
-        match err {
-            Error::WrongPin { attempts_left } => VaultError::WrongPin {
+        if let Some(attempts_left) = err.attempts_left() {
+            return VaultError::WrongPin {
                 code,
                 message,
                 attempts_left,
-            },
-            Error::ValidationFailed { fields } => VaultError::ValidationFailed {
+            };
+        }
+        if let Some(fields) = err.field_problems() {
+            let fields = fields
+                .into_iter()
+                .map(|(field, reason)| FieldError {
+                    field,
+                    reason: reason.to_owned(),
+                })
+                .collect();
+            return VaultError::ValidationFailed {
                 code,
                 message,
-                fields: fields
-                    .into_iter()
-                    .map(|f| FieldError {
-                        field: f.field,
-                        reason: f.reason.as_str().to_owned(),
-                    })
-                    .collect(),
-            },
-            other => match other.code() {
-                ErrorCode::NotFound => VaultError::NotFound { code, message },
-                ErrorCode::AlreadySubmitted => VaultError::AlreadySubmitted { code, message },
-                ErrorCode::NotSubmitted => VaultError::NotSubmitted { code, message },
-                ErrorCode::AlreadyRevealed => VaultError::AlreadyRevealed { code, message },
-                ErrorCode::Cancelled => VaultError::Cancelled { code, message },
-                ErrorCode::Locked => VaultError::Locked { code, message },
-                ErrorCode::InvalidArgument => VaultError::InvalidArgument { code, message },
-                ErrorCode::StoreUnavailable => VaultError::StoreUnavailable { code, message },
-                ErrorCode::CapacityExceeded => VaultError::CapacityExceeded { code, message },
-                ErrorCode::KeyUnavailable => VaultError::KeyUnavailable { code, message },
-                ErrorCode::IntegrityError => VaultError::IntegrityError { code, message },
-                _ => VaultError::Other { code, message },
-            },
+                fields,
+            };
+        }
+        match err.code() {
+            ErrorCode::NotFound => VaultError::NotFound { code, message },
+            ErrorCode::AlreadySubmitted => VaultError::AlreadySubmitted { code, message },
+            ErrorCode::NotSubmitted => VaultError::NotSubmitted { code, message },
+            ErrorCode::AlreadyRevealed => VaultError::AlreadyRevealed { code, message },
+            ErrorCode::Cancelled => VaultError::Cancelled { code, message },
+            ErrorCode::Locked => VaultError::Locked { code, message },
+            ErrorCode::InvalidArgument => VaultError::InvalidArgument { code, message },
+            ErrorCode::StoreUnavailable => VaultError::StoreUnavailable { code, message },
+            ErrorCode::CapacityExceeded => VaultError::CapacityExceeded { code, message },
+            ErrorCode::KeyUnavailable => VaultError::KeyUnavailable { code, message },
+            ErrorCode::IntegrityError => VaultError::IntegrityError { code, message },
+            _ => VaultError::Other { code, message },
         }
     }
 }

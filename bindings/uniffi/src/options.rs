@@ -119,7 +119,7 @@ pub struct KeyringEntry {
 }
 
 /// Options of one session. Each one left out takes the vault's session default, and those
-/// default to DESIGN §4.8: TTL 900 s, PIN 6 digits, 5 attempts, the four card fields.
+/// default to the core's defaults: TTL 900 s, PIN 6 digits, 5 attempts, the four card fields.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct SessionOptions {
     /// How long the link and any data live, in whole seconds: 1–86400.

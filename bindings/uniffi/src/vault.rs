@@ -202,17 +202,8 @@ impl Vault {
             submitted_at: status.submitted_at,
             expires_at: status.expires_at,
             attempts_left: status.attempts_left,
-            metadata: status
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            fields: status
-                .form
-                .fields()
-                .iter()
-                .map(|f| f.name().to_owned())
-                .collect(),
+            metadata: status.metadata_pairs().collect(),
+            fields: status.field_names(),
         })
     }
 
@@ -244,10 +235,12 @@ impl Vault {
         let id = SessionId::parse(&id)?;
         let pin = Pin::parse(&pin)?;
         let revealed = self.inner.reveal(&id, &pin).await?;
-        let card = revealed.card().map(|c| CardSummary {
-            brand: c.brand.as_str().to_owned(),
-            masked_number: c.masked_number.clone(),
-        });
+        let card = revealed
+            .card_view()
+            .map(|(brand, masked_number)| CardSummary {
+                brand: brand.to_owned(),
+                masked_number,
+            });
         let fields = revealed
             .into_fields()
             .into_iter()

@@ -1,27 +1,24 @@
-//! The agent API (DESIGN §6.2): create a session, follow it, reveal it once, cancel it.
+//! The agent API: create a session, follow it, reveal it once, cancel it.
 //! Every route takes `Authorization: Bearer <api key>`; the key decides the tenant.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use pci_vault::{
     ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::auth::Agent;
-use crate::customer::{SessionPath, body_error};
-use crate::error::{ApiError, ErrorBody};
-use crate::request::{BodyKind, wipe};
+use crate::error::{ApiError, documented_errors};
+use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
 
@@ -60,28 +57,27 @@ impl CreateSessionRequest {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs, reason = "the variants are the states of DESIGN §4.2")]
-pub enum StateName {
-    Pending,
-    Submitted,
-    Revealed,
-    Cancelled,
-    Locked,
-}
+/// A session's state on the wire: `pending`, `submitted`, `revealed`, `cancelled` or
+/// `locked`, as the core spells it.
+#[derive(Debug, Clone, Copy)]
+pub struct StateName(SessionState);
 
-impl From<SessionState> for StateName {
-    fn from(s: SessionState) -> Self {
-        match s {
-            SessionState::Pending => StateName::Pending,
-            SessionState::Submitted => StateName::Submitted,
-            SessionState::Revealed => StateName::Revealed,
-            SessionState::Cancelled => StateName::Cancelled,
-            SessionState::Locked => StateName::Locked,
-        }
+impl Serialize for StateName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
     }
 }
+
+impl PartialSchema for StateName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(SessionState::ALL.map(SessionState::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for StateName {}
 
 /// A new session.
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,22 +121,13 @@ impl SessionView {
     fn new(id: &SessionId, status: &SessionStatus) -> Self {
         SessionView {
             id: id.to_string(),
-            state: status.state.into(),
+            state: StateName(status.state),
             created_at: rfc3339(status.created_at),
             expires_at: rfc3339(status.expires_at),
             submitted_at: status.submitted_at.map(rfc3339),
             attempts_left: status.attempts_left,
-            metadata: status
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            fields: status
-                .form
-                .fields()
-                .iter()
-                .map(|f| f.name().to_owned())
-                .collect(),
+            metadata: status.metadata_pairs().collect(),
+            fields: status.field_names(),
         }
     }
 }
@@ -189,31 +176,6 @@ impl Serialize for RevealedFields<'_> {
     }
 }
 
-/// Reads an optional JSON body: empty means all defaults.
-fn json_body<T: for<'de> Deserialize<'de> + Default>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(BodyKind::of);
-    if kind != Some(BodyKind::Json) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    serde_json::from_slice(body)
-        .map_err(|_| ApiError::BadRequest("the body is not the JSON object this endpoint takes"))
-}
-
-fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiError> {
-    let Path(id) =
-        id.map_err(|_| ApiError::BadRequest("a session id is 43 characters of base64url"))?;
-    Ok(SessionId::parse(&id)?)
-}
-
 /// Creates a session and returns the link for the customer.
 #[utoipa::path(
     post,
@@ -225,28 +187,20 @@ fn session_id(id: Result<Path<String>, PathRejection>) -> Result<SessionId, ApiE
     responses(
         (status = 201, description = "Created", body = SessionCreated,
             headers(("Location" = String, description = "The session's API URL"))),
-        (status = 400, description = "INVALID_ARGUMENT", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", body = ErrorBody),
+        CreateErrors,
     )
 )]
 pub async fn create_session(
     State(state): State<AppState>,
     Agent(vault): Agent,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Json(request): Json<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(&r))?;
-    let request: CreateSessionRequest = json_body(&headers, &body)?;
     let options = request.overrides().apply(vault.session_defaults())?;
     let ticket = vault.create_session(&options).await?;
     let created = SessionCreated {
         id: ticket.id.to_string(),
         url: state.public_url().form_link(&ticket.id),
-        state: StateName::Pending,
+        state: StateName(SessionState::Pending),
         expires_at: rfc3339(ticket.expires_at),
     };
     let location = HeaderValue::try_from(format!("/v1/sessions/{}", ticket.id))
@@ -265,21 +219,13 @@ pub async fn create_session(
     path = "/v1/sessions/{id}",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
-    responses(
-        (status = 200, description = "The session", body = SessionView),
-        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 404, description = "Unknown, expired or another tenant's (NOT_FOUND)", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    params(SessionIdPath),
+    responses((status = 200, description = "The session", body = SessionView), StatusErrors)
 )]
 pub async fn get_session(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
-    let id = session_id(id)?;
     let status = vault.status(&id).await?;
     Ok(axum::Json(SessionView::new(&id, &status)))
 }
@@ -290,47 +236,22 @@ pub async fn get_session(
     path = "/v1/sessions/{id}/reveal",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
+    params(SessionIdPath),
     request_body(content = RevealRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The clear form; the stored data is destroyed", body = RevealResponse<'static>),
-        (status = 400, description = "Malformed id, body or PIN (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 403, description = "WRONG_PIN, with attempts_left", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 409, description = "NOT_SUBMITTED", body = ErrorBody),
-        (status = 410, description = "ALREADY_REVEALED or CANCELLED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
+        RevealErrors,
     )
 )]
 pub async fn reveal(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    SessionIdPath(id): SessionIdPath,
+    Json(request): Json<Option<RevealRequest>>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(&r))?;
-    let id = session_id(id);
-    let request = if body.is_empty() {
-        Err(ApiError::BadRequest(
-            "the body must be {\"pin\": \"<digits>\"}",
-        ))
-    } else {
-        json_body::<Option<RevealRequest>>(&headers, &body).and_then(|r| {
-            r.ok_or(ApiError::BadRequest(
-                "the body must be {\"pin\": \"<digits>\"}",
-            ))
-        })
-    };
-    wipe(body);
-    let id = id?;
-    let pin = Pin::parse(&request?.pin)?;
+    let request = request.ok_or(ApiError::BadRequest(
+        "the body must be {\"pin\": \"<digits>\"}",
+    ))?;
+    let pin = Pin::parse(&request.pin)?;
     let form = vault.reveal(&id, &pin).await?;
     let id_text = id.to_string();
     let capacity = 256
@@ -341,9 +262,9 @@ pub async fn reveal(
     let body = RevealResponse {
         id: &id_text,
         fields: RevealedFields(&form),
-        card: form.card().map(|c| CardView {
-            brand: c.brand.as_str(),
-            masked_number: c.masked_number.clone(),
+        card: form.card_view().map(|(brand, masked_number)| CardView {
+            brand,
+            masked_number,
         }),
     };
     Ok(secret_json(StatusCode::OK, &body, capacity))
@@ -355,40 +276,56 @@ pub async fn reveal(
     path = "/v1/sessions/{id}",
     tag = "agent",
     security(("api_key" = [])),
-    params(SessionPath),
-    responses(
-        (status = 204, description = "Cancelled (again, if it already was)"),
-        (status = 400, description = "Malformed id (INVALID_ARGUMENT)", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
-        (status = 404, description = "NOT_FOUND", body = ErrorBody),
-        (status = 410, description = "ALREADY_REVEALED", body = ErrorBody),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    params(SessionIdPath),
+    responses((status = 204, description = "Cancelled (again, if it already was)"), CancelErrors)
 )]
 pub async fn cancel(
     Agent(vault): Agent,
-    id: Result<Path<String>, PathRejection>,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(id)?;
     vault.cancel(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Middleware on the reveal route: the per-client limit, checked before anything else
-/// (before the API key, so key guessing is limited too).
-pub async fn limit_reveal(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match state.reveal_limit().check(peer.ip()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => {
-            state.metrics().rate_limited(state.reveal_limit().name());
-            e.into_response()
-        }
+documented_errors! {
+    /// The errors of `create_session`.
+    CreateErrors {
+        codes: [InvalidArgument, KeyUnavailable, StoreUnavailable, CapacityExceeded],
+        own: [
+            ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+        ],
+    }
+}
+
+documented_errors! {
+    /// The errors of `get_session`.
+    StatusErrors {
+        codes: [InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable],
+        own: [ApiError::Unauthorized],
+    }
+}
+
+documented_errors! {
+    /// The errors of `reveal`.
+    RevealErrors {
+        codes: [
+            InvalidArgument, WrongPin, NotFound, NotSubmitted, AlreadyRevealed, Cancelled,
+            Locked, KeyUnavailable, IntegrityError, StoreUnavailable,
+        ],
+        own: [
+            ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+        ],
+    }
+}
+
+documented_errors! {
+    /// The errors of `cancel`.
+    CancelErrors {
+        codes: [
+            InvalidArgument, NotFound, AlreadyRevealed, Locked, KeyUnavailable, IntegrityError,
+            StoreUnavailable,
+        ],
+        own: [ApiError::Unauthorized],
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
+use crate::ratelimit::{RateLimit, enforce};
 use crate::state::AppState;
 use crate::{api, customer, headers, metrics, ops};
 
@@ -14,14 +15,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole application. `https` adds HSTS (the server terminates TLS, or its public URL
 /// is https).
 pub fn router(state: AppState, https: bool) -> Router {
-    let reveal =
-        post(api::reveal).route_layer(from_fn_with_state(state.clone(), api::limit_reveal));
+    let limited = |limit: &RateLimit| from_fn_with_state((state.clone(), limit.clone()), enforce);
+    let reveal = post(api::reveal).route_layer(limited(state.reveal_limit()));
+    let submit = post(customer::submit).route_layer(limited(state.form_limit()));
     let router = Router::new()
         .route("/", get(ops::root))
-        .route(
-            "/forms/{id}",
-            get(customer::form_page).post(customer::submit),
-        )
+        .route("/forms/{id}", get(customer::form_page).merge(submit))
         .route("/v1/sessions", post(api::create_session))
         .route(
             "/v1/sessions/{id}",

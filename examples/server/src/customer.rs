@@ -1,4 +1,4 @@
-//! The customer side (DESIGN §6.1): the secure form page and its submission.
+//! The customer side: the secure form page and its submission.
 //!
 //! `GET /forms/{id}` only reads, so a chat's link preview cannot use up a link; unknown,
 //! expired, malformed and already used links all get the same neutral 404 page.
@@ -6,36 +6,21 @@
 //! from a custom front end (answered in JSON).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use pci_vault::{Error, SessionId};
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, documented_errors};
+use crate::extract::{SessionIdPath, WipedBody, body_kind};
 use crate::i18n::Lang;
 use crate::pages::{self, FormProblems, Message};
-use crate::request::{BodyKind, Submission, wipe};
+use crate::request::{BodyKind, Submission};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
-
-/// The session id in a path.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(
-    dead_code,
-    reason = "describes the path parameter for the OpenAPI document"
-)]
-pub struct SessionPath {
-    /// The session id: 43 characters of base64url.
-    #[param(pattern = "^[A-Za-z0-9_-]{43}$")]
-    id: String,
-}
 
 /// A custom front end's submission.
 #[derive(Debug, ToSchema)]
@@ -78,7 +63,7 @@ pub struct SubmitResponse<'a> {
     expires_at: String,
 }
 
-fn lang_of(headers: &HeaderMap) -> Lang {
+pub(crate) fn lang_of(headers: &HeaderMap) -> Lang {
     Lang::negotiate(
         headers
             .get(header::ACCEPT_LANGUAGE)
@@ -95,7 +80,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     get,
     path = "/forms/{id}",
     tag = "customer",
-    params(SessionPath),
+    params(SessionIdPath),
     responses(
         (status = 200, description = "The form page", content_type = "text/html", body = String),
         (status = 404, description = "The neutral page: unknown, expired or used link", content_type = "text/html", body = String),
@@ -104,11 +89,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 )]
 pub async fn form_page(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<SessionIdPath, ApiError>,
     headers: HeaderMap,
 ) -> Response {
     let lang = lang_of(&headers);
-    let Some(id) = id.ok().and_then(|Path(id)| SessionId::parse(&id).ok()) else {
+    let Ok(SessionIdPath(id)) = id else {
         return pages::message_page(lang, Message::Gone);
     };
     match state.vault().pending_form(&id).await {
@@ -127,7 +112,7 @@ pub async fn form_page(
     post,
     path = "/forms/{id}",
     tag = "customer",
-    params(SessionPath),
+    params(SessionIdPath),
     request_body(content(
         (SubmitRequest = "application/json"),
         (SubmitForm = "application/x-www-form-urlencoded"),
@@ -137,82 +122,33 @@ pub async fn form_page(
             (SubmitResponse<'static> = "application/json"),
             (String = "text/html"),
         )),
-        (status = 400, description = "Malformed id or body (INVALID_ARGUMENT)", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
         (status = 403, description = "A form POST from another origin", content_type = "text/html", body = String),
-        (status = 404, description = "Unknown or expired session (NOT_FOUND); the neutral page for the form", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
-        (status = 409, description = "ALREADY_SUBMITTED", body = ErrorBody),
-        (status = 410, description = "CANCELLED or ALREADY_REVEALED", body = ErrorBody),
-        (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 415, description = "Neither JSON nor urlencoded", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED, per field", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
-        (status = 423, description = "LOCKED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED; see Retry-After", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        ), headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 500, description = "KEY_UNAVAILABLE or INTEGRITY_ERROR", body = ErrorBody),
-        (status = 503, description = "STORE_UNAVAILABLE or CAPACITY_EXCEEDED", content(
-            (ErrorBody = "application/json"),
-            (String = "text/html"),
-        )),
+        SubmitErrors,
     )
 )]
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<SessionIdPath, ApiError>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: WipedBody,
 ) -> Response {
-    let kind = header_str(&headers, header::CONTENT_TYPE.as_str()).and_then(BodyKind::of);
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_error(&rejection).into_response(),
-    };
-    let id = id.ok().map(|Path(id)| id);
-    let response = match kind {
-        Some(BodyKind::Form) => submit_form(&state, peer, id.as_deref(), &headers, &body).await,
-        Some(BodyKind::Json) => submit_json(&state, peer, id.as_deref(), &body).await,
+    let id = id.map(|SessionIdPath(id)| id);
+    match body_kind(&headers) {
+        Some(BodyKind::Form) => submit_form(&state, id, &headers, &body).await,
+        Some(BodyKind::Json) => submit_json(&state, id, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         None => ApiError::UnsupportedMediaType.into_response(),
-    };
-    wipe(body);
-    response
-}
-
-/// The error for a body that could not be read.
-pub fn body_error(rejection: &BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
-    } else {
-        ApiError::BadRequest("the request body could not be read")
     }
 }
 
 async fn submit_form(
     state: &AppState,
-    peer: SocketAddr,
-    id: Option<&str>,
+    id: Result<SessionId, ApiError>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
     let lang = lang_of(headers);
-    if let Err(ApiError::RateLimited { retry_after }) = state.form_limit().check(peer.ip()) {
-        state.metrics().rate_limited(state.form_limit().name());
-        let mut response = pages::message_page(lang, Message::RateLimited);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
-        return response;
-    }
     let same_origin = state.public_url().accepts_form_post(
         header_str(headers, header::ORIGIN.as_str()),
         header_str(headers, "sec-fetch-site"),
@@ -220,7 +156,7 @@ async fn submit_form(
     if !same_origin {
         return pages::message_page(lang, Message::Forbidden);
     }
-    let Some(id) = id.and_then(|id| SessionId::parse(id).ok()) else {
+    let Ok(id) = id else {
         return pages::message_page(lang, Message::Gone);
     };
     let form = match state.vault().pending_form(&id).await {
@@ -272,34 +208,35 @@ fn is_gone(e: &Error) -> bool {
 
 async fn submit_json(
     state: &AppState,
-    peer: SocketAddr,
-    id: Option<&str>,
+    id: Result<SessionId, ApiError>,
     body: &[u8],
-) -> Response {
-    if let Err(e) = state.form_limit().check(peer.ip()) {
-        state.metrics().rate_limited(state.form_limit().name());
-        return e.into_response();
-    }
-    let id = match id.map(SessionId::parse) {
-        Some(Ok(id)) => id,
-        Some(Err(e)) => return ApiError::Vault(e).into_response(),
-        None => {
-            return ApiError::BadRequest("a session id is 43 characters of base64url")
-                .into_response();
-        }
+) -> Result<Response, ApiError> {
+    let id = id?;
+    let submission = Submission::from_json(body).map_err(|e| ApiError::BadRequest(e.0))?;
+    let receipt = state
+        .vault()
+        .submit(&id, &submission.to_form_input())
+        .await?;
+    let body = SubmitResponse {
+        pin: receipt.pin.expose_secret(),
+        expires_at: rfc3339(receipt.expires_at),
     };
-    let submission = match Submission::from_json(body) {
-        Ok(s) => s,
-        Err(e) => return ApiError::BadRequest(e.0).into_response(),
-    };
-    match state.vault().submit(&id, &submission.to_form_input()).await {
-        Ok(receipt) => {
-            let body = SubmitResponse {
-                pin: receipt.pin.expose_secret(),
-                expires_at: rfc3339(receipt.expires_at),
-            };
-            secret_json(StatusCode::OK, &body, 128)
-        }
-        Err(e) => ApiError::Vault(e).into_response(),
+    Ok(secret_json(StatusCode::OK, &body, 128))
+}
+
+documented_errors! {
+    /// The errors of `submit`: JSON for a custom front end, and a page for the page's own form
+    /// where the customer has something to read.
+    SubmitErrors {
+        codes: [
+            InvalidArgument, NotFound, AlreadySubmitted, AlreadyRevealed, Cancelled,
+            ValidationFailed, Locked, KeyUnavailable, IntegrityError, StoreUnavailable,
+            CapacityExceeded,
+        ],
+        own: [
+            ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+        ],
+        pages: [400, 404, 422, 429, 503],
     }
 }

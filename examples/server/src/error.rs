@@ -1,4 +1,5 @@
-//! Errors of the HTTP API: one JSON shape (DESIGN §6.3) with the stable codes of §4.6.
+//! Errors of the HTTP API: one JSON shape with the stable codes of
+//! [`pci_vault::ErrorCode`] and two of the server's own.
 //!
 //! ```json
 //! {"error": {"code": "WRONG_PIN", "message": "wrong PIN; 3 attempt(s) left", "attempts_left": 3}}
@@ -12,14 +13,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{Error, ErrorCode};
 use serde::Serialize;
-use utoipa::ToSchema;
-use utoipa::openapi::RefOr;
+use std::collections::BTreeMap;
+
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Content, Ref, RefOr, Response as ApiResponse, ResponseBuilder};
+use utoipa::{PartialSchema, ToSchema};
 
 /// Every error the HTTP layer answers with.
 #[derive(Debug)]
 pub enum ApiError {
-    /// An error of the vault, answered with its code and the status of §4.6.
+    /// An error of the vault, answered with its code and the status of [`status_of`].
     Vault(Error),
     /// The request itself is malformed (JSON, id, PIN, option): `INVALID_ARGUMENT`.
     BadRequest(&'static str),
@@ -46,7 +50,7 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The HTTP status of a vault error code (DESIGN §4.6).
+/// The HTTP status of a vault error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -73,7 +77,7 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable code (DESIGN §4.6).
+    /// A stable code: the library's, `UNAUTHORIZED` or `RATE_LIMITED`.
     #[schema(example = "WRONG_PIN")]
     pub code: WireCode,
     /// Human text. Never contains a field value, a PIN, a key or a session id.
@@ -131,7 +135,9 @@ impl utoipa::PartialSchema for WireCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("A stable error code (DESIGN §4.6)"))
+            .description(Some(
+                "A stable error code: the library's, UNAUTHORIZED or RATE_LIMITED",
+            ))
             .enum_values(Some(WireCode::all().map(WireCode::as_str)))
             .into()
     }
@@ -144,65 +150,60 @@ impl ToSchema for WireCode {
 }
 
 impl ApiError {
+    /// The status and stable code this error answers with: the one table that both the
+    /// responses and the OpenAPI document read.
+    pub fn status(&self) -> (StatusCode, WireCode) {
+        let invalid = WireCode::from(ErrorCode::InvalidArgument);
+        match self {
+            ApiError::Vault(e) => (status_of(e.code()), e.code().into()),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, invalid),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, invalid),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, invalid),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, ErrorCode::NotFound.into()),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, invalid),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, WireCode::UNAUTHORIZED),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, WireCode::RATE_LIMITED),
+        }
+    }
+
+    /// The text a client sees; never a field value, a PIN, a key or a session id.
+    fn message(&self) -> String {
+        match self {
+            ApiError::Vault(e) => public_message(e),
+            ApiError::BadRequest(m) => (*m).to_owned(),
+            ApiError::PayloadTooLarge => "the request body is too large".to_owned(),
+            ApiError::UnsupportedMediaType => {
+                "unsupported content type: send application/json".to_owned()
+            }
+            ApiError::NoRoute => "no such endpoint".to_owned(),
+            ApiError::MethodNotAllowed => "method not allowed on this endpoint".to_owned(),
+            ApiError::Unauthorized => {
+                "a valid API key is required: Authorization: Bearer <key>".to_owned()
+            }
+            ApiError::RateLimited { retry_after } => {
+                format!("too many requests; retry after {retry_after} s")
+            }
+        }
+    }
+
     /// The status and body of this error.
     pub fn parts(&self) -> (StatusCode, ErrorBody) {
-        let (status, code, message) = match self {
-            ApiError::Vault(e) => {
-                let code = e.code();
-                (status_of(code), WireCode::from(code), public_message(e))
-            }
-            ApiError::BadRequest(m) => (
-                StatusCode::BAD_REQUEST,
-                WireCode::from(ErrorCode::InvalidArgument),
-                (*m).to_owned(),
-            ),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "the request body is too large".to_owned(),
-            ),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "unsupported content type: send application/json".to_owned(),
-            ),
-            ApiError::NoRoute => (
-                StatusCode::NOT_FOUND,
-                WireCode::from(ErrorCode::NotFound),
-                "no such endpoint".to_owned(),
-            ),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                WireCode::from(ErrorCode::InvalidArgument),
-                "method not allowed on this endpoint".to_owned(),
-            ),
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                WireCode::UNAUTHORIZED,
-                "a valid API key is required: Authorization: Bearer <key>".to_owned(),
-            ),
-            ApiError::RateLimited { retry_after } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                WireCode::RATE_LIMITED,
-                format!("too many requests; retry after {retry_after} s"),
-            ),
+        let (status, code) = self.status();
+        let message = self.message();
+        let vault = match self {
+            ApiError::Vault(e) => Some(e),
+            _ => None,
         };
-        let (attempts_left, fields) = match self {
-            ApiError::Vault(Error::WrongPin { attempts_left }) => (Some(*attempts_left), None),
-            ApiError::Vault(Error::ValidationFailed { fields }) => (
-                None,
-                Some(
-                    fields
-                        .iter()
-                        .map(|f| FieldErrorBody {
-                            field: f.field.clone(),
-                            reason: f.reason.as_str().to_owned(),
-                        })
-                        .collect(),
-                ),
-            ),
-            _ => (None, None),
-        };
+        let attempts_left = vault.and_then(Error::attempts_left);
+        let fields = vault.and_then(Error::field_problems).map(|fields| {
+            fields
+                .into_iter()
+                .map(|(field, reason)| FieldErrorBody {
+                    field,
+                    reason: reason.to_owned(),
+                })
+                .collect()
+        });
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
@@ -234,6 +235,83 @@ fn public_message(e: &Error) -> String {
         _ => e.to_string(),
     }
 }
+
+/// The OpenAPI error responses of an operation that fails with the vault's `codes` and the
+/// server's `own` errors, one per status, from the same mapping that answers them
+/// ([`ApiError::status`]). Statuses in `pages` are also answered with an HTML page.
+pub fn error_responses(
+    codes: &[ErrorCode],
+    own: &[ApiError],
+    pages: &[u16],
+) -> BTreeMap<String, RefOr<ApiResponse>> {
+    let mut statuses: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    let vault = codes
+        .iter()
+        .map(|&code| (status_of(code), code.to_string()));
+    let server = own.iter().map(|e| {
+        let (status, code) = e.status();
+        match e {
+            ApiError::PayloadTooLarge | ApiError::UnsupportedMediaType => {
+                (status, format!("{}: {}", code.as_str(), e.message()))
+            }
+            _ => (status, code.as_str().to_owned()),
+        }
+    });
+    for (status, text) in vault.chain(server) {
+        let texts = statuses.entry(status.as_u16()).or_default();
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    let json = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    let page = Content::new(Some(ObjectBuilder::new().schema_type(Type::String)));
+    statuses
+        .into_iter()
+        .map(|(status, texts)| {
+            let mut response = ResponseBuilder::new()
+                .description(texts.join(" or "))
+                .content("application/json", json.clone());
+            if pages.contains(&status) {
+                response = response.content("text/html", page.clone());
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+                let wait = HeaderBuilder::new()
+                    .schema(Some(<u64 as PartialSchema>::schema()))
+                    .description(Some("Seconds to wait"));
+                response = response.header("Retry-After", wait.build());
+            }
+            (status.to_string(), RefOr::T(response.build()))
+        })
+        .collect()
+}
+
+/// Declares a type whose OpenAPI responses are the [`error_responses`] of an operation: the
+/// vault codes it fails with, the server's own errors, and the statuses it also answers with
+/// an HTML page.
+macro_rules! documented_errors {
+    ($(#[$doc:meta])* $name:ident {
+        codes: [$($code:ident),* $(,)?],
+        own: [$($own:expr),* $(,)?]
+        $(, pages: [$($page:literal),* $(,)?])? $(,)?
+    }) => {
+        $(#[$doc])*
+        struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                $crate::error::error_responses(
+                    &[$(pci_vault::ErrorCode::$code),*],
+                    &[$($own),*],
+                    &[$($($page),*)?],
+                )
+            }
+        }
+    };
+}
+pub(crate) use documented_errors;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -1,16 +1,17 @@
-//! Operations (DESIGN §6.4): liveness, readiness, metrics, the OpenAPI document, and the
+//! Operations: liveness, readiness, metrics, the OpenAPI document, and the
 //! static files of the pages.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
 use utoipa::openapi::RefOr;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, documented_errors};
 use crate::state::AppState;
 
 /// The answer of `/healthz` and `/readyz`.
@@ -36,14 +37,19 @@ pub async fn healthz() -> axum::Json<Health> {
     get,
     path = "/readyz",
     tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "STORE_UNAVAILABLE", body = ErrorBody),
-    )
+    responses((status = 200, description = "Ready", body = Health), ReadyErrors)
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.vault().ping().await?;
     Ok(axum::Json(Health { status: "ready" }))
+}
+
+documented_errors! {
+    /// The errors of `readyz`.
+    ReadyErrors {
+        codes: [StoreUnavailable],
+        own: [],
+    }
 }
 
 /// Prometheus metrics, in the OpenMetrics text format.
@@ -106,6 +112,7 @@ pub async fn openapi() -> Response {
         metrics,
         openapi,
     ),
+    components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &SessionLinks),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),

@@ -7,10 +7,47 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
+use crate::extract::body_kind;
+use crate::pages::{self, Message};
+use crate::request::BodyKind;
+use crate::state::AppState;
+
+/// Middleware of every rate-limited route: takes one request of the client's allowance
+/// before anything else runs (before the body is read and before the API key is checked, so
+/// key guessing is limited too). A refused request is counted in the metrics and answered
+/// `429 RATE_LIMITED` with `Retry-After`; the page's own form POST gets that message as a
+/// page.
+pub async fn enforce(
+    State((state, limit)): State<(AppState, RateLimit)>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Err(refused) = limit.check(peer.ip()) else {
+        return next.run(request).await;
+    };
+    state.metrics().rate_limited(limit.name());
+    let answer = refused.into_response();
+    if body_kind(request.headers()) != Some(BodyKind::Form) {
+        return answer;
+    }
+    let mut page = pages::message_page(
+        crate::customer::lang_of(request.headers()),
+        Message::RateLimited,
+    );
+    if let Some(wait) = answer.headers().get(RETRY_AFTER) {
+        page.headers_mut().insert(RETRY_AFTER, wait.clone());
+    }
+    page
+}
 
 /// A limit of requests per minute per client, with a burst of the same size.
 #[derive(Clone)]

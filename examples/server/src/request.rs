@@ -6,11 +6,10 @@
 
 use std::fmt;
 
-use bytes::Bytes;
 use pci_vault::{FormInput, FormSpec};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Most field entries a submission may carry before parsing stops. The form spec allows
 /// [`FormSpec::MAX_FIELDS`]; a body with more is refused without building the rest.
@@ -177,14 +176,6 @@ impl<'de> Deserialize<'de> for Submission {
         }
 
         deserializer.deserialize_map(FieldsVisitor)
-    }
-}
-
-/// Overwrites a request body with zeros once it has been parsed, when this is its only
-/// reference (it is, for a body read whole by a handler).
-pub fn wipe(body: Bytes) {
-    if let Ok(mut owned) = body.try_into_mut() {
-        owned.as_mut().zeroize();
     }
 }
 

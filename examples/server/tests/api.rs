@@ -1,4 +1,4 @@
-//! The agent API (DESIGN §6.2, §6.3) against the real binary: every route, status code and
+//! The agent API against the real binary: every route, status code and
 //! error body, API keys and tenants, rate limits, and the one-reveal and bounded-attempts
 //! invariants under concurrent requests.
 

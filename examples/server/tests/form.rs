@@ -1,4 +1,4 @@
-//! The customer side (DESIGN §6.1) against the real binary: the form page and its
+//! The customer side against the real binary: the form page and its
 //! headers, languages, the neutral page, the HTML and JSON submissions, the Origin check,
 //! escaping, and the form rate limit.
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 const FORM_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The headers every customer page carries (DESIGN §6.1).
+/// The headers every customer page carries.
 fn assert_page_headers(response: &Response) {
     assert_eq!(header(response, "content-type"), "text/html; charset=utf-8");
     assert_eq!(header(response, "content-security-policy"), FORM_CSP);

@@ -1,4 +1,4 @@
-//! Operations and configuration (DESIGN §6.4, §6.5) against the real binary: health,
+//! Operations and configuration against the real binary: health,
 //! readiness, metrics, the OpenAPI document, the agent console and its CSP, structured
 //! logs, development mode, TLS with HSTS, key sources, and start-up errors that never
 //! print key material.

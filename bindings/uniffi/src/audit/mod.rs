@@ -11,8 +11,6 @@ mod delivery;
 
 use std::time::{Duration, SystemTime};
 
-use pci_vault::AuditOutcome;
-
 pub(crate) use delivery::HostAuditSink;
 
 /// One audit event, as the host's `AuditSink.record` receives it. Holds no secret: the
@@ -40,10 +38,7 @@ impl From<&pci_vault::AuditEvent> for AuditEvent {
     fn from(event: &pci_vault::AuditEvent) -> Self {
         AuditEvent {
             action: event.action.as_str().to_owned(),
-            outcome: match event.outcome {
-                AuditOutcome::Success => String::from("success"),
-                AuditOutcome::Failure(code) => code.as_str().to_owned(),
-            },
+            outcome: event.outcome.as_str().to_owned(),
             session_ref: event.session_ref.clone(),
             tenant: event.tenant.as_str().to_owned(),
             actor: event.actor.as_str().to_owned(),
