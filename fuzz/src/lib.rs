@@ -144,6 +144,10 @@ enum Write {
         limit: u8,
         prefix: Vec<u8>,
     },
+    Release {
+        key: String,
+        id: u64,
+    },
 }
 
 /// The answer to a [`Write`].
@@ -151,6 +155,7 @@ enum Write {
 enum Answer {
     Cas(CasOutcome),
     Claimed(Option<Claimed>),
+    Released(bool),
 }
 
 /// A write that applied: who wrote it, where, and the session state byte it stored
@@ -319,6 +324,7 @@ impl Scheduled {
                 limit,
                 prefix,
             } => Answer::Claimed(self.inner.claim(key, *claim, *limit, prefix).await?),
+            Write::Release { key, id } => Answer::Released(self.inner.release(key, *id).await?),
         };
         let mut f = lock(&self.faults);
         match (write, &answer) {
@@ -358,6 +364,12 @@ impl Scheduled {
                         counted.1.len(),
                         counted.0
                     );
+                }
+            }
+            // A claim given back compared no PIN: its place may be taken again.
+            (Write::Release { key, id }, Answer::Released(true)) => {
+                if let Some(counted) = f.counted.get_mut(key) {
+                    counted.1.remove(id);
                 }
             }
             _ => {}
@@ -417,7 +429,9 @@ impl Scheduled {
 fn cas(answer: Result<Answer>) -> Result<CasOutcome> {
     match answer? {
         Answer::Cas(out) => Ok(out),
-        Answer::Claimed(_) => panic!("a compare-and-set answered as a claim"),
+        Answer::Claimed(_) | Answer::Released(_) => {
+            panic!("a compare-and-set answered as another write")
+        }
     }
 }
 
@@ -491,7 +505,20 @@ impl EphemeralStore for Scheduled {
             .await?
         {
             Answer::Claimed(out) => Ok(out),
-            Answer::Cas(_) => panic!("a claim answered as a compare-and-set"),
+            _ => panic!("a claim answered as another write"),
+        }
+    }
+
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        match self
+            .write(Write::Release {
+                key: key.to_owned(),
+                id,
+            })
+            .await?
+        {
+            Answer::Released(out) => Ok(out),
+            _ => panic!("a release answered as another write"),
         }
     }
 

@@ -171,6 +171,14 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
         prefix: &[u8],
     ) -> Result<Option<Claimed>>;
 
+    /// Gives back the claim `id` if it is the entry's latest claim, so a claimant that
+    /// compared nothing (its key provider failed, its record did not authenticate) costs no
+    /// attempt. A claim with a later one after it stays: places already given never move.
+    ///
+    /// Returns `true` when the entry no longer holds the claim (given back now or before,
+    /// or the entry is gone), `false` when the claim stays.
+    async fn release(&self, key: &str, id: u64) -> Result<bool>;
+
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
 }
@@ -213,6 +221,10 @@ impl<T: EphemeralStore + ?Sized> EphemeralStore for Arc<T> {
         prefix: &[u8],
     ) -> Result<Option<Claimed>> {
         (**self).claim(key, claim, limit, prefix).await
+    }
+
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        (**self).release(key, id).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -119,6 +119,10 @@ impl EphemeralStore for LostSubmitReply {
         self.inner.claim(key, c, limit, prefix).await
     }
 
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        self.inner.release(key, id).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
@@ -228,6 +232,10 @@ impl EphemeralStore for WrongGuessBeforeTombstone {
         prefix: &[u8],
     ) -> Result<Option<Claimed>> {
         self.inner.claim(key, c, limit, prefix).await
+    }
+
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        self.inner.release(key, id).await
     }
 
     async fn ping(&self) -> Result<()> {

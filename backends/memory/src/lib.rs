@@ -335,6 +335,25 @@ impl EphemeralStore for MemoryStore {
         }))
     }
 
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        check_args(key, &[])?;
+        let now = self.clock.now_millis();
+        let mut guard = self.lock();
+        let State { entries, bytes, .. } = &mut *guard;
+        let Some(entry) = entries.get_mut(key).filter(|e| e.expires_at > now) else {
+            return Ok(true);
+        };
+        match entry.claims.iter().position(|c| c.id == id) {
+            None => Ok(true),
+            Some(i) if i + 1 == entry.claims.len() => {
+                entry.claims.pop();
+                *bytes -= CLAIM_COST;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
     async fn ping(&self) -> Result<()> {
         Ok(())
     }

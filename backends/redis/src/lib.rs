@@ -57,6 +57,26 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
+/// Gives back a claim if it is the entry's latest, keeping the TTL. Answers 1 when the
+/// entry no longer holds the claim (or is gone), 0 when a later claim keeps it in place.
+/// KEYS[1] = key; ARGV[1] = claim id (8 bytes).
+const RELEASE_LUA: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 1 end
+local count = string.byte(stored, 9)
+for i = 0, count - 1 do
+  if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == ARGV[1] then
+    if i ~= count - 1 then return 0 end
+    local head = 9 + 16 * i
+    stored = string.sub(stored, 1, 8) .. string.char(count - 1) .. string.sub(stored, 10, head)
+      .. string.sub(stored, head + 17)
+    redis.call('SET', KEYS[1], stored, 'KEEPTTL')
+    return 1
+  end
+end
+return 1
+";
+
 /// Reads the entry and takes a claim on it: appends the claim unless the entry holds it
 /// already, holds `limit` claims or its value does not start with the prefix, keeping the
 /// TTL. Answers false for an absent key, else { the stored string after the claim, the
@@ -103,6 +123,7 @@ struct Scripts {
     replace: Script,
     delete: Script,
     claim: Script,
+    release: Script,
 }
 
 impl Scripts {
@@ -112,11 +133,18 @@ impl Scripts {
             replace: Script::new(REPLACE_LUA),
             delete: Script::new(DELETE_LUA),
             claim: Script::new(CLAIM_LUA),
+            release: Script::new(RELEASE_LUA),
         }
     }
 
-    fn all(&self) -> [&Script; 4] {
-        [&self.create, &self.replace, &self.delete, &self.claim]
+    fn all(&self) -> [&Script; 5] {
+        [
+            &self.create,
+            &self.replace,
+            &self.delete,
+            &self.claim,
+            &self.release,
+        ]
     }
 }
 
@@ -475,6 +503,19 @@ impl EphemeralStore for RedisStore {
             return Err(Error::IntegrityError);
         }
         Ok(Some(Claimed { entry, slot }))
+    }
+
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        check_args(key, &[])?;
+        let released: i64 = self
+            .write(
+                "release",
+                &self.scripts.release,
+                &self.redis_key(key),
+                &[id.to_be_bytes().to_vec()],
+            )
+            .await?;
+        Ok(released == 1)
     }
 
     async fn ping(&self) -> Result<()> {

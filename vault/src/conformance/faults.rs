@@ -61,12 +61,14 @@ enum Write {
     Replace(String, Version, Version, Vec<u8>),
     Delete(String, Version),
     Claim(String, Claim, u8, Vec<u8>),
+    Release(String, u64),
 }
 
 /// The answer of a write, whatever its kind.
 enum Answer {
     Cas(CasOutcome),
     Claimed(Option<Claimed>),
+    Released(bool),
 }
 
 /// A store wrapper that injects one [`Fault`] at a chosen write.
@@ -155,6 +157,7 @@ impl FaultyStore {
             Write::Claim(k, c, limit, prefix) => {
                 Answer::Claimed(self.inner.claim(k, *c, *limit, prefix).await?)
             }
+            Write::Release(k, id) => Answer::Released(self.inner.release(k, *id).await?),
         })
     }
 
@@ -209,7 +212,7 @@ impl FaultyStore {
 fn cas(answer: Result<Answer>) -> Result<CasOutcome> {
     match answer? {
         Answer::Cas(outcome) => Ok(outcome),
-        Answer::Claimed(_) => unreachable!(),
+        Answer::Claimed(_) | Answer::Released(_) => unreachable!(),
     }
 }
 
@@ -266,7 +269,14 @@ impl EphemeralStore for FaultyStore {
             .await?
         {
             Answer::Claimed(claimed) => Ok(claimed),
-            Answer::Cas(_) => unreachable!(),
+            Answer::Cas(_) | Answer::Released(_) => unreachable!(),
+        }
+    }
+
+    async fn release(&self, key: &str, id: u64) -> Result<bool> {
+        match self.write(Write::Release(key.into(), id)).await? {
+            Answer::Released(released) => Ok(released),
+            Answer::Cas(_) | Answer::Claimed(_) => unreachable!(),
         }
     }
 
@@ -568,6 +578,11 @@ impl EphemeralStore for Counting {
     async fn claim(&self, k: &str, c: Claim, limit: u8, prefix: &[u8]) -> Result<Option<Claimed>> {
         self.count();
         self.inner.claim(k, c, limit, prefix).await
+    }
+
+    async fn release(&self, k: &str, id: u64) -> Result<bool> {
+        self.count();
+        self.inner.release(k, id).await
     }
 
     async fn ping(&self) -> Result<()> {

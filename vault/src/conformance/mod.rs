@@ -172,6 +172,13 @@ impl EphemeralStore for Interleaved {
         out
     }
 
+    async fn release(&self, key: &str, id: u64) -> crate::Result<bool> {
+        jitter().await;
+        let out = self.0.release(key, id).await;
+        jitter().await;
+        out
+    }
+
     async fn ping(&self) -> crate::Result<()> {
         self.0.ping().await
     }
@@ -219,7 +226,8 @@ macro_rules! conformance_tests {
             concurrent_creates_have_one_winner, concurrent_replaces_have_one_winner,
             concurrent_increments_lose_no_update, repeated_create_is_applied_once,
             repeated_replace_is_applied_once, claims_are_counted_up_to_the_limit,
-            replace_keeps_claims, claims_need_the_prefix, concurrent_claims_take_each_place_once,
+            replace_keeps_claims, claims_need_the_prefix, release_gives_back_the_latest_claim_only,
+            concurrent_claims_take_each_place_once,
             ping_answers);
         $crate::__conformance_group!(flow, $harness;
             whole_flow_reveals_once, wrong_pins_count_down_then_lock, expiry_follows_the_clock,

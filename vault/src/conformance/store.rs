@@ -441,6 +441,52 @@ pub async fn replace_keeps_claims(h: &dyn Harness) {
     );
 }
 
+/// `release` gives back the latest claim only: an earlier one stays in place; a released or
+/// unknown claim, or a missing key, answers `true`.
+pub async fn release_gives_back_the_latest_claim_only(h: &dyn Harness) {
+    let store = h.store();
+    let key = fresh_key("claims-release");
+    assert!(
+        store.release(&key, 1).await.unwrap(),
+        "a missing key holds no claim"
+    );
+    let v1 = must_create(&*store, &key, b"value", MINUTE).await;
+    for id in [1, 2] {
+        let claim = Claim { id, at_millis: 0 };
+        store.claim(&key, claim, 5, b"").await.unwrap().unwrap();
+    }
+    assert!(
+        !store.release(&key, 1).await.unwrap(),
+        "claim 2 follows claim 1"
+    );
+    assert!(store.release(&key, 2).await.unwrap());
+    assert!(store.release(&key, 2).await.unwrap(), "a repeated release");
+    assert!(store.release(&key, 9).await.unwrap(), "an unknown claim");
+    let got = store.load(&key).await.unwrap().unwrap();
+    assert_eq!((got.version, got.value.as_slice()), (v1, &b"value"[..]));
+    assert_eq!(
+        got.claims,
+        [Claim {
+            id: 1,
+            at_millis: 0
+        }]
+    );
+    let again = store
+        .claim(
+            &key,
+            Claim {
+                id: 3,
+                at_millis: 0,
+            },
+            5,
+            b"",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.slot, Some(2), "the place given back is given again");
+}
+
 /// A claim is taken only on a value that starts with the given prefix; otherwise the entry
 /// is read and nothing is taken.
 pub async fn claims_need_the_prefix(h: &dyn Harness) {

@@ -91,7 +91,19 @@ async fn reveal_inner(
         )
         .await?
         .ok_or(Error::NotFound)?;
-    let loaded = inner.open_entry(claimed.entry, id, Some(tenant)).await?;
+    let loaded = match inner.open_entry(claimed.entry, id, Some(tenant)).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            // Nothing was compared (the key provider failed, the record did not
+            // authenticate, it expired): the claim is given back if no later one follows
+            // it, so a key provider outage does not use up the session's attempts. If it
+            // cannot be given back, it stays counted.
+            if claimed.slot.is_some() {
+                let _ = inner.release_entry(&key, claim.id).await;
+            }
+            return Err(e);
+        }
+    };
     if loaded.record.state != SessionState::Submitted {
         return Err(not_revealable(loaded.record.state));
     }

@@ -90,6 +90,11 @@ impl Inner {
         })
     }
 
+    /// Gives back the claim `id` on `key` if it is the latest; whether it is gone.
+    pub(crate) async fn release_entry(&self, key: &str, id: u64) -> Result<bool> {
+        Ok(settled("release", || self.store.release(key, id)).await?.0)
+    }
+
     /// Takes `claim` on `key`, learning the outcome.
     pub(crate) async fn claim_entry(
         &self,

@@ -88,11 +88,10 @@ impl Fixture {
         self.store.load(key).await.unwrap().expect("an entry").value
     }
 
-    /// Puts `value` in place of the entry under `key`, as someone with write access to the
-    /// store can: a new entry (an hour's TTL; the record carries its own expiry), so the
-    /// attempts that guesses took on an altered record (a guess is counted before the
-    /// record is checked) do not carry over to the next case.
-    pub async fn overwrite(&self, key: &str, value: &[u8]) {
+    /// Writes `value` under `key` as a new entry (an hour's TTL; the record carries its own
+    /// expiry), without the claims the old one held, as someone with write access to the
+    /// store can.
+    pub async fn rewrite(&self, key: &str, value: &[u8]) {
         let current = self.store.load(key).await.unwrap().expect("an entry");
         assert!(matches!(
             self.store.delete(key, current.version).await.unwrap(),
@@ -106,6 +105,19 @@ impl Fixture {
                     value,
                     std::time::Duration::from_secs(3600)
                 )
+                .await
+                .unwrap(),
+            CasOutcome::Applied(_)
+        ));
+    }
+
+    /// Overwrites the value under `key`, keeping its TTL and claims, as someone with write
+    /// access to the store can.
+    pub async fn overwrite(&self, key: &str, value: &[u8]) {
+        let current = self.store.load(key).await.unwrap().expect("an entry");
+        assert!(matches!(
+            self.store
+                .replace(key, current.version, pci_vault::Version::random(), value)
                 .await
                 .unwrap(),
             CasOutcome::Applied(_)
