@@ -3,9 +3,9 @@
 //! calls on unknown ids, from two "processes" (two vaults on one store) and from another
 //! tenant, plus races whose interleaving the fuzzer chooses.
 //!
-//! Sequential calls must answer exactly what the model of DESIGN §4.2 says (state, error
+//! Sequential calls must answer exactly what the model of `docs/CONTRACTS.md` says (state, error
 //! code, attempts left, revealed values, audit events). Races are checked against the
-//! invariants of DESIGN §4.3: one reveal, at most `max_attempts` PIN evaluations, no
+//! invariants of `docs/CONTRACTS.md`: one reveal, at most `max_attempts` PIN evaluations, no
 //! submission over another, a consistent end state, one audit event per call. After every
 //! step the store holds exactly the live sessions, terminal records hold no sealed data,
 //! and no clear card data or key is ever in the store.

@@ -1,15 +1,18 @@
 //! The conformance suite: plain async test functions that every store runs.
 //!
 //! [`store`] checks the [`EphemeralStore`] contract; [`flow`], [`concurrency`],
-//! [`integrity`] and [`errors`] check the invariants of DESIGN §4.3 against a [`Vault`]
-//! built on the store. A backend's tests call [`conformance_tests!`](crate::conformance_tests)
-//! with a harness, which expands to one `#[tokio::test]` per function, so each shows by name
-//! in the test output:
+//! [`integrity`] and [`errors`] check the invariants of `docs/CONTRACTS.md` ("Invariants")
+//! against a [`Vault`] built on the store. A backend's tests call
+//! [`conformance_tests!`](crate::conformance_tests) with a harness, which expands to one
+//! `#[tokio::test]` per function, so each shows by name in the test output:
 //!
-//! ```ignore
+//! ```
+//! // In a backend's `tests/conformance.rs`; `pci_vault_testkit` holds the harnesses of
+//! // this repository's stores.
 //! mod conformance {
-//!     pci_vault::conformance_tests!(pci_vault_memory::testing::MemoryHarness::new());
+//!     pci_vault::conformance_tests!(pci_vault_testkit::memory::MemoryHarness::new());
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! The functions panic on a broken invariant, like any test.

@@ -28,7 +28,7 @@ pub use builder::VaultBuilder;
 ///
 /// Cheap to clone: clones share the store, key provider, audit sink and clock. Every method
 /// is safe to call concurrently, from any number of tasks, threads and processes sharing the
-/// store; the invariants in `docs/ARCHITECTURE.md` ("Invariants") hold whatever the
+/// store; the invariants in `docs/CONTRACTS.md` ("Invariants") hold whatever the
 /// interleaving, and whatever the store does to a reply (see `docs/SECURITY.md`, "Faults").
 ///
 /// Agent-side methods on `Vault` act for the default tenant; [`Vault::for_tenant`] gives the
