@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Rust workspace: formatting, lints (warnings are errors), API docs (warnings are
-# errors), every test and doctest.
+# errors), the dependency policy (licences, bans, sources), every test and doctest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -20,6 +20,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 # maintainers, cover its private modules and may link to them.
 RUSTDOCFLAGS="-D warnings --document-private-items -A rustdoc::private_intra_doc_links" \
   cargo doc -p pci-vault-node --no-deps --all-features --locked
+
+step "cargo deny (licences, bans, sources; deny.toml)"
+if ! cargo deny --version >/dev/null 2>&1; then
+  step "installing cargo-deny"
+  cargo install --locked cargo-deny
+fi
+# Advisories need the advisory database from the network; these three work offline.
+cargo deny --locked check --hide-inclusion-graph licenses bans sources
 
 # The Redis backend's tests start their own redis-server processes.
 ensure_command redis-server redis-server
