@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# The Rust workspace: formatting, lints (warnings are errors), API docs (warnings are
-# errors), the dependency policy (licences, bans, sources), every test and doctest.
+# The Rust workspace: the compiler against the declared rust-version, formatting, lints
+# (warnings are errors), API docs (warnings are errors), the dependency policy (licences,
+# bans, sources), every test and doctest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
+
+step "rustc against the declared rust-version"
+# rust-version (root Cargo.toml) is the oldest compiler the crates claim to build with; it
+# is true only if the test command builds with it. Older than declared cannot build; newer
+# than declared means the declared one is no longer what CI tests: CI fails until
+# rust-version is raised to the compiler CI has, a laptop only warns.
+declared=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+[ -n "$declared" ] || die "no rust-version in Cargo.toml"
+actual=$(rustc --version | sed -n 's/^rustc \([0-9]*\.[0-9]*\)\..*/\1/p')
+[ -n "$actual" ] || die "cannot read the version of rustc: $(rustc --version)"
+version_key() { local IFS=.; set -- $1; printf '%05d%05d' "$1" "${2:-0}"; }
+echo "rustc $actual, rust-version $declared"
+if [ "$(version_key "$actual")" -lt "$(version_key "$declared")" ]; then
+  die "rustc $actual is older than the declared rust-version $declared"
+elif [ "$actual" != "$declared" ]; then
+  message="rustc $actual is newer than the declared rust-version $declared, which this run does not test: set rust-version = \"$actual\" in Cargo.toml"
+  [ -n "${CI:-}" ] && die "$message"
+  echo "warning: $message"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
