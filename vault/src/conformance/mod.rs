@@ -17,7 +17,7 @@
 //!
 //! The functions panic on a broken invariant, like any test.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -248,6 +248,8 @@ macro_rules! conformance_tests {
 macro_rules! __conformance_group {
     ($group:ident, $harness:expr; $($name:ident),* $(,)?) => {
         mod $group {
+            // `allow`, not `expect`: the glob is used when the harness expression names
+            // something of the calling module, and unused when it is a full path.
             #[allow(unused_imports)]
             use super::*;
             $(
