@@ -21,7 +21,7 @@ use libfuzzer_sys::fuzz_target;
 use pci_vault::audit::{AuditAction, AuditEvent, AuditOutcome, MemoryAuditSink};
 use pci_vault::clock::from_millis;
 use pci_vault::conformance::{amex_form, visa_form};
-use pci_vault::record::SealedRecord;
+use pci_vault::internal::SealedRecord;
 use pci_vault::{
     Actor, Clock, Error, ErrorCode, ExposeSecret, FormInput, FormSpec, Pin, SessionId,
     SessionOptions, SessionState, SessionStatus, Tenant, Vault,
