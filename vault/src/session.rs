@@ -292,6 +292,7 @@ impl Default for SessionOptions {
 
 /// What `create_session` returns: the id for the link and when the link expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ticket {
     /// The new session's id.
     pub id: SessionId,
@@ -301,6 +302,7 @@ pub struct Ticket {
 
 /// What the agent may learn about a session: never secret data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionStatus {
     /// The current state.
     pub state: SessionState,
