@@ -276,7 +276,7 @@ run waited for an idle machine. A cycle is create → submit → reveal with the
 checked. CPU columns are CPU time per cycle: the client process (for the Rust and Node
 targets this is the whole vault), the HTTP server, and redis-server.
 
-Targets (issue 8), against the peer measured in the same run:
+Targets, against the peer measured in the same run:
 
 | figure | peer | target | pci-vault | |
 |---|---:|---|---:|---|

@@ -1,22 +1,45 @@
 # Shared helpers for scripts/test and the suites in scripts/suites/. Source it; do not run it.
-# Every suite runs on a laptop and in CI alike; what it needs and lacks, it installs.
+# Every suite runs on a laptop and in CI alike; what it needs and lacks, it installs (system
+# packages only with CI set or after asking: see apt_install).
 
 step() { printf '\n==> %s\n' "$*"; }
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# ensure_command CMD PACKAGE: installs Debian PACKAGE when CMD is not on the PATH.
-ensure_command() {
-  local cmd=$1 pkg=$2
-  command -v "$cmd" >/dev/null 2>&1 && return 0
-  step "installing $pkg (for $cmd)"
+# apt_install PACKAGE...: installs Debian packages with apt-get (through sudo unless root).
+# With CI set it goes ahead; on a terminal it asks first; with neither it stops and names
+# the packages, so a laptop never gets system packages it was not asked about.
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  if [ -z "${CI:-}" ]; then
+    if [ -t 0 ]; then
+      local answer=""
+      read -r -p "scripts/test needs the Debian package(s) $* — install them with apt-get now? [y/N] " answer || true
+      case "$answer" in
+        [yY] | [yY][eE][sS]) ;;
+        *) die "not installing $*: install them yourself, or run with CI=1 to let scripts/test install them" ;;
+      esac
+    else
+      die "missing Debian package(s) $*: install them (apt-get install $*), or run with CI=1 to let scripts/test install them"
+    fi
+  fi
+  step "installing $*"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if [ -z "${PCI_VAULT_APT_UPDATED:-}" ]; then
     $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq || die "apt-get update failed"
     export PCI_VAULT_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$pkg" >/dev/null || die "could not install $pkg"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null \
+    || die "could not install $*"
+}
+
+# ensure_command CMD PACKAGE: installs Debian PACKAGE (see apt_install) when CMD is not on
+# the PATH.
+ensure_command() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  apt_install "$pkg"
   command -v "$cmd" >/dev/null 2>&1 || die "$pkg is installed but $cmd is still missing"
 }
 

@@ -9,7 +9,7 @@
 //! pci-vault-load --target http-memory --concurrency 64        # needs a release pci-vault-server
 //! ```
 
-#![allow(
+#![expect(
     clippy::print_stdout,
     reason = "a command-line tool that prints its report"
 )]

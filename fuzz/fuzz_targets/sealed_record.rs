@@ -13,7 +13,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use pci_vault::conformance::{amex_form, visa_form};
-use pci_vault::record::SealedRecord;
+use pci_vault::internal::SealedRecord;
 use pci_vault::{ErrorCode, KeyId, Metadata, Pin, SessionId, SessionOptions, Tenant, Vault};
 use pci_vault_fuzz::{Fixture, block_on, fix_checksum, with_checksum};
 

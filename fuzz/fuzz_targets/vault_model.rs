@@ -3,9 +3,9 @@
 //! calls on unknown ids, from two "processes" (two vaults on one store) and from another
 //! tenant, plus races whose interleaving the fuzzer chooses.
 //!
-//! Sequential calls must answer exactly what the model of DESIGN §4.2 says (state, error
+//! Sequential calls must answer exactly what the model of `docs/CONTRACTS.md` says (state, error
 //! code, attempts left, revealed values, audit events). Races are checked against the
-//! invariants of DESIGN §4.3: one reveal, at most `max_attempts` PIN evaluations, no
+//! invariants of `docs/CONTRACTS.md`: one reveal, at most `max_attempts` PIN evaluations, no
 //! submission over another, a consistent end state, one audit event per call. After every
 //! step the store holds exactly the live sessions, terminal records hold no sealed data,
 //! and no clear card data or key is ever in the store.
@@ -21,7 +21,7 @@ use libfuzzer_sys::fuzz_target;
 use pci_vault::audit::{AuditAction, AuditEvent, AuditOutcome, MemoryAuditSink};
 use pci_vault::clock::from_millis;
 use pci_vault::conformance::{amex_form, visa_form};
-use pci_vault::record::SealedRecord;
+use pci_vault::internal::SealedRecord;
 use pci_vault::{
     Actor, Clock, Error, ErrorCode, ExposeSecret, FormInput, FormSpec, Pin, SessionId,
     SessionOptions, SessionState, SessionStatus, Tenant, Vault,

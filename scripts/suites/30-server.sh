@@ -30,11 +30,7 @@ venv="$PWD/.test-run/schemathesis-venv"
 if ! "$venv/bin/st" --version 2>/dev/null | grep -qF "$schemathesis_version"; then
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
-    step "installing python3-venv"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
+    apt_install python3-venv
     rm -rf "$venv"
     python3 -m venv "$venv"
   fi

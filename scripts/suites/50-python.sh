@@ -11,11 +11,7 @@ ensure_command python3 python3
 ensure_command redis-cli redis-tools
 ensure_command openssl openssl
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  step "installing python3-venv"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
+  apt_install python3-venv
   python3 -c 'import venv, ensurepip' || die "python3 cannot create a venv"
 fi
 

@@ -5,14 +5,14 @@
 //! cargo bench -p pci-vault --features bench --bench core
 //! ```
 
-#![allow(missing_docs, clippy::unwrap_used, reason = "benchmark code")]
+#![expect(clippy::unwrap_used, reason = "benchmark code")]
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pci_vault::bench_support::{RecordFixture, card_form};
 use pci_vault::card::{validate_cvc, validate_expiry, validate_name, validate_pan};
+use pci_vault::internal::{RecordFixture, card_form};
 use pci_vault::{Keyring, Pin, SessionId, SessionOptions, SystemClock, Vault};
 use pci_vault_memory::{MemoryLimits, MemoryStore};
 

@@ -5,7 +5,7 @@
 //! cargo run -p pci-vault --example walkthrough
 //! ```
 
-#![allow(clippy::print_stdout, reason = "an example that narrates the flow")]
+#![expect(clippy::print_stdout, reason = "an example that narrates the flow")]
 
 use std::sync::Arc;
 

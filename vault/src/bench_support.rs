@@ -1,7 +1,8 @@
-//! Internals exposed for the criterion benchmarks in `vault/benches` (feature `bench`).
-//! Not a public API: nothing here is stable, and nothing here should be used by a program.
+//! Internals for the criterion benchmarks in `vault/benches` (feature `bench`), reached
+//! through [`crate::internal`]. Not a public API: nothing here is stable, and nothing here
+//! should be used by a program.
 
-#![allow(missing_docs, clippy::expect_used, reason = "benchmark plumbing")]
+#![expect(missing_docs, clippy::expect_used, reason = "benchmark plumbing")]
 
 use std::time::SystemTime;
 

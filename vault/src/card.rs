@@ -1,7 +1,8 @@
 //! Payment-card field rules: card number (PAN), expiry, security code, cardholder name.
 //!
 //! Each check returns the normalized value or a [`FieldReason`]; none of them ever puts the
-//! value into an error. The rules are those of DESIGN §4.7.
+//! value into an error. The rules are summarized in `docs/CONTRACTS.md` ("Defaults and
+//! limits").
 
 use std::fmt;
 use std::time::SystemTime;

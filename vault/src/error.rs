@@ -95,7 +95,7 @@ impl Error {
     }
 }
 
-/// The stable error codes of DESIGN §4.6.
+/// The stable error codes, with their HTTP statuses in `docs/CONTRACTS.md` ("Error codes").
 ///
 /// [`ErrorCode::as_str`] gives the wire spelling (`"WRONG_PIN"`), used by every binding and
 /// the HTTP API. The server-only codes `UNAUTHORIZED` and `RATE_LIMITED` are not produced by

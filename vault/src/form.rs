@@ -375,6 +375,7 @@ impl fmt::Debug for FormInput {
 
 /// The brand and masked number of a revealed card: safe to show and to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CardSummary {
     /// The brand, from the card number's leading digits.
     pub brand: Brand,

@@ -3,8 +3,7 @@
 
 pub mod audit;
 #[cfg(feature = "bench")]
-#[doc(hidden)]
-pub mod bench_support;
+mod bench_support;
 pub mod card;
 pub mod clock;
 #[cfg(feature = "conformance")]
@@ -15,7 +14,7 @@ pub mod form;
 pub mod keys;
 mod overrides;
 mod pin;
-pub mod record;
+mod record;
 pub mod session;
 pub mod store;
 mod tenant;
@@ -34,6 +33,19 @@ pub use session::{Metadata, SessionId, SessionOptions, SessionState, SessionStat
 pub use store::{CasOutcome, Claim, Claimed, EphemeralStore, Version, Versioned};
 pub use tenant::Tenant;
 pub use vault::{Receipt, Vault, VaultBuilder};
+
+/// Internals for this repository's tests, fuzz targets and benchmarks: the sealed-record
+/// codec (what the fuzz targets decode and the tests inspect) and, with the feature `bench`,
+/// the benchmark fixtures.
+///
+/// Not a public API: hidden from the docs, outside semantic versioning, and not for
+/// programs. A program reaches records only through [`Vault`].
+#[doc(hidden)]
+pub mod internal {
+    #[cfg(feature = "bench")]
+    pub use crate::bench_support::{RecordFixture, card_form};
+    pub use crate::record::{SealedRecord, UnverifiedRecord};
+}
 
 /// The repository README's code blocks, run as doctests.
 #[cfg(doctest)]

@@ -224,7 +224,7 @@ impl SealedRecord {
     }
 
     /// Decodes untrusted bytes. Checks the checksum and every structural rule; the tag is
-    /// checked later by [`UnverifiedRecord::verify`] once the data key is unwrapped.
+    /// checked later, inside the crate, once the data key is unwrapped.
     ///
     /// # Errors
     /// [`Error::IntegrityError`] for anything but a well-formed record of this format.

@@ -80,7 +80,7 @@ impl std::str::FromStr for SessionId {
     }
 }
 
-/// Where a session is in its life. See DESIGN §4.2:
+/// Where a session is in its life (`docs/CONTRACTS.md`, "Session states and transitions"):
 /// `Pending → Submitted → Revealed`; `Pending | Submitted → Cancelled`;
 /// `Submitted → Locked` after too many wrong PINs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,7 +222,8 @@ impl Metadata {
     }
 }
 
-/// What `create_session` is asked for. Every field has the default of DESIGN §4.8.
+/// What `create_session` is asked for. Every field has a default and a range
+/// (`docs/CONTRACTS.md`, "Defaults and limits").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOptions {
     /// How long the link and any data live: 1 s – 24 h, default 15 min. Whole seconds.
@@ -291,6 +292,7 @@ impl Default for SessionOptions {
 
 /// What `create_session` returns: the id for the link and when the link expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Ticket {
     /// The new session's id.
     pub id: SessionId,
@@ -300,6 +302,7 @@ pub struct Ticket {
 
 /// What the agent may learn about a session: never secret data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionStatus {
     /// The current state.
     pub state: SessionState,

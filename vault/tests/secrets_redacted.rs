@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use pci_vault::record::SealedRecord;
+use pci_vault::internal::SealedRecord;
 use pci_vault::{
     DataKey, ExposeSecret, FormInput, KeyEncryptionKey, KeyId, Keyring, Pin, RevealedForm,
     SecretString, SessionOptions, Vault, WrappedKey,
@@ -201,7 +201,7 @@ fn secret_types_have_no_display() {
         ("SealedRecord", has_display!(SealedRecord)),
         (
             "UnverifiedRecord",
-            has_display!(pci_vault::record::UnverifiedRecord),
+            has_display!(pci_vault::internal::UnverifiedRecord),
         ),
         ("Vault", has_display!(Vault)),
         ("MemoryStore", has_display!(MemoryStore)),

@@ -8,9 +8,11 @@ use base64::engine::general_purpose::STANDARD;
 use pci_vault_keys::from_env;
 
 fn set(var: &str, value: &str) {
-    // `set_var` is unsafe because the environment is shared by every thread; this binary
-    // runs a single test, so nothing reads the environment concurrently.
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "`set_var` is unsafe because the environment is shared by every thread; this \
+                  binary runs a single test, so nothing reads the environment concurrently"
+    )]
     unsafe {
         std::env::set_var(var, value);
     }

@@ -166,7 +166,9 @@ impl MemoryStore {
         (state.entries.len(), state.bytes)
     }
 
-    /// Every live entry as stored, for audits and tests: keys and sealed bytes.
+    /// Every live entry as stored, for audits and tests: keys and sealed bytes. Not a public
+    /// API: for this repository's tests, fuzz targets and footprint measurements.
+    #[doc(hidden)]
     pub fn raw_entries(&self) -> Vec<(String, Vec<u8>)> {
         let now = self.clock.now_millis();
         self.lock()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pci_vault::conformance::{test_keyring, visa_form};
-use pci_vault::{Error, ErrorCode, ExposeSecret, Pin, SessionOptions, SessionState, Vault};
+use pci_vault::{Error, ErrorCode, Pin, SessionOptions, SessionState, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
 use pci_vault_testkit::proxy::FaultProxy;
 use pci_vault_testkit::redis::RedisServer;

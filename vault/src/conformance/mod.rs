@@ -1,20 +1,23 @@
 //! The conformance suite: plain async test functions that every store runs.
 //!
 //! [`store`] checks the [`EphemeralStore`] contract; [`flow`], [`concurrency`],
-//! [`integrity`] and [`errors`] check the invariants of DESIGN §4.3 against a [`Vault`]
-//! built on the store. A backend's tests call [`conformance_tests!`](crate::conformance_tests)
-//! with a harness, which expands to one `#[tokio::test]` per function, so each shows by name
-//! in the test output:
+//! [`integrity`] and [`errors`] check the invariants of `docs/CONTRACTS.md` ("Invariants")
+//! against a [`Vault`] built on the store. A backend's tests call
+//! [`conformance_tests!`](crate::conformance_tests) with a harness, which expands to one
+//! `#[tokio::test]` per function, so each shows by name in the test output:
 //!
-//! ```ignore
+//! ```
+//! // In a backend's `tests/conformance.rs`; `pci_vault_testkit` holds the harnesses of
+//! // this repository's stores.
 //! mod conformance {
-//!     pci_vault::conformance_tests!(pci_vault_memory::testing::MemoryHarness::new());
+//!     pci_vault::conformance_tests!(pci_vault_testkit::memory::MemoryHarness::new());
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! The functions panic on a broken invariant, like any test.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -253,6 +256,8 @@ macro_rules! conformance_tests {
 macro_rules! __conformance_group {
     ($group:ident, $harness:expr; $($name:ident),* $(,)?) => {
         mod $group {
+            // `allow`, not `expect`: the glob is used when the harness expression names
+            // something of the calling module, and unused when it is a full path.
             #[allow(unused_imports)]
             use super::*;
             $(

@@ -1,4 +1,4 @@
-//! The [`EphemeralStore`](crate::store::EphemeralStore) contract.
+//! The [`EphemeralStore`] contract.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -28,9 +28,8 @@ pub use builder::VaultBuilder;
 ///
 /// Cheap to clone: clones share the store, key provider, audit sink and clock. Every method
 /// is safe to call concurrently, from any number of tasks, threads and processes sharing the
-/// store; the invariants in `docs/ARCHITECTURE.md` ("Why the invariants hold") hold
-/// whatever the interleaving, and whatever the store does to a reply (`docs/SECURITY.md`,
-/// "Faults").
+/// store; the invariants in `docs/CONTRACTS.md` ("Invariants") hold whatever the
+/// interleaving, and whatever the store does to a reply (see `docs/SECURITY.md`, "Faults").
 ///
 /// Agent-side methods on `Vault` act for the default tenant; [`Vault::for_tenant`] gives the
 /// same methods for another one. [`Vault::submit`] is the customer's and finds the session
