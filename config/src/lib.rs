@@ -107,8 +107,12 @@ impl VaultConfig {
         self.store.check()?;
         let key_warnings = self.keys.warnings();
         let keys = self.keys.open()?;
+        let attempt_grace = self.store.attempt_grace();
         let (store, store_warnings) = self.store.open().await?;
         let mut builder = Vault::builder(store, keys).session_defaults(defaults);
+        if let Some(grace) = attempt_grace {
+            builder = builder.attempt_grace(grace);
+        }
         if let Some(key) = audit_key {
             builder = builder.audit_key(*key);
         }

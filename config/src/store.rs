@@ -83,6 +83,19 @@ impl StoreConfig {
         }
     }
 
+    /// How long a PIN attempt's outcome may still be on its way to this store: twice a
+    /// Redis store's operation timeout (`None` for the memory store, which keeps the
+    /// vault's default).
+    pub(crate) fn attempt_grace(&self) -> Option<std::time::Duration> {
+        match self {
+            StoreConfig::Memory(_) => None,
+            StoreConfig::Redis(options) => Some((options.timeout * 2).clamp(
+                std::time::Duration::from_millis(1),
+                pci_vault::VaultBuilder::MAX_ATTEMPT_GRACE,
+            )),
+        }
+    }
+
     /// Checks what can be checked without I/O.
     pub(crate) fn check(&self) -> Result<()> {
         match self {
@@ -153,4 +166,26 @@ fn memory_limits(query: &str) -> Result<MemoryLimits> {
         }
     }
     Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::StoreConfig;
+
+    #[test]
+    fn the_attempt_grace_is_twice_the_redis_timeout() {
+        assert_eq!(StoreConfig::parse("memory").unwrap().attempt_grace(), None);
+        let mut redis = StoreConfig::parse("redis://127.0.0.1:6379").unwrap();
+        assert_eq!(redis.attempt_grace(), Some(Duration::from_secs(4)));
+        if let StoreConfig::Redis(options) = &mut redis {
+            options.timeout = Duration::from_millis(300);
+        }
+        assert_eq!(redis.attempt_grace(), Some(Duration::from_millis(600)));
+        if let StoreConfig::Redis(options) = &mut redis {
+            options.timeout = Duration::from_secs(45);
+        }
+        assert_eq!(redis.attempt_grace(), Some(Duration::from_secs(60)));
+    }
 }
