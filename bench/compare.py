@@ -36,7 +36,7 @@ import argparse, json, os, platform, re, shutil, socket, statistics, subprocess,
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HZ = os.sysconf('SC_CLK_TCK')
 
-ap = argparse.ArgumentParser()
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument('--reps', type=int, default=3)
 ap.add_argument('--duration', type=float, default=10)
 ap.add_argument('--warmup', type=float, default=2)
