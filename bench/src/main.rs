@@ -7,7 +7,15 @@
 //! pci-vault-load --target rust-redis --redis-url redis://127.0.0.1:6391 --concurrency 64 --json
 //! pci-vault-load --target node-memory --concurrency 64        # needs the built Node binding
 //! pci-vault-load --target http-memory --concurrency 64        # needs a release pci-vault-server
+//! pci-vault-load --target rust-redis --redis-url redis://127.0.0.1:6391 --min-replicas 1
+//! pci-vault-load --target rust-redis --redis-url redis://127.0.0.1:6391 --round-trips 200
 //! ```
+//!
+//! `--round-trips N` measures nothing itself: it runs N operations of each kind one after
+//! another (creates; create + submit; full cycles; create + submit + one wrong PIN), printing
+//! `mark NAME` before and `end NAME` after each batch and waiting for a line on stdin after
+//! each print, so that `bench/compare.py` can read the counters of a proxy in front of Redis
+//! between them.
 
 #![expect(
     clippy::print_stdout,
@@ -85,6 +93,17 @@ struct Args {
     /// Sessions to store for the footprint targets.
     #[arg(long, default_value_t = 100_000)]
     sessions: usize,
+    /// For `rust-redis`: replicas that must acknowledge every write (`WAIT`, pipelined with
+    /// the write); 0 = the default, no wait.
+    #[arg(long, default_value_t = 0)]
+    min_replicas: u32,
+    /// For `--min-replicas`: the longest wait for the replicas, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    min_replicas_timeout_ms: u64,
+    /// For `rust-redis`: instead of a timed run, run N operations of each kind at
+    /// concurrency 1 between marks (see the crate documentation).
+    #[arg(long)]
+    round_trips: Option<usize>,
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -120,6 +139,23 @@ fn main() -> Result<(), String> {
         Target::RedisFootprint => Some(runtime.block_on(footprint::redis(redis()?, args.sessions))),
         _ => None,
     };
+    let min_replicas = (args.min_replicas > 0).then(|| {
+        pci_vault_redis::MinReplicas::new(
+            args.min_replicas,
+            Duration::from_millis(args.min_replicas_timeout_ms),
+        )
+    });
+    if let Some(per_batch) = args.round_trips {
+        if args.target != Target::RustRedis {
+            return Err("--round-trips is for --target rust-redis".into());
+        }
+        return runtime.block_on(rust_target::round_trips(
+            redis()?,
+            min_replicas,
+            per_batch,
+            plan.ttl,
+        ));
+    }
     if let Some(report) = footprint {
         println!("{}", report?);
         return Ok(());
@@ -127,7 +163,7 @@ fn main() -> Result<(), String> {
     let result = runtime.block_on(async {
         match args.target {
             Target::RustMemory => rust_target::run_memory(&plan).await,
-            Target::RustRedis => rust_target::run_redis(&plan, redis()?).await,
+            Target::RustRedis => rust_target::run_redis(&plan, redis()?, min_replicas).await,
             Target::NodeMemory => node_target::run(&plan, &args.node_script, None).await,
             Target::NodeRedis => node_target::run(&plan, &args.node_script, Some(redis()?)).await,
             Target::HttpMemory => http_target::run(&plan, &server, None).await,
