@@ -22,7 +22,7 @@ use pci_vault::{
     Error, ErrorCode, ExposeSecret, FieldKind, FieldReason, FieldSpec, FormInput, FormSpec,
     SessionOptions,
 };
-use pci_vault_fuzz::{Fixture, block_on, has_digit_run};
+use pci_vault_fuzz::{Fixture, has_digit_run, run};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -328,15 +328,15 @@ fn check_form(input: &Input, now: SystemTime) {
         form: spec,
         ..SessionOptions::default()
     };
-    let ticket = block_on(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
+    let ticket = run(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
     let mut form = FormInput::new();
     for (name, value) in &submission {
         form.insert(name.clone(), value.clone());
     }
     let before = fx.entries();
-    match (block_on(vault.submit(&ticket.id, &form)), want) {
+    match (run(vault.submit(&ticket.id, &form)), want) {
         (Ok(receipt), Expected::Stored(values)) => {
-            let revealed = block_on(vault.reveal(&ticket.id, &receipt.pin))
+            let revealed = run(vault.reveal(&ticket.id, &receipt.pin))
                 .unwrap_or_else(|e| panic!("reveal after submit: {e}"));
             let got: Vec<(String, String)> = revealed
                 .iter()

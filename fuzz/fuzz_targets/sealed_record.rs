@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use pci_vault::conformance::{amex_form, visa_form};
 use pci_vault::internal::SealedRecord;
 use pci_vault::{ErrorCode, KeyId, Metadata, Pin, SessionId, SessionOptions, Tenant, Vault};
-use pci_vault_fuzz::{Fixture, block_on, fix_checksum, with_checksum};
+use pci_vault_fuzz::{Fixture, fix_checksum, run, with_checksum};
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -160,12 +160,12 @@ fn make(fx: &Fixture, vault: &Vault, plan: &Plan) -> Session {
         ..SessionOptions::default()
     };
     let before = fx.entries();
-    let ticket = block_on(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
+    let ticket = run(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
     let key = Fixture::new_key(&before, &fx.entries());
     let mut pin = Pin::parse("0000").unwrap_or_else(|e| panic!("{e}"));
     if !matches!(plan.progress, Progress::Pending | Progress::Cancelled) {
         let form = if plan.amex { amex_form() } else { visa_form() };
-        pin = block_on(vault.submit(&ticket.id, &form))
+        pin = run(vault.submit(&ticket.id, &form))
             .unwrap_or_else(|e| panic!("{e}"))
             .pin;
     }
@@ -177,17 +177,17 @@ fn make(fx: &Fixture, vault: &Vault, plan: &Plan) -> Session {
     match plan.progress {
         Progress::Pending | Progress::Submitted => {}
         Progress::OneWrongPin => {
-            let _ = block_on(vault.reveal(&id, &wrong));
+            let _ = run(vault.reveal(&id, &wrong));
         }
         Progress::Revealed => {
-            block_on(vault.reveal(&id, &pin)).unwrap_or_else(|e| panic!("{e}"));
+            run(vault.reveal(&id, &pin)).unwrap_or_else(|e| panic!("{e}"));
         }
-        Progress::Cancelled => block_on(vault.cancel(&id)).unwrap_or_else(|e| panic!("{e}")),
+        Progress::Cancelled => run(vault.cancel(&id)).unwrap_or_else(|e| panic!("{e}")),
         Progress::Locked => {
             for _ in 0..options.max_attempts {
-                let _ = block_on(vault.reveal(&id, &wrong));
+                let _ = run(vault.reveal(&id, &wrong));
             }
-            let state = block_on(vault.status(&id)).map(|s| s.state);
+            let state = run(vault.status(&id)).map(|s| s.state);
             assert_eq!(state.ok(), Some(pci_vault::SessionState::Locked));
         }
     }
@@ -255,7 +255,7 @@ fn probe(fx: &Fixture, vault: &Vault, session: &Session, bytes: &[u8]) {
     decodes(bytes);
     if bytes == session.bytes.as_slice() {
         let owner = vault.for_tenant(session.tenant.clone());
-        assert!(block_on(owner.status(&session.id)).is_ok());
+        assert!(run(owner.status(&session.id)).is_ok());
         return;
     }
     fx.overwrite(&session.key, bytes);
@@ -270,24 +270,20 @@ fn probe(fx: &Fixture, vault: &Vault, session: &Session, bytes: &[u8]) {
     let outcomes = [
         (
             "status",
-            block_on(agent.status(&session.id)).map(|_| ()),
+            run(agent.status(&session.id)).map(|_| ()),
             &agent_codes[..],
         ),
         (
             "submit",
-            block_on(agent.submit(&session.id, &visa_form())).map(|_| ()),
+            run(agent.submit(&session.id, &visa_form())).map(|_| ()),
             &customer_codes[..],
         ),
         (
             "reveal",
-            block_on(agent.reveal(&session.id, &session.pin)).map(|_| ()),
+            run(agent.reveal(&session.id, &session.pin)).map(|_| ()),
             &agent_codes[..],
         ),
-        (
-            "cancel",
-            block_on(agent.cancel(&session.id)),
-            &agent_codes[..],
-        ),
+        ("cancel", run(agent.cancel(&session.id)), &agent_codes[..]),
     ];
     for (what, outcome, allowed) in outcomes {
         match outcome {

@@ -27,6 +27,23 @@ use pci_vault_memory::{MemoryLimits, MemoryStore};
 
 pub use futures::executor::block_on;
 
+thread_local! {
+    /// The runtime [`run`] drives operations on: one per fuzzing thread.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap_or_else(|e| panic!("building the runtime failed: {e}"));
+}
+
+/// Runs a vault operation to its end on a current-thread tokio runtime with paused time:
+/// the vault sleeps between the tries of an unanswered write and while it waits for a
+/// guess in flight, and a paused clock lets those sleeps end at once. (`block_on` has no
+/// timer; it serves store calls that never sleep.)
+pub fn run<F: std::future::Future>(fut: F) -> F::Output {
+    RUNTIME.with(|rt| rt.block_on(fut))
+}
+
 /// Where every target's clock starts: 2030-06-15T12:00:00Z.
 pub const START: Duration = Duration::from_secs(1_907_755_200);
 
@@ -811,6 +828,9 @@ impl Fixture {
                 other => panic!("overwrite failed: {other:?}"),
             }
         });
+        // A record planted by hand may belong to another session, with another
+        // `max_attempts`: the count of comparing claims starts again for this key.
+        lock(&self.scheduled.faults).counted.remove(key);
     }
 
     /// Panics when any stored byte string holds a clear secret (in the encodings the
