@@ -14,8 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pci_vault::conformance::{test_keyring, visa_form};
-use pci_vault::{Error, ErrorCode, Pin, SessionOptions, SessionState, Vault};
+use pci_vault::conformance::faults::{Prepared, Step};
+use pci_vault::conformance::test_keyring;
+use pci_vault::{Error, SessionState, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
 use pci_vault_testkit::proxy::FaultProxy;
 use pci_vault_testkit::redis::RedisServer;
@@ -24,16 +25,6 @@ use pci_vault_testkit::redis::RedisServer;
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// The vaults' attempt grace: twice the store timeout.
 const GRACE: Duration = Duration::from_millis(600);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Create,
-    Submit,
-    RevealRight,
-    RevealWrong,
-    RevealLastWrong,
-    Cancel,
-}
 
 /// Store commands each step sends: create 1; submit and cancel read then write; a reveal
 /// claims (reads and counts the attempt) then, for an outcome, writes the tombstone.
@@ -65,74 +56,18 @@ async fn vault_through(proxy: &FaultProxy) -> Vault {
         .unwrap()
 }
 
-fn wrong(pin: &Pin) -> Pin {
-    let digits: String = pin
-        .expose_secret()
-        .chars()
-        .map(|c| if c == '0' { '1' } else { '0' })
-        .collect();
-    Pin::parse(&digits).unwrap()
-}
-
 async fn one_case(server: &RedisServer, step: Step, fault: NetFault) {
     let case = format!("{step:?} with {fault:?}");
     let proxy = FaultProxy::start(server.addr());
     let vault = vault_through(&proxy).await;
-    let options = SessionOptions {
-        max_attempts: 2,
-        ..SessionOptions::default()
-    };
-    let mut id = None;
-    let mut pin = None;
-    if step != Step::Create {
-        let ticket = vault.create_session(&options).await.unwrap();
-        if !matches!(step, Step::Submit | Step::Cancel) {
-            pin = Some(vault.submit(&ticket.id, &visa_form()).await.unwrap().pin);
-        }
-        id = Some(ticket.id);
-    }
-    if step == Step::RevealLastWrong {
-        let first = vault
-            .reveal(id.as_ref().unwrap(), &wrong(pin.as_ref().unwrap()))
-            .await;
-        assert!(
-            matches!(first, Err(Error::WrongPin { attempts_left: 1 })),
-            "{case}"
-        );
-    }
+    let mut ready = step.prepare(&vault).await;
     match fault {
         NetFault::Reset(n) => proxy.reset_on_reply(n),
         NetFault::Stall => proxy.stall_replies(TIMEOUT * 3 / 2),
     }
-    let answered: pci_vault::Result<Option<Pin>> = match step {
-        Step::Create => vault.create_session(&options).await.map(|t| {
-            id = Some(t.id);
-            None
-        }),
-        Step::Submit => vault
-            .submit(id.as_ref().unwrap(), &visa_form())
-            .await
-            .map(|r| Some(r.pin)),
-        Step::RevealRight => vault
-            .reveal(id.as_ref().unwrap(), pin.as_ref().unwrap())
-            .await
-            .map(|_| None),
-        Step::RevealWrong | Step::RevealLastWrong => vault
-            .reveal(id.as_ref().unwrap(), &wrong(pin.as_ref().unwrap()))
-            .await
-            .map(|_| None),
-        Step::Cancel => vault.cancel(id.as_ref().unwrap()).await.map(|()| None),
-    };
+    let answered = step.run(&vault, &mut ready).await;
     proxy.disarm_reset();
     proxy.end_stall();
-    if let Err(e) = &answered {
-        let allowed = match step {
-            Step::RevealWrong => vec![ErrorCode::WrongPin, ErrorCode::StoreUnavailable],
-            Step::RevealLastWrong => vec![ErrorCode::Locked, ErrorCode::StoreUnavailable],
-            _ => vec![ErrorCode::StoreUnavailable],
-        };
-        assert!(allowed.contains(&e.code()), "{case}: answered {e:?}");
-    }
     // A write's lost reply is resolved by repeating the write: a reset on a write's reply
     // never makes the operation fail. (A read whose reply is lost is not repeated: submit
     // and cancel read first, and answer STORE_UNAVAILABLE having changed nothing.)
@@ -143,27 +78,14 @@ async fn one_case(server: &RedisServer, step: Step, fault: NetFault) {
             "{case}: {answered:?}"
         );
     }
+    let Prepared { id, mut pin } = ready;
     let Some(id) = id else {
         return; // a create whose outcome is unknown: nobody knows the id
     };
     let status = until_answered(|| vault.status(&id)).await;
-    match (step, &answered) {
-        (Step::Submit, Ok(Some(p))) => {
-            assert_eq!(status.state, SessionState::Submitted, "{case}");
-            pin = Some(p.clone());
-        }
-        (Step::RevealRight, Ok(_)) => {
-            assert_eq!(
-                status.state,
-                SessionState::Revealed,
-                "{case}: form without tombstone"
-            )
-        }
-        (Step::RevealLastWrong, Err(Error::Locked)) => {
-            assert_eq!(status.state, SessionState::Locked, "{case}")
-        }
-        (Step::Cancel, Ok(_)) => assert_eq!(status.state, SessionState::Cancelled, "{case}"),
-        _ => {}
+    step.assert_truthful(&answered, status.state, &case);
+    if let (Step::Submit, Ok(Some(p))) = (step, &answered) {
+        pin = Some(p.clone());
     }
     if status.state == SessionState::Submitted && status.attempts_left == 0 {
         tokio::time::sleep(GRACE + Duration::from_millis(100)).await;
@@ -197,14 +119,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_of_every_operation_with_its_reply_lost_or_late() {
     let server = RedisServer::start(&[]);
-    for step in [
-        Step::Create,
-        Step::Submit,
-        Step::RevealRight,
-        Step::RevealWrong,
-        Step::RevealLastWrong,
-        Step::Cancel,
-    ] {
+    for step in Step::ALL {
         for n in 1..=commands(step) {
             one_case(&server, step, NetFault::Reset(n)).await;
         }

@@ -289,25 +289,121 @@ impl EphemeralStore for FaultyStore {
 /// real time (Redis) passes it quickly.
 const GRACE: Duration = Duration::from_millis(300);
 
-/// The operation a fault is injected into.
+/// The operation a fault is injected into, on a session prepared for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub enum Step {
+    /// `create_session`.
     Create,
+    /// `submit` on a pending session.
     Submit,
+    /// `reveal` with the right PIN.
     RevealRight,
+    /// `reveal` with a wrong PIN, attempts left after it.
     RevealWrong,
+    /// `reveal` with a wrong PIN on the last attempt.
     RevealLastWrong,
+    /// `cancel` of a pending session.
     Cancel,
 }
 
-const STEPS: [Step; 6] = [
-    Step::Create,
-    Step::Submit,
-    Step::RevealRight,
-    Step::RevealWrong,
-    Step::RevealLastWrong,
-    Step::Cancel,
-];
+/// A session made ready for a [`Step`]: its id (none before a create) and its PIN (once
+/// submitted).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The session's id.
+    pub id: Option<crate::session::SessionId>,
+    /// Its PIN.
+    pub pin: Option<Pin>,
+}
+
+impl Step {
+    /// Every step.
+    pub const ALL: [Step; 6] = [
+        Step::Create,
+        Step::Submit,
+        Step::RevealRight,
+        Step::RevealWrong,
+        Step::RevealLastWrong,
+        Step::Cancel,
+    ];
+
+    /// The options of the sessions the steps run on: two attempts, so one wrong PIN
+    /// leaves the last.
+    pub fn options() -> SessionOptions {
+        SessionOptions {
+            max_attempts: 2,
+            ..SessionOptions::default()
+        }
+    }
+
+    /// Creates (and submits, and guesses wrong once) what the step needs, without faults.
+    pub async fn prepare(self, vault: &Vault) -> Prepared {
+        let mut ready = Prepared::default();
+        if self == Step::Create {
+            return ready;
+        }
+        let ticket = vault.create_session(&Step::options()).await.unwrap();
+        if !matches!(self, Step::Submit | Step::Cancel) {
+            ready.pin = Some(vault.submit(&ticket.id, &visa_form()).await.unwrap().pin);
+        }
+        if self == Step::RevealLastWrong {
+            let wrong = wrong_pin(ready.pin.as_ref().unwrap());
+            let first = vault.reveal(&ticket.id, &wrong).await.map(|_| ());
+            assert!(matches!(first, Err(Error::WrongPin { attempts_left: 1 })));
+        }
+        ready.id = Some(ticket.id);
+        ready
+    }
+
+    /// Runs the step; a create records its id in `ready`. Answers the PIN of a submit.
+    pub async fn run(self, vault: &Vault, ready: &mut Prepared) -> Result<Option<Pin>> {
+        let id = ready.id.clone();
+        let id = || id.as_ref().unwrap();
+        match self {
+            Step::Create => vault.create_session(&Step::options()).await.map(|t| {
+                ready.id = Some(t.id);
+                None
+            }),
+            Step::Submit => vault.submit(id(), &visa_form()).await.map(|r| Some(r.pin)),
+            Step::RevealRight => vault
+                .reveal(id(), ready.pin.as_ref().unwrap())
+                .await
+                .map(|_| None),
+            Step::RevealWrong | Step::RevealLastWrong => vault
+                .reveal(id(), &wrong_pin(ready.pin.as_ref().unwrap()))
+                .await
+                .map(|_| None),
+            Step::Cancel => vault.cancel(id()).await.map(|()| None),
+        }
+    }
+
+    /// Checks what the step answered under a fault against the state the session is in
+    /// after it: an error is `STORE_UNAVAILABLE` or the step's own outcome (a wrong PIN's
+    /// `WRONG_PIN`, the last one's `LOCKED`), and every success is stored.
+    pub fn assert_truthful(self, answer: &Result<Option<Pin>>, state: SessionState, case: &str) {
+        let own: &[ErrorCode] = match self {
+            Step::RevealWrong => &[ErrorCode::WrongPin],
+            Step::RevealLastWrong => &[ErrorCode::Locked],
+            _ => &[],
+        };
+        if let Err(e) = answer {
+            assert!(
+                e.code() == ErrorCode::StoreUnavailable || own.contains(&e.code()),
+                "{case}: answered {e:?}"
+            );
+        }
+        let stored = match (self, answer) {
+            (Step::Submit, Ok(Some(_))) => Some(SessionState::Submitted),
+            (Step::RevealRight, Ok(_)) => Some(SessionState::Revealed),
+            (Step::RevealLastWrong, Err(Error::Locked)) => Some(SessionState::Locked),
+            (Step::Cancel, Ok(_)) => Some(SessionState::Cancelled),
+            _ => None,
+        };
+        if let Some(stored) = stored {
+            assert_eq!(state, stored, "{case}: an answer whose write is not stored");
+        }
+    }
+}
 
 /// What a faulted operation answered: `None` when its caller "crashed".
 type Answered = Option<std::result::Result<Option<Pin>, Error>>;
@@ -334,14 +430,8 @@ fn run_on(h: &dyn Harness) -> Run {
     }
 }
 
-fn options() -> SessionOptions {
-    SessionOptions {
-        max_attempts: 2,
-        ..SessionOptions::default()
-    }
-}
-
-fn wrong_pin(right: &Pin) -> Pin {
+/// A PIN of the same length as `right` that differs in every digit.
+pub fn wrong_pin(right: &Pin) -> Pin {
     let digits: String = right
         .expose_secret()
         .chars()
@@ -359,45 +449,12 @@ async fn one_case(h: &dyn Harness, step: Step, fault: Option<(usize, Fault)>) ->
         audit,
     } = run_on(h);
     let case = format!("{step:?} with {fault:?}");
-    let mut id = None;
-    let mut pin = None;
-    if step != Step::Create {
-        let ticket = vault.create_session(&options()).await.unwrap();
-        if step != Step::Submit && step != Step::Cancel {
-            pin = Some(vault.submit(&ticket.id, &visa_form()).await.unwrap().pin);
-        }
-        id = Some(ticket.id);
-    }
-    if step == Step::RevealLastWrong {
-        let wrong = wrong_pin(pin.as_ref().unwrap());
-        let first = vault.reveal(id.as_ref().unwrap(), &wrong).await.map(|_| ());
-        assert!(matches!(first, Err(Error::WrongPin { attempts_left: 1 })));
-    }
+    let mut ready = step.prepare(&vault).await;
     let before = faulty.writes();
     if let Some((at, fault)) = fault {
         faulty.arm(at, fault);
     }
-    let run = async {
-        match step {
-            Step::Create => vault.create_session(&options()).await.map(|t| {
-                id = Some(t.id);
-                None
-            }),
-            Step::Submit => vault
-                .submit(id.as_ref().unwrap(), &visa_form())
-                .await
-                .map(|r| Some(r.pin)),
-            Step::RevealRight => vault
-                .reveal(id.as_ref().unwrap(), pin.as_ref().unwrap())
-                .await
-                .map(|_| None),
-            Step::RevealWrong | Step::RevealLastWrong => vault
-                .reveal(id.as_ref().unwrap(), &wrong_pin(pin.as_ref().unwrap()))
-                .await
-                .map(|_| None),
-            Step::Cancel => vault.cancel(id.as_ref().unwrap()).await.map(|()| None),
-        }
-    };
+    let run = step.run(&vault, &mut ready);
     let crashed = async {
         while !faulty.crashed() {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -412,6 +469,7 @@ async fn one_case(h: &dyn Harness, step: Step, fault: Option<(usize, Fault)>) ->
     faulty.disarm();
     faulty.heal();
     faulty.land_late_writes().await;
+    let Prepared { id, mut pin } = ready;
     let Some(id) = id else {
         // A create that never answered: nobody knows the id.
         assert!(
@@ -421,31 +479,9 @@ async fn one_case(h: &dyn Harness, step: Step, fault: Option<(usize, Fault)>) ->
         return writes;
     };
 
-    // What the operation answered is the truth, or STORE_UNAVAILABLE.
-    if let Some(Err(e)) = &answered {
-        let expected_codes: &[ErrorCode] = match step {
-            Step::RevealWrong => &[ErrorCode::WrongPin],
-            Step::RevealLastWrong => &[ErrorCode::Locked],
-            _ => &[],
-        };
-        assert!(
-            e.code() == ErrorCode::StoreUnavailable || expected_codes.contains(&e.code()),
-            "{case}: answered {e:?}"
-        );
-    }
     let status = vault.status(&id).await.unwrap();
-    match (step, &answered) {
-        (Step::Submit, Some(Ok(Some(_)))) => assert_eq!(status.state, SessionState::Submitted),
-        (Step::RevealRight, Some(Ok(_))) => assert_eq!(
-            status.state,
-            SessionState::Revealed,
-            "{case}: a form was returned whose tombstone is not stored"
-        ),
-        (Step::RevealLastWrong, Some(Err(Error::Locked))) => {
-            assert_eq!(status.state, SessionState::Locked, "{case}")
-        }
-        (Step::Cancel, Some(Ok(_))) => assert_eq!(status.state, SessionState::Cancelled),
-        _ => {}
+    if let Some(answer) = &answered {
+        step.assert_truthful(answer, status.state, &case);
     }
     if let (Step::Submit, Some(Ok(Some(p)))) = (step, &answered) {
         pin = Some(p.clone());
@@ -499,7 +535,7 @@ async fn one_case(h: &dyn Harness, step: Step, fault: Option<(usize, Fault)>) ->
 /// PIN, cancel — with each [`Fault`] at each of its writes (and one more, so a fault after
 /// the operation's last write changes nothing).
 pub async fn every_write_of_every_operation_under_every_fault(h: &dyn Harness) {
-    for step in STEPS {
+    for step in Step::ALL {
         let writes = one_case(h, step, None).await;
         assert!((1..=2).contains(&writes), "{step:?} made {writes} writes");
         for at in 0..=writes {

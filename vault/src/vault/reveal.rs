@@ -26,7 +26,7 @@ use super::ops::{Loaded, MAX_ROUNDS, contention, key_for, not_revealable};
 use super::write::Written;
 use crate::audit::{Actor, AuditAction, AuditOutcome};
 use crate::card::{Brand, mask_pan};
-use crate::crypto::{SessionCrypto, fill_random};
+use crate::crypto::SessionCrypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::form::{CardSummary, FormSpec, RevealedForm};
 use crate::pin::Pin;
@@ -79,7 +79,7 @@ async fn reveal_inner(
 
     // 1. Take an attempt, durably, in the same step that reads the record.
     let claim = Claim {
-        id: random_u64(),
+        id: Version::random().0,
         at_millis: inner.clock.now_millis(),
     };
     let claimed = inner
@@ -275,10 +275,4 @@ fn open_form(record: &SealedRecord, crypto: &SessionCrypto) -> Result<RevealedFo
         fields.push((spec.name().to_owned(), SecretString::from(text)));
     }
     Ok(RevealedForm { fields, card })
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    fill_random(&mut bytes);
-    u64::from_be_bytes(bytes)
 }
