@@ -110,6 +110,15 @@ pub struct Args {
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "PCI_VAULT_SHUTDOWN_GRACE", default_value = "10")]
     pub shutdown_grace: u64,
+
+    /// Webhooks file (JSON): per tenant, the receiver's https URL and signing secret.
+    #[arg(long, env = "PCI_VAULT_WEBHOOKS_FILE")]
+    pub webhooks_file: Option<PathBuf>,
+
+    /// Development only: webhooks may reach loopback and private-network receivers, and
+    /// plain http on loopback.
+    #[arg(long, env = "PCI_VAULT_WEBHOOKS_DEVELOPMENT")]
+    pub webhooks_development: bool,
 }
 
 /// How log lines are written.
@@ -130,6 +139,7 @@ impl std::fmt::Debug for Args {
             .field("keys_file", &self.keys_file)
             .field("api_keys", &self.api_keys.as_ref().map(|_| "[REDACTED]"))
             .field("tls_cert", &self.tls_cert)
+            .field("webhooks_file", &self.webhooks_file)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +159,9 @@ pub enum ConfigError {
     /// The vault refused its configuration.
     #[error("vault: {0}")]
     Vault(#[from] pci_vault::Error),
+    /// The webhooks file is wrong.
+    #[error("--webhooks-file: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookConfigError),
 }
 
 /// The URL customers reach the server at, and the origin their form POST must come from.

@@ -18,3 +18,4 @@ pub mod request;
 pub mod respond;
 pub mod server;
 pub mod state;
+pub mod webhooks;

@@ -55,6 +55,7 @@ struct Inner {
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
+    webhooks: crate::webhooks::WebhookMetrics,
 }
 
 fn duration_histogram() -> Histogram {
@@ -89,12 +90,15 @@ impl Metrics {
             "Requests refused by a per-client rate limit",
             rate_limited.clone(),
         );
+        let webhooks = crate::webhooks::WebhookMetrics::new();
+        webhooks.register(&mut registry);
         Metrics(Arc::new(Inner {
             registry,
             requests,
             durations,
             outcomes,
             rate_limited,
+            webhooks,
         }))
     }
 
@@ -113,6 +117,11 @@ impl Metrics {
             .rate_limited
             .get_or_create(&LimitLabels { limit })
             .inc();
+    }
+
+    /// The webhooks' counters.
+    pub fn webhooks(&self) -> &crate::webhooks::WebhookMetrics {
+        &self.0.webhooks
     }
 
     /// An audit sink that counts each event and hands it on to `tracing`.

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ApiError, ErrorBody, documented_errors};
 use crate::state::AppState;
+use crate::webhooks::openapi::WebhookDocs;
 
 /// The answer of `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -113,11 +114,12 @@ pub async fn openapi() -> Response {
         openapi,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth, &SessionLinks),
+    modifiers(&BearerAuth, &SessionLinks, &WebhookDocs),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),
         (name = "customer", description = "For the customer: the link is the credential"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Sent by the server to a tenant's receiver"),
     )
 )]
 pub struct ApiDoc;

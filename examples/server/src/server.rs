@@ -15,6 +15,7 @@ use crate::config::{Args, LogFormat, PublicUrl};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::state::AppState;
+use crate::webhooks::Webhooks;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,12 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     form_limit.spawn_cleanup(Duration::from_secs(60));
     reveal_limit.spawn_cleanup(Duration::from_secs(60));
 
+    let webhooks = Webhooks::from_file(
+        args.webhooks_file.as_deref(),
+        args.webhooks_development,
+        metrics.webhooks().clone(),
+    )
+    .map_err(crate::config::ConfigError::from)?;
     let https = tls.is_some() || public_url.is_https();
     let state = AppState::new(
         vault.clone(),
@@ -104,6 +111,7 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
         form_limit,
         reveal_limit,
         metrics,
+        webhooks,
     );
     let app = router(state, https).into_make_service_with_connect_info::<SocketAddr>();
 

@@ -8,6 +8,7 @@ use crate::auth::ApiKeys;
 use crate::config::PublicUrl;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
+use crate::webhooks::Webhooks;
 
 /// The server's shared state: cheap to clone.
 #[derive(Clone, Debug)]
@@ -21,6 +22,7 @@ struct Shared {
     form_limit: RateLimit,
     reveal_limit: RateLimit,
     metrics: Metrics,
+    webhooks: Webhooks,
 }
 
 impl AppState {
@@ -32,6 +34,7 @@ impl AppState {
         form_limit: RateLimit,
         reveal_limit: RateLimit,
         metrics: Metrics,
+        webhooks: Webhooks,
     ) -> Self {
         AppState(Arc::new(Shared {
             vault,
@@ -40,6 +43,7 @@ impl AppState {
             form_limit,
             reveal_limit,
             metrics,
+            webhooks,
         }))
     }
 
@@ -71,5 +75,10 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The webhooks: where operations announce session events.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.0.webhooks
     }
 }

@@ -1,0 +1,110 @@
+//! The webhooks' metrics, registered in the server's registry: labelled by tenant (the
+//! configured ones only, so the label set stays bounded) and by outcome.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    tenant: String,
+    outcome: &'static str,
+}
+
+/// Counters of queued events, their final outcomes and every attempt.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookMetrics {
+    queued: Family<TenantLabels, Counter>,
+    finished: Family<OutcomeLabels, Counter>,
+    attempts: Family<OutcomeLabels, Counter>,
+}
+
+impl WebhookMetrics {
+    /// Fresh counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the counters to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "webhook_events_queued",
+            "Session events accepted into a tenant's webhook queue",
+            self.queued.clone(),
+        );
+        registry.register(
+            "webhook_events",
+            "Webhook events by final outcome: delivered, rejected (a 4xx or 3xx answer), \
+             refused (address guard), exhausted (every attempt failed), queue_full, invalid, \
+             stopped",
+            self.finished.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by result: accepted, retryable_status, final_status, \
+             timeout, network, refused",
+            self.attempts.clone(),
+        );
+    }
+
+    pub(super) fn queued(&self, tenant: &str) {
+        self.queued
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(super) fn finished(&self, tenant: &str, outcome: &'static str) {
+        self.finished
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub(super) fn attempt(&self, tenant: &str, outcome: &'static str) {
+        self.attempts
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// How many events of `tenant` ended with `outcome` (see the `webhook_events` help).
+    pub fn count(&self, tenant: &str, outcome: &'static str) -> u64 {
+        self.finished
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_owned(),
+                outcome,
+            })
+            .get()
+    }
+
+    /// How many attempts to `tenant`'s receiver had `result`.
+    pub fn attempts(&self, tenant: &str, result: &'static str) -> u64 {
+        self.attempts
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_owned(),
+                outcome: result,
+            })
+            .get()
+    }
+
+    /// How many events of `tenant` entered its queue.
+    pub fn queued_count(&self, tenant: &str) -> u64 {
+        self.queued
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .get()
+    }
+}
