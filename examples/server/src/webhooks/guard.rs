@@ -102,7 +102,7 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         return classify_v4(v4);
     }
     let s = ip.segments();
-    let embedded_v4 = || Ipv4Addr::from(u32::from(ip.to_bits() as u32));
+    let embedded_v4 = || Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
     if ip.is_unspecified() {
         AddressClass::Unspecified
     } else if ip.is_loopback() {

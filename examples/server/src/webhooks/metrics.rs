@@ -53,6 +53,14 @@ impl WebhookMetrics {
         );
     }
 
+    /// Creates `tenant`'s series at zero, so dashboards see them before the first event.
+    pub(super) fn init(&self, tenant: &str) {
+        self.queued_count(tenant);
+        for outcome in ["delivered", "exhausted", "queue_full"] {
+            self.count(tenant, outcome);
+        }
+    }
+
     pub(super) fn queued(&self, tenant: &str) {
         self.queued
             .get_or_create(&TenantLabels {

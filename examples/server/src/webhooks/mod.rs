@@ -167,6 +167,7 @@ impl Webhooks {
         let mut by_tenant = HashMap::with_capacity(config.endpoints.len());
         for endpoint in config.endpoints {
             let tenant = endpoint.tenant.clone();
+            metrics.init(tenant.as_str());
             tracing::info!(
                 tenant = %tenant,
                 host = endpoint.host(),

@@ -9,6 +9,8 @@
 //! accept the header when any `v1` entry matches and ignore other keys, so more entries or
 //! schemes can be added later.
 
+use std::fmt::Write as _;
+
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
@@ -37,13 +39,11 @@ fn mac(secret: &WebhookSecret, timestamp: u64, body: &[u8]) -> [u8; 32] {
 pub fn signature_header(secret: &WebhookSecret, timestamp: u64, body: &[u8]) -> String {
     let mut header = format!("t={timestamp},v1=");
     for byte in mac(secret, timestamp, body) {
-        header.push(char::from(HEX[usize::from(byte >> 4)]));
-        header.push(char::from(HEX[usize::from(byte & 0xf)]));
+        // Writing to a String cannot fail.
+        let _ = write!(header, "{byte:02x}");
     }
     header
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Why a delivery failed verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

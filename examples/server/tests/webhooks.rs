@@ -1,0 +1,852 @@
+//! Signed webhooks against real receivers on loopback (the development setting) and the
+//! real router: retries until accepted with one idempotency key, signatures verified by
+//! the README's Node and Python functions and rejected when replayed or altered, receivers
+//! that never answer or do not listen, the address guard outside development, redirects,
+//! TLS host names, the bounded queue, the logs, and the binary's configuration.
+//!
+//! The server here runs in this process, so the test can hand events to
+//! `Webhooks::enqueue` as the vault's session events do, while the same runtime serves
+//! agent and customer requests.
+
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
+
+mod common;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{ACME_KEY, KEY, card_fields};
+use pci_vault::{SessionId, SessionState, Tenant};
+use pci_vault_config::{KeySource, StoreConfig, VaultConfig};
+use pci_vault_server::auth::ApiKeys;
+use pci_vault_server::config::PublicUrl;
+use pci_vault_server::metrics::Metrics;
+use pci_vault_server::ratelimit::RateLimit;
+use pci_vault_server::state::AppState;
+use pci_vault_server::webhooks::config::WebhookSecret;
+use pci_vault_server::webhooks::signing::{VerifyError, verify};
+use pci_vault_server::webhooks::{
+    WebhookConfig, WebhookEvent, WebhookEventKind, WebhookMetrics, Webhooks,
+};
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_test_secret_0123456789abcdefABCDEF";
+const OTHER_SECRET: &str = "whsec_other_secret_0123456789abcdefABCD";
+
+// ---------------------------------------------------------------------------------------
+// Logs: every line this process writes, to check no secret or session id reaches them.
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("debug,hyper=info,hyper_util=info,reqwest=info,rustls=info")
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
+}
+
+fn assert_clean_logs(ids: &[&str]) {
+    let text = log_text();
+    assert!(
+        !text.contains(SECRET) && !text.contains(OTHER_SECRET),
+        "a secret reached the log"
+    );
+    for id in ids {
+        assert!(!text.contains(id), "a session id reached the log");
+    }
+    common::assert_no_secrets(&text, &[]);
+    let mut file =
+        std::fs::File::create(common::log_dir().join("webhooks-in-process.log")).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Receivers.
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    headers: HeaderMap,
+    body: Bytes,
+    received_at: u64,
+}
+
+impl Delivery {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).unwrap().to_str().unwrap()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Recorded {
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+    /// Statuses of the first answers; every later one is 204.
+    script: Arc<Mutex<Vec<Response>>>,
+}
+
+impl Recorded {
+    fn all(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + within;
+        loop {
+            let all = self.all();
+            if all.len() >= count {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} deliveries arrived",
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn record(State(recorded): State<Recorded>, headers: HeaderMap, body: Bytes) -> Response {
+    recorded.deliveries.lock().unwrap().push(Delivery {
+        headers,
+        body,
+        received_at: unix_now(),
+    });
+    let mut script = recorded.script.lock().unwrap();
+    if script.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        script.remove(0)
+    }
+}
+
+/// An HTTP receiver on loopback answering `script` first, then 204.
+async fn receiver(script: Vec<Response>) -> (String, Recorded) {
+    let recorded = Recorded {
+        script: Arc::new(Mutex::new(script)),
+        ..Recorded::default()
+    };
+    let app = Router::new()
+        .route("/hook", axum::routing::post(record))
+        .with_state(recorded.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), recorded)
+}
+
+/// A listener that accepts connections and never reads or answers; counts them.
+async fn silent_listener() -> (SocketAddr, Arc<Mutex<usize>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(0usize));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            *count.lock().unwrap() += 1;
+            held.push(socket);
+        }
+    });
+    (addr, accepted)
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// ---------------------------------------------------------------------------------------
+// The server, in this process.
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    webhooks: Webhooks,
+    metrics: WebhookMetrics,
+}
+
+/// `tenants`: (tenant, url, secret); `settings`: extra members of the webhooks file.
+async fn server(tenants: &[(&str, &str, &str)], settings: Value, development: bool) -> Server {
+    let _ = logs();
+    let mut file = settings;
+    let mut map = serde_json::Map::new();
+    for (tenant, url, secret) in tenants {
+        map.insert((*tenant).to_owned(), json!({"url": url, "secret": secret}));
+    }
+    file["tenants"] = Value::Object(map);
+    let config = WebhookConfig::parse(&file.to_string(), development).unwrap();
+    let metrics = Metrics::new();
+    let webhooks = Webhooks::start(config, metrics.webhooks().clone()).unwrap();
+    let opened = VaultConfig::new(
+        StoreConfig::parse("memory").unwrap(),
+        KeySource::Development,
+    )
+    .open()
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limit = NonZeroU32::new(100_000).unwrap();
+    let state = AppState::new(
+        opened.vault,
+        ApiKeys::parse(&format!("{KEY},acme={ACME_KEY}")).unwrap(),
+        PublicUrl::for_listener(addr, false),
+        RateLimit::per_minute("form", limit),
+        RateLimit::per_minute("reveal", limit),
+        metrics.clone(),
+        webhooks.clone(),
+    );
+    let app = pci_vault_server::app::router(state, false)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        client: common::client(None),
+        webhooks,
+        metrics: metrics.webhooks().clone(),
+    }
+}
+
+impl Server {
+    /// Creates a session and submits the test card over HTTP; returns its id.
+    async fn submitted_session(&self) -> String {
+        let created: Value = self
+            .client
+            .post(format!("{}/v1/sessions", self.base))
+            .bearer_auth(KEY)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let response = self
+            .client
+            .post(format!("{}/forms/{id}", self.base))
+            .json(&json!({"fields": card_fields()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        id
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/v1/sessions/{id}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+fn event(id: &str, tenant: &str, session: &str) -> WebhookEvent {
+    WebhookEvent {
+        id: id.to_owned(),
+        kind: WebhookEventKind::Submitted,
+        session: SessionId::parse(session).unwrap(),
+        tenant: Tenant::new(tenant).unwrap(),
+        state: SessionState::Submitted,
+        at: SystemTime::now(),
+        attempts_left: None,
+    }
+}
+
+fn some_session() -> String {
+    SessionId::generate().to_string()
+}
+
+fn fast_retries() -> Value {
+    json!({"initial_backoff_ms": 20, "max_backoff_ms": 100, "connect_timeout_ms": 500, "timeout_ms": 1000})
+}
+
+async fn wait_for_count(metrics: &WebhookMetrics, tenant: &str, outcome: &'static str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metrics.count(tenant, outcome) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{tenant}: {} of {n} events {outcome}",
+            metrics.count(tenant, outcome)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The README's verify functions, run as written.
+
+fn readme_block(marker: &str) -> String {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the README"));
+    let rest = &readme[start..];
+    let open = rest.find("```").unwrap();
+    let code_start = open + rest[open..].find('\n').unwrap() + 1;
+    let close = code_start + rest[code_start..].find("```").unwrap();
+    rest[code_start..close].to_owned()
+}
+
+/// Runs the README's Node and Python functions on each case (`header`, `body`, `now`) and
+/// returns, for each, what both said (they must agree).
+fn readme_verdicts(secret: &str, cases: &[(String, Vec<u8>, u64)]) -> Vec<bool> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let input: Vec<Value> = cases
+        .iter()
+        .map(|(header, body, now)| json!({"header": header, "body": b64.encode(body), "now": now}))
+        .collect();
+    let input = json!({"secret": secret, "cases": input}).to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    let node = dir.path().join("verify.js");
+    std::fs::write(
+        &node,
+        format!(
+            "{}\nconst input = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));\n\
+             console.log(JSON.stringify(input.cases.map((c) => verifyPciVaultSignature(\
+             input.secret, c.header, Buffer.from(c.body, 'base64'), 300, c.now))));\n",
+            readme_block("<!-- verify-node -->")
+        ),
+    )
+    .unwrap();
+    let python = dir.path().join("verify.py");
+    std::fs::write(
+        &python,
+        format!(
+            "{}\nimport base64, json, sys\ninput = json.load(sys.stdin)\n\
+             print(json.dumps([verify_pci_vault_signature(input['secret'], c['header'], \
+             base64.b64decode(c['body']), 300, c['now']) for c in input['cases']]))\n",
+            readme_block("<!-- verify-python -->")
+        ),
+    )
+    .unwrap();
+    let run = |program: &str, script: &std::path::Path| -> Vec<bool> {
+        let mut child = std::process::Command::new(program)
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} (the test command installs it): {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{program} failed");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let from_node = run("node", &node);
+    let from_python = run("python3", &python);
+    assert_eq!(
+        from_node, from_python,
+        "the Node and Python examples disagree"
+    );
+    from_node
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_gets_the_event_once_accepted_and_verifies_it() {
+    let (url, recorded) = receiver(vec![
+        StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")]).into_response(),
+    ])
+    .await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    let session = server.submitted_session().await;
+    server
+        .webhooks
+        .enqueue(event("evt_retry_1", "default", &session));
+
+    let deliveries = recorded.wait_for(3, Duration::from_secs(10)).await;
+    wait_for_count(&server.metrics, "default", "delivered", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorded.all().len(), 3, "an accepted event was sent again");
+    assert_eq!(server.metrics.attempts("default", "retryable_status"), 2);
+    assert_eq!(server.metrics.attempts("default", "accepted"), 1);
+    assert_eq!(server.metrics.queued_count("default"), 1);
+
+    let secret = WebhookSecret::new(SECRET).unwrap();
+    for delivery in &deliveries {
+        assert_eq!(delivery.header("idempotency-key"), "evt_retry_1");
+        assert_eq!(delivery.header("content-type"), "application/json");
+        assert!(
+            delivery
+                .header("user-agent")
+                .starts_with("pci-vault-webhooks/")
+        );
+        assert_eq!(
+            delivery.body, deliveries[0].body,
+            "the body changed between attempts"
+        );
+        let signature = delivery.header("pci-vault-signature");
+        assert_eq!(
+            verify(
+                &secret,
+                signature,
+                &delivery.body,
+                delivery.received_at,
+                300
+            ),
+            Ok(())
+        );
+        assert!(!signature.contains(SECRET));
+    }
+    // The body: exactly the documented members, no card data and no secret.
+    let body: Value = serde_json::from_slice(&deliveries[2].body).unwrap();
+    let members: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(members, ["at", "id", "kind", "session", "state", "tenant"]);
+    assert_eq!(body["id"], "evt_retry_1");
+    assert_eq!(body["kind"], "submitted");
+    assert_eq!(body["session"], session.as_str());
+    assert_eq!(body["tenant"], "default");
+    assert_eq!(body["state"], "submitted");
+    let text = String::from_utf8_lossy(&deliveries[2].body).into_owned();
+    common::assert_no_secrets(&text, &[SECRET.to_owned()]);
+
+    // A receiver that verifies: the delivery as received passes; replayed later, with its
+    // body altered, or under another secret, it fails.
+    let accepted = &deliveries[2];
+    let header = accepted.header("pci-vault-signature").to_owned();
+    let t: u64 = header[2..header.find(',').unwrap()].parse().unwrap();
+    let mut altered = accepted.body.to_vec();
+    let at = text.find("submitted").unwrap();
+    altered[at..at + "submitted".len()].copy_from_slice(b"cancelled");
+    assert_eq!(
+        verify(&secret, &header, &accepted.body, t + 301, 300),
+        Err(VerifyError::Stale)
+    );
+    assert_eq!(
+        verify(&secret, &header, &altered, t, 300),
+        Err(VerifyError::Mismatch)
+    );
+    let other = WebhookSecret::new(OTHER_SECRET).unwrap();
+    assert_eq!(
+        verify(&other, &header, &accepted.body, t, 300),
+        Err(VerifyError::Mismatch)
+    );
+
+    let mut cases: Vec<(String, Vec<u8>, u64)> = deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.header("pci-vault-signature").to_owned(),
+                d.body.to_vec(),
+                d.received_at,
+            )
+        })
+        .collect();
+    cases.push((header.clone(), accepted.body.to_vec(), t + 301));
+    cases.push((header.clone(), accepted.body.to_vec(), t - 301));
+    cases.push((header.clone(), altered, t));
+    cases.push((
+        header.replacen(&format!("t={t}"), &format!("t={}", t + 1), 1),
+        accepted.body.to_vec(),
+        t,
+    ));
+    cases.push((format!("t={t}"), accepted.body.to_vec(), t));
+    assert_eq!(
+        readme_verdicts(SECRET, &cases),
+        [true, true, true, false, false, false, false, false]
+    );
+    assert_eq!(readme_verdicts(OTHER_SECRET, &cases[..1]), [false]);
+
+    assert!(log_text().contains("a webhook attempt failed; it will be retried"));
+    assert_clean_logs(&[&session]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_receivers_never_block_operations_or_other_tenants() {
+    let (silent, accepted) = silent_listener().await;
+    let silent_url = format!("http://{silent}/hook");
+    let closed_url = format!("http://127.0.0.1:{}/hook", closed_port());
+    let (good_url, recorded) = receiver(Vec::new()).await;
+    let settings = json!({
+        "initial_backoff_ms": 50, "max_backoff_ms": 100, "connect_timeout_ms": 500,
+        "timeout_ms": 3000, "max_attempts": 2, "queue_capacity": 16, "max_in_flight": 2
+    });
+    let server = server(
+        &[
+            ("default", &silent_url, SECRET),
+            ("acme", &closed_url, SECRET),
+            ("beta", &good_url, OTHER_SECRET),
+        ],
+        settings,
+        true,
+    )
+    .await;
+
+    // Fill the silent receiver's deliveries and queue, and the closed port's.
+    let started = Instant::now();
+    for i in 0..200 {
+        server.webhooks.enqueue(event(
+            &format!("evt_silent_{i}"),
+            "default",
+            &some_session(),
+        ));
+        server
+            .webhooks
+            .enqueue(event(&format!("evt_closed_{i}"), "acme", &some_session()));
+    }
+    let enqueue_time = started.elapsed();
+    assert!(
+        enqueue_time < Duration::from_millis(200),
+        "400 enqueues took {enqueue_time:?}"
+    );
+
+    // Operations go on at their usual pace while those deliveries hang or fail.
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let started = Instant::now();
+        let id = server.submitted_session().await;
+        let enqueued = Instant::now();
+        server
+            .webhooks
+            .enqueue(event(&format!("evt_op_{i}"), "default", &id));
+        assert!(
+            enqueued.elapsed() < Duration::from_millis(5),
+            "enqueue waited"
+        );
+        assert_eq!(server.status(&id).await["state"], "submitted");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "an operation took {took:?}");
+        ids.push(id);
+    }
+
+    // Another tenant's receiver gets its event at once.
+    let started = Instant::now();
+    server
+        .webhooks
+        .enqueue(event("evt_beta_1", "beta", &some_session()));
+    recorded.wait_for(1, Duration::from_secs(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // The silent receiver holds `max_in_flight` connections; the queue dropped the rest.
+    assert!(*accepted.lock().unwrap() >= 1);
+    let dropped = server.metrics.count("default", "queue_full");
+    let queued = server.metrics.queued_count("default");
+    assert_eq!(dropped + queued, 210);
+    assert!(queued <= 16 + 2 + 10, "{queued} queued");
+    // The closed port fails fast: each event is tried twice, then dropped as exhausted.
+    let acme_queued = server.metrics.queued_count("acme");
+    wait_for_count(&server.metrics, "acme", "exhausted", acme_queued).await;
+    assert_eq!(server.metrics.attempts("acme", "network"), 2 * acme_queued);
+    assert_eq!(
+        server.metrics.count("acme", "queue_full") + acme_queued,
+        200
+    );
+    // The silent one times out (3 s a try, 2 tries), then exhausts too.
+    wait_for_count(&server.metrics, "default", "exhausted", 1).await;
+    assert!(server.metrics.attempts("default", "timeout") >= 2);
+
+    let text = log_text();
+    assert!(text.contains("the webhook queue is full; the event was dropped"));
+    assert!(text.contains("every webhook attempt failed; the event was dropped"));
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_clean_logs(&ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_development_loopback_receivers_are_refused_before_connecting() {
+    let (addr, accepted) = silent_listener().await;
+    let url = format!("https://localhost:{}/hook", addr.port());
+    let server = server(&[("default", &url, SECRET)], fast_retries(), false).await;
+    server
+        .webhooks
+        .enqueue(event("evt_guard_1", "default", &some_session()));
+    wait_for_count(&server.metrics, "default", "refused", 1).await;
+    assert_eq!(
+        server.metrics.attempts("default", "refused"),
+        1,
+        "a refused address was retried"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        *accepted.lock().unwrap(),
+        0,
+        "a connection reached a loopback receiver"
+    );
+
+    // Address hosts are refused when the file is read, in every spelling.
+    for host in [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "[fe80::1]",
+        "[fd00::1]",
+        "100.64.0.1",
+        "0.0.0.0",
+        "[::]",
+    ] {
+        let file = json!({"tenants": {"default": {"url": format!("https://{host}/hook"), "secret": SECRET}}});
+        assert!(
+            WebhookConfig::parse(&file.to_string(), false).is_err(),
+            "{host}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    let (target_url, target) = receiver(Vec::new()).await;
+    let redirect = (
+        StatusCode::TEMPORARY_REDIRECT,
+        [("location", target_url.clone())],
+    )
+        .into_response();
+    let (url, recorded) = receiver(vec![redirect]).await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    server
+        .webhooks
+        .enqueue(event("evt_redirect_1", "default", &some_session()));
+    wait_for_count(&server.metrics, "default", "rejected", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(recorded.all().len(), 1, "a redirect was retried");
+    assert!(target.all().is_empty(), "a redirect was followed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_answer_ends_the_delivery_and_408_is_retried() {
+    let (url, recorded) = receiver(vec![
+        StatusCode::REQUEST_TIMEOUT.into_response(),
+        StatusCode::BAD_REQUEST.into_response(),
+    ])
+    .await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    server
+        .webhooks
+        .enqueue(event("evt_4xx_1", "default", &some_session()));
+    wait_for_count(&server.metrics, "default", "rejected", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(recorded.all().len(), 2);
+    assert_eq!(server.metrics.attempts("default", "final_status"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verifies_the_configured_host_name() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let recorded = Recorded::default();
+    let app = Router::new()
+        .route("/hook", axum::routing::post(record))
+        .with_state(recorded.clone());
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        cert.cert.pem().into_bytes(),
+        cert.signing_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls_server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+    tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
+
+    let mut settings = fast_retries();
+    settings["ca_file"] = json!(ca);
+    settings["max_attempts"] = json!(1);
+    let by_name = format!("https://localhost:{port}/hook");
+    // The certificate names `localhost` only: the same server by address must fail.
+    let by_address = format!("https://127.0.0.1:{port}/hook");
+    let server = server(
+        &[("default", &by_name, SECRET), ("acme", &by_address, SECRET)],
+        settings,
+        true,
+    )
+    .await;
+    server
+        .webhooks
+        .enqueue(event("evt_tls_1", "default", &some_session()));
+    server
+        .webhooks
+        .enqueue(event("evt_tls_2", "acme", &some_session()));
+    wait_for_count(&server.metrics, "default", "delivered", 1).await;
+    wait_for_count(&server.metrics, "acme", "exhausted", 1).await;
+    let all = recorded.all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].header("idempotency-key"), "evt_tls_1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_and_events_without_a_receiver_are_ignored() {
+    let (addr, _accepted) = silent_listener().await;
+    let url = format!("http://{addr}/hook");
+    let settings = json!({"queue_capacity": 3, "max_in_flight": 1, "timeout_ms": 5000});
+    let server = server(&[("default", &url, SECRET)], settings, true).await;
+    for i in 0..20 {
+        server
+            .webhooks
+            .enqueue(event(&format!("evt_full_{i}"), "default", &some_session()));
+    }
+    let queued = server.metrics.queued_count("default");
+    let dropped = server.metrics.count("default", "queue_full");
+    assert_eq!(queued + dropped, 20);
+    assert!((3..=4).contains(&queued), "{queued} queued");
+
+    // A tenant without a receiver: nothing queued, nothing counted.
+    server
+        .webhooks
+        .enqueue(event("evt_other_1", "acme", &some_session()));
+    assert!(!server.webhooks.is_configured(&Tenant::new("acme").unwrap()));
+    assert_eq!(server.metrics.queued_count("acme"), 0);
+    // An id that cannot be a header is dropped and counted.
+    server
+        .webhooks
+        .enqueue(event("evt bad\n", "default", &some_session()));
+    assert_eq!(server.metrics.count("default", "invalid"), 1);
+    // The disabled handle ignores everything.
+    Webhooks::disabled().enqueue(event("evt_x", "default", &some_session()));
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary.
+
+#[tokio::test]
+async fn the_binary_reads_the_webhooks_file_and_documents_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhooks.json");
+    std::fs::write(
+        &file,
+        json!({"tenants": {"default": {"url": "https://hooks.example.com/secret-path-token", "secret": SECRET}}})
+            .to_string(),
+    )
+    .unwrap();
+    let server = common::TestServer::start_with(
+        "webhooks-binary",
+        common::Options {
+            args: vec!["--webhooks-file", file.to_str().unwrap()],
+            ..common::Options::default()
+        },
+    );
+    let document: Value = server.get("/openapi.json").await.json().await.unwrap();
+    let webhook = &document["webhooks"]["sessionEvent"]["post"];
+    let headers: Vec<&str> = webhook["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(headers, ["Pci-Vault-Signature", "Idempotency-Key"]);
+    assert_eq!(
+        webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/WebhookEvent"
+    );
+    let schema = &document["components"]["schemas"]["WebhookEvent"];
+    for member in [
+        "id",
+        "kind",
+        "session",
+        "tenant",
+        "state",
+        "at",
+        "attempts_left",
+    ] {
+        assert!(
+            schema["properties"][member].is_object(),
+            "{member}: {schema}"
+        );
+    }
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    for series in [
+        "pci_vault_webhook_events_queued_total{tenant=\"default\"} 0",
+        "pci_vault_webhook_events_total{tenant=\"default\",outcome=\"queue_full\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{metrics}");
+    }
+    let log = server.stop(&[]);
+    assert!(log.contains("webhooks configured"));
+    assert!(!log.contains(SECRET) && !log.contains("secret-path-token"));
+
+    // A bad file stops the start with a message that names neither secret nor URL.
+    std::fs::write(
+        &file,
+        json!({"tenants": {"default": {"url": "https://10.0.0.1/secret-path-token", "secret": SECRET}}})
+            .to_string(),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--webhooks-file",
+            file.to_str().unwrap(),
+        ])
+        .env_remove("PCI_VAULT_WEBHOOKS_DEVELOPMENT")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("--webhooks-file") && text.contains("development setting"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(SECRET) && !text.contains("secret-path-token"),
+        "{text}"
+    );
+}
