@@ -52,6 +52,9 @@ cargo deny --locked check --hide-inclusion-graph licenses bans sources
 # The Redis backend's tests start their own redis-server processes.
 ensure_command redis-server redis-server
 ensure_command redis-cli redis-tools
+# The server's webhook tests run the README's Node and Python verify examples.
+ensure_command node nodejs
+ensure_command python3 python3
 
 step "cargo test (unit, conformance, integration, doctests)"
 cargo test --workspace --all-features --locked
