@@ -273,7 +273,9 @@ impl Server {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
-        PINS.lock().unwrap().push(body["pin"].as_str().unwrap().to_owned());
+        PINS.lock()
+            .unwrap()
+            .push(body["pin"].as_str().unwrap().to_owned());
         id
     }
 

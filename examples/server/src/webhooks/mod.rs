@@ -23,7 +23,8 @@ pub mod signing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pci_vault::{SessionId, SessionState, Tenant};
@@ -131,9 +132,19 @@ pub const MAX_EVENT_ID_LEN: usize = 128;
 pub struct Webhooks(Option<Arc<Queues>>);
 
 struct Queues {
-    by_tenant: HashMap<Tenant, mpsc::Sender<Queued>>,
+    by_tenant: HashMap<Tenant, TenantQueue>,
     metrics: WebhookMetrics,
 }
+
+struct TenantQueue {
+    sender: mpsc::Sender<Queued>,
+    /// Unix second of the last "queue full" warning: one per 10 s at most, so an overload
+    /// does not flood the log (the metric counts every drop).
+    last_full_warning: AtomicU64,
+}
+
+/// Seconds between two "queue full" warnings of one tenant.
+const FULL_WARNING_INTERVAL_SECONDS: u64 = 10;
 
 impl std::fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,7 +194,11 @@ impl Webhooks {
             )?;
             let (sender, receiver) = mpsc::channel(config.settings.queue_capacity);
             tokio::spawn(worker.run(receiver));
-            by_tenant.insert(tenant, sender);
+            let queue = TenantQueue {
+                sender,
+                last_full_warning: AtomicU64::new(0),
+            };
+            by_tenant.insert(tenant, queue);
         }
         if config.development {
             tracing::warn!(
@@ -221,7 +236,7 @@ impl Webhooks {
     /// id is not 1–128 visible ASCII characters, is dropped, counted and logged.
     pub fn enqueue(&self, event: WebhookEvent) {
         let Some(queues) = &self.0 else { return };
-        let Some(sender) = queues.by_tenant.get(&event.tenant) else {
+        let Some(queue) = queues.by_tenant.get(&event.tenant) else {
             return;
         };
         let tenant = event.tenant.as_str();
@@ -251,16 +266,28 @@ impl Webhooks {
             kind: event.kind,
             body,
         };
-        match sender.try_send(queued) {
+        match queue.sender.try_send(queued) {
             Ok(()) => queues.metrics.queued(tenant),
             Err(mpsc::error::TrySendError::Full(queued)) => {
                 queues.metrics.finished(tenant, "queue_full");
-                tracing::warn!(
-                    tenant,
-                    kind,
-                    event_id = %queued.id,
-                    "the webhook queue is full; the event was dropped"
-                );
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let last = queue.last_full_warning.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= FULL_WARNING_INTERVAL_SECONDS
+                    && queue
+                        .last_full_warning
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(
+                        tenant,
+                        kind,
+                        event_id = %queued.id,
+                        "the webhook queue is full; the event was dropped (and any other \
+                         in the next 10 s, counted in pci_vault_webhook_events_total)"
+                    );
+                }
             }
             Err(mpsc::error::TrySendError::Closed(queued)) => {
                 queues.metrics.finished(tenant, "stopped");
