@@ -154,34 +154,10 @@ impl TenantWorker {
                         return;
                     }
                     log("a webhook attempt failed; it will be retried");
-                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                    let random = getrandom::u64().unwrap_or(0);
+                    tokio::time::sleep(backoff(&self.settings, attempt, retry_after, random)).await;
                 }
             }
-        }
-    }
-
-    /// The wait after failed attempt number `attempt` (1-based): the initial backoff
-    /// doubled per further attempt, capped; half of it fixed and half random ("equal
-    /// jitter"), so retries of many events spread out. A receiver's `Retry-After` (capped
-    /// the same way) lengthens it.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let doubled = self
-            .settings
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let base = doubled.min(self.settings.max_backoff);
-        let half = base / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let random = getrandom::u64().unwrap_or(0);
-        let jitter = Duration::from_nanos(if jitter_nanos == 0 {
-            0
-        } else {
-            random % (jitter_nanos + 1)
-        });
-        let wait = half + jitter;
-        match retry_after {
-            Some(asked) => wait.max(asked.min(self.settings.max_backoff)),
-            None => wait,
         }
     }
 
@@ -238,6 +214,30 @@ impl TenantWorker {
     }
 }
 
+/// The wait after failed attempt number `attempt` (1-based): the initial backoff doubled
+/// per further attempt, capped; half of it fixed and half drawn from `random` ("equal
+/// jitter"), so the retries of many events spread out. A receiver's `Retry-After` (capped
+/// the same way) lengthens it.
+fn backoff(
+    settings: &DeliverySettings,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    random: u64,
+) -> Duration {
+    let doubled = settings
+        .initial_backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let base = doubled.min(settings.max_backoff);
+    let half = base / 2;
+    let span = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    let jitter = Duration::from_nanos(random.checked_rem(span.saturating_add(1)).unwrap_or(0));
+    let wait = half + jitter;
+    match retry_after {
+        Some(asked) => wait.max(asked.min(settings.max_backoff)),
+        None => wait,
+    }
+}
+
 const USER_AGENT_VALUE: &str = concat!("pci-vault-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// Whether the guard refused the connection (then a retry would be refused too).
@@ -287,5 +287,53 @@ impl Attempt {
             Attempt::Retryable { status, .. } => status.map(|s| s.as_u16()),
             Attempt::Refused => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let settings = DeliverySettings {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            ..DeliverySettings::default()
+        };
+        let secs = Duration::from_secs_f64;
+        for (attempt, base) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 10.0),
+            (40, 10.0),
+        ] {
+            assert_eq!(
+                backoff(&settings, attempt, None, 0),
+                secs(base / 2.0),
+                "{attempt}"
+            );
+            for random in [1, 12345, 987_654_321_012, u64::MAX / 3] {
+                let wait = backoff(&settings, attempt, None, random);
+                assert!(
+                    wait >= secs(base / 2.0) && wait <= secs(base),
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert_eq!(
+            backoff(&settings, 1, Some(Duration::from_secs(7)), 0),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff(&settings, 1, Some(Duration::from_secs(900)), 0),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            backoff(&settings, 4, Some(Duration::from_secs(1)), 0),
+            Duration::from_secs(4)
+        );
     }
 }
