@@ -2,7 +2,8 @@
 //! real router: retries until accepted with one idempotency key, signatures verified by
 //! the README's Node and Python functions and rejected when replayed or altered, receivers
 //! that never answer or do not listen, the address guard outside development, redirects,
-//! TLS host names, the bounded queue, the logs, and the binary's configuration.
+//! TLS host names, proxies from the environment, the bounded queue, the logs, and the
+//! binary's configuration.
 //!
 //! The server here runs in this process, so the test can hand events to
 //! `Webhooks::enqueue` as the vault's session events do, while the same runtime serves
@@ -855,5 +856,55 @@ async fn the_binary_reads_the_webhooks_file_and_documents_the_webhook() {
     assert!(
         !text.contains(SECRET) && !text.contains("secret-path-token"),
         "{text}"
+    );
+}
+
+/// One delivery to a receiver. `proxies_in_the_environment_are_not_used` runs it again in
+/// a child process whose environment names a proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_goes_straight_to_the_receiver() {
+    let (url, recorded) = receiver(Vec::new()).await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    server
+        .webhooks
+        .enqueue(event("evt_direct_1", "default", &some_session()));
+    wait_for_count(&server.metrics, "default", "delivered", 1).await;
+    assert_eq!(recorded.all().len(), 1);
+}
+
+/// A proxy would connect on the server's behalf, past the address guard.
+#[test]
+fn proxies_in_the_environment_are_not_used() {
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child.args([
+        "--exact",
+        "a_delivery_goes_straight_to_the_receiver",
+        "--test-threads=1",
+    ]);
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        child.env(name, &proxy_url);
+    }
+    let output = child
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert_eq!(
+        proxy.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "a delivery went through the proxy"
     );
 }
