@@ -652,6 +652,50 @@ async fn outside_development_loopback_receivers_are_refused_before_connecting() 
     }
 }
 
+/// A receiver that accepts and then streams an answer without end: the delivery reads a
+/// few KiB of it, counts the event delivered and moves on, well before the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_not_read() {
+    let sent = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&sent);
+    let endless = move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            let chunks = futures::stream::repeat_with(move || {
+                *counter.lock().unwrap() += 1024;
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 1024]))
+            });
+            axum::body::Body::from_stream(chunks)
+        }
+    };
+    let app = Router::new().route("/hook", axum::routing::post(endless));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut settings = fast_retries();
+    settings["timeout_ms"] = json!(20_000);
+    let server = server(&[("default", &url, SECRET)], settings, true).await;
+    let started = Instant::now();
+    server
+        .webhooks
+        .enqueue(event("evt_endless_1", "default", &some_session()));
+    wait_for_count(&server.metrics, "default", "delivered", 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // What the receiver produced is bounded by socket buffers, not by the answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let produced = *sent.lock().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *sent.lock().unwrap(),
+        produced,
+        "the answer is still being read"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_not_followed() {
     let (target_url, target) = receiver(Vec::new()).await;
