@@ -116,17 +116,16 @@ if [ -z "$runtime" ] || [ "$runtime" = podman ]; then
 fi
 [ "$runtime" = podman ] || [ "$runtime" = rootfs ] || die "PCI_VAULT_DEPLOY_RUNTIME is podman or rootfs"
 
-# image_run ARG...: runs the image's server with these arguments, in the foreground.
-image_run() {
-  if [ "$runtime" = podman ]; then
-    podman_cmd run --rm --network host --ulimit "nofile=$(ulimit -n):$(ulimit -n)" \
-      --ulimit "nproc=1024:1024" "$tag" "$@"
-  else
-    "$image_rootfs/lib64/ld-linux-x86-64.so.2" --library-path "$image_rootfs/lib/x86_64-linux-gnu" \
-      "$image_rootfs/usr/local/bin/pci-vault-server" "$@"
-  fi
-}
-image_run --help >"$tmp/help.txt"
+# The image's server started from the unpacked root filesystem: its own loader and
+# libraries, not the host's.
+unpacked=("$image_rootfs/lib64/ld-linux-x86-64.so.2" --library-path "$image_rootfs/lib/x86_64-linux-gnu"
+  "$image_rootfs/usr/local/bin/pci-vault-server")
+if [ "$runtime" = podman ]; then
+  podman_cmd run --rm --network host --ulimit "nofile=$(ulimit -n):$(ulimit -n)" \
+    --ulimit "nproc=1024:1024" "$tag" --help >"$tmp/help.txt"
+else
+  "${unpacked[@]}" --help >"$tmp/help.txt"
+fi
 has_option() { grep -q -- "$1" "$tmp/help.txt"; }
 
 secret() { python3 -c 'import secrets; print(secrets.token_hex(24))'; }
@@ -286,7 +285,7 @@ if [ "$runtime" = podman ]; then
     --volume "$secrets_dir/audit:/etc/pci-vault/audit:ro" \
     "$tag" "${args[@]}" >"$server_log" 2>&1 &
 else
-  image_run "${args[@]}" >"$server_log" 2>&1 &
+  "${unpacked[@]}" "${args[@]}" >"$server_log" 2>&1 &
 fi
 server_pid=$!
 pids+=("$server_pid")
