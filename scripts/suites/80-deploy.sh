@@ -37,6 +37,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  # A container podman did not remove (podman itself ended early) goes too.
   if [ -n "$container" ]; then
     podman_cmd rm --force --ignore "$container" >/dev/null 2>&1 || true
   fi
@@ -344,7 +345,6 @@ fi
 status=0
 wait "$server_pid" || status=$?
 pids=("${pids[@]/$server_pid/}")
-container=""
 [ "$status" -eq 0 ] || { tail -20 "$server_log"; die "the server exited with $status after SIGTERM"; }
 grep -q '"stopped"' "$server_log" || die "the server did not log its shutdown"
 for value in "$key1" "$key2" "$api_key" "$audit_key" "$vault_password"; do
