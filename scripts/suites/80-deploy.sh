@@ -19,7 +19,8 @@
 # Server options newer than this suite's first version (--api-keys-file, --audit-key-file,
 # --admin-listen, --trusted-proxies, timeouts, --max-connections) are used when the image's
 # binary lists them in --help; otherwise the older equivalent is used and the suite says so.
-# PCI_VAULT_DEPLOY_RUNTIME=podman|rootfs forces how the image is run.
+# PCI_VAULT_DEPLOY_RUNTIME=podman|rootfs forces how the image is run;
+# PCI_VAULT_DEPLOY_SERVER_BIN=PATH puts that binary in the image instead of the release build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -46,9 +47,14 @@ cleanup() {
 trap cleanup EXIT
 
 # --- 1. the image ---------------------------------------------------------------------
-step "build pci-vault-server (release)"
-cargo build -p pci-vault-server --release --locked
-binary="$PWD/target/release/pci-vault-server"
+if [ -n "${PCI_VAULT_DEPLOY_SERVER_BIN:-}" ]; then
+  binary=$PCI_VAULT_DEPLOY_SERVER_BIN
+  step "image of $binary (PCI_VAULT_DEPLOY_SERVER_BIN)"
+else
+  step "build pci-vault-server (release)"
+  cargo build -p pci-vault-server --release --locked
+  binary="$PWD/target/release/pci-vault-server"
+fi
 
 ensure_command buildah buildah
 ensure_command objcopy binutils
