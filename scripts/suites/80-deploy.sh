@@ -8,7 +8,8 @@
 #      unpacked into a temporary directory — against a Redis primary and a replica on
 #      loopback configured as deploy/kubernetes/redis (ACL users, no persistence,
 #      noeviction), with the keyring and the API keys in files laid out as kubelet lays out a
-#      Secret volume; deploy/smoke.py walks the whole flow; the keyring is rotated by the
+#      Secret volume; deploy/smoke.py walks the whole flow; Redis' script cache is flushed
+#      (a restart) and the ACL user loads the scripts again; the keyring is rotated by the
 #      symlink swap kubelet does and a session sealed under the old key still opens; SIGTERM
 #      stops the server cleanly and no secret is in its log;
 #   3. the Kubernetes manifests render with kustomize, validate against the Kubernetes JSON
@@ -30,6 +31,8 @@ mkdir -p "$logs" .test-run/seen-pins
 work="$PWD/.test-run/deploy"
 mkdir -p "$work"
 tmp=$(mktemp -d)
+# Image storage of this suite only, so nothing of the machine's own storage is touched.
+storage=(--root "$work/containers/storage" --runroot "$work/containers/run" --storage-driver vfs)
 pids=()
 container=""
 cleanup() {
@@ -41,6 +44,10 @@ cleanup() {
   # A container podman did not remove (podman itself ended early) goes too.
   if [ -n "$container" ]; then
     podman_cmd rm --force --ignore "$container" >/dev/null 2>&1 || true
+  fi
+  # The image lives on in the OCI archive; its copy in the suite's storage goes.
+  if command -v buildah >/dev/null 2>&1; then
+    buildah "${storage[@]}" rmi --all --force >/dev/null 2>&1 || true
   fi
   rm -rf "$tmp"
 }
@@ -58,8 +65,6 @@ fi
 
 ensure_command buildah buildah
 ensure_command objcopy binutils
-# Image storage of this suite only, so nothing of the machine's own storage is touched.
-storage=(--root "$work/containers/storage" --runroot "$work/containers/run" --storage-driver vfs)
 podman_cmd() {
   # runc and cgroupfs: crun refuses a host with hybrid cgroups, as CI machines have.
   podman "${storage[@]}" --runtime runc --cgroup-manager cgroupfs "$@"
@@ -328,6 +333,9 @@ keys_on_primary=$(rcli "$primary_port" dbsize)
 echo "  ok  $keys_on_primary key(s) on the primary, the same on the replica"
 
 step "key rotation: kubelet's symlink swap, a session sealed under the old key still opens"
+# As after a Redis restart or failover, the server's scripts are gone: the vault user's ACL
+# must let it load them again (SCRIPT LOAD), with no EVAL.
+rcli "$primary_port" script flush >/dev/null
 "${smoke[@]}" submit --state "$tmp/before-rotation.json"
 write_secret "$secrets_dir/keys" primary=k2 "k1=$key1" "k2=$key2"
 # The server checks the keyring files at most every 10 s when it uses a key.
