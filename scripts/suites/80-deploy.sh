@@ -238,6 +238,13 @@ if [ "$runtime" = podman ]; then
 else
   in_secrets="$secrets_dir"
 fi
+# Only what this suite sets reaches the server: no setting of the caller's environment.
+while read -r variable; do
+  case "$variable" in
+    PCI_VAULT_TEST_* | PCI_VAULT_DEPLOY_* | PCI_VAULT_APT_*) ;;
+    PCI_VAULT_*) unset "$variable" ;;
+  esac
+done < <(compgen -e)
 args=(--listen "127.0.0.1:$port" --public-url "$public_url" --keys-file "$in_secrets/keys"
   --log-format json --shutdown-grace 5)
 export PCI_VAULT_STORE="redis://vault:$vault_password@127.0.0.1:$primary_port"
