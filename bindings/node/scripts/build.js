@@ -61,9 +61,18 @@ function main() {
   });
 }
 
-try {
-  main();
-} catch (err) {
-  console.error(`build: ${err.message}`);
-  process.exitCode = 1;
+/** Strips a module built here of its debug information and local symbols, with the toolchain's strip. */
+function strip(file) {
+  execFileSync(path.join(toolchain(), 'bin', `${TARGET}-strip`), [file], { stdio: 'inherit' });
+}
+
+module.exports = { strip };
+
+if (require.main === module) {
+  try {
+    main();
+  } catch (err) {
+    console.error(`build: ${err.message}`);
+    process.exitCode = 1;
+  }
 }

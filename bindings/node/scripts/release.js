@@ -19,6 +19,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
+const { strip } = require('./build');
+
 const ROOT = path.resolve(__dirname, '..');
 const HERE = 'linux-x64-gnu';
 
@@ -80,12 +82,12 @@ function main() {
 
   if (process.platform === 'linux' && process.arch === 'x64') {
     run('npm', ['run', 'build']);
+    // The package ships the module without its debug line tables: 6 MB instead of 47 MB.
     const binary = `${manifest.napi.binaryName}.${HERE}.node`;
-    fs.copyFileSync(path.join(ROOT, binary), path.join(ROOT, 'npm', HERE, binary));
-    if (mode.publish) {
-      fs.mkdirSync(path.join(ROOT, 'artifacts', HERE), { recursive: true });
-      fs.copyFileSync(path.join(ROOT, binary), path.join(ROOT, 'artifacts', HERE, binary));
-    }
+    const shipped = path.join(ROOT, mode.publish ? 'artifacts' : 'npm', HERE, binary);
+    fs.mkdirSync(path.dirname(shipped), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, binary), shipped);
+    strip(shipped);
   }
   // A release takes every binary from artifacts/, each into its npm/<platform>/; `napi
   // artifacts` refuses when a declared target has none.
