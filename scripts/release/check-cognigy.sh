@@ -12,13 +12,15 @@ set -euo pipefail
 # /tmp.
 if [ "${1:-}" = "--in-clean-place" ]; then
   work=$2 lib=$3
+  # shellcheck source=scripts/lib.sh
   . "$lib"
   node "$work/npm-registry.js" "$work/public" "$work/port" &
   registry_pid=$!
   trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
   [ -s "$work/port" ] || die "the loopback registry did not start"
-  export npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
+  npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
+  export npm_config_registry
   export npm_config_cache="$work/npm-cache" npm_config_audit=false npm_config_fund=false
   export npm_config_update_notifier=false
   # Where `offline` works by pointing proxies at a closed port: the loopback registry is
@@ -45,6 +47,8 @@ extension=examples/cognigy-extension
 version=$(node -p "require('./$extension/package.json').version")
 upload_name="pci-vault-cognigy-extension-$version.tar.gz"
 
+# The binding's build tools (npm run zip packs the binding).
+[ -d bindings/node/node_modules ] || (cd bindings/node && npm ci --no-audit --no-fund)
 step "build the upload ($extension: the README's command)"
 command=$(awk '/^```sh$/ { getline; print; exit }' "$extension/README.md")
 [ "$command" = "npm ci && npm run zip" ] || die "the extension README starts with '$command', not 'npm ci && npm run zip'"

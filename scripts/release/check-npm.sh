@@ -19,7 +19,8 @@ if [ "${1:-}" = "--in-clean-place" ]; then
   trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
   [ -s "$work/port" ] || die "the loopback registry did not start"
-  export npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
+  npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
+  export npm_config_registry
   export npm_config_cache="$work/npm-cache" npm_config_audit=false npm_config_fund=false
   export npm_config_update_notifier=false
   # Where `offline` works by pointing proxies at a closed port: the loopback registry is
@@ -87,7 +88,7 @@ native="$out/pci-vault-node-linux-x64-gnu-$version.tgz"
 step "npm run release:pack (bindings/node)"
 rm -rf "$out"
 (cd bindings/node && npm run release:pack -- "$out")
-[ -f "$loader" ] && [ -f "$native" ] || die "release:pack made no $loader and $native"
+{ [ -f "$loader" ] && [ -f "$native" ]; } || die "release:pack made no $loader and $native"
 
 step "what the tarballs hold"
 ! tar -tzf "$loader" | grep -q '\.node$' || die "the loader package carries a native module"
