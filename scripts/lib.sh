@@ -71,3 +71,26 @@ start_redis() {
   redis-cli -p "$port" ping >/dev/null 2>&1 || die "redis-server did not start on port $port"
   export PCI_VAULT_TEST_REDIS_URL="redis://127.0.0.1:$port"
 }
+
+# release_report FILE WHAT: records a built artefact (its name and size) and what the
+# release check ran from it, for the table scripts/suites/60-release.sh prints.
+release_report() {
+  local file=$1 what=$2
+  [ -f "$file" ] || die "release_report: no artefact $file"
+  [ -n "${PCI_VAULT_RELEASE_REPORT:-}" ] || die "release_report: run from scripts/suites/60-release.sh"
+  printf '%s\t%s\t%s\n' "$(basename "$file")" "$(stat -c %s "$file")" "$what" >>"$PCI_VAULT_RELEASE_REPORT"
+}
+
+# offline COMMAND...: runs COMMAND with no network (a new network namespace holding only
+# loopback) when the machine allows it, else with every proxy and registry pointed at a
+# closed port, so an install that would reach the network fails instead.
+offline() {
+  if unshare --user --map-root-user --net true 2>/dev/null; then
+    unshare --user --map-root-user --net -- sh -c 'ip link set lo up 2>/dev/null; exec "$@"' sh "$@"
+  else
+    env http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
+      HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+      npm_config_registry=http://127.0.0.1:9/ PIP_INDEX_URL=http://127.0.0.1:9/ \
+      CARGO_NET_OFFLINE=true "$@"
+  fi
+}

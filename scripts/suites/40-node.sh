@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Node.js binding (bindings/node) and the Cognigy extension (examples/cognigy-extension):
-# builds the native module with @napi-rs/cli, then runs both packages' `node --test` suites
-# against it, with a throwaway redis-server.
+# builds the native module with @napi-rs/cli — the build the npm package ships, linked
+# against glibc 2.17 with napi-rs's cross toolchain — then runs both packages' `node --test`
+# suites against it, with a throwaway redis-server; the extension's suite runs twice, in
+# process and through a real pci-vault-server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -10,18 +12,28 @@ ensure_command node nodejs
 ensure_command npm npm
 ensure_command redis-server redis-server
 ensure_command redis-cli redis-tools
+# The cross toolchain is an npm package holding a .tar.xz.
+ensure_command xz xz-utils
 
 for package in bindings/node examples/cognigy-extension; do
-  if [ ! -d "$package/node_modules" ]; then
+  # npm ci when node_modules is missing or older than the lock file (npm writes
+  # node_modules/.package-lock.json on every install).
+  if [ ! -d "$package/node_modules" ] || [ "$package/package-lock.json" -nt "$package/node_modules/.package-lock.json" ]; then
     step "npm ci ($package)"
     (cd "$package" && npm ci --no-audit --no-fund)
   fi
 done
 
-# One command, always the same (release profile, this crate's features), so cargo reuses
-# what it built last time instead of rebuilding the dependencies.
-step "napi build (bindings/node, release)"
+# One command, always the same (release profile, this crate's features, the glibc 2.17
+# toolchain), so cargo reuses what it built last time instead of rebuilding the
+# dependencies; the release check (60-release) packs this same build.
+step "napi build (bindings/node, release, glibc 2.17 baseline)"
 (cd bindings/node && npm run build)
+
+# The server the extension's server transport calls: the same build as 30-server's.
+step "cargo build -p pci-vault-server"
+cargo build -p pci-vault-server --locked
+export PCI_VAULT_SERVER_BIN="$PWD/target/debug/pci-vault-server"
 
 start_redis
 

@@ -1,6 +1,7 @@
 'use strict';
-// The README's Node quick start, run exactly as written: the first ```js block under
-// "## Quick start (Node)", saved to a file in a project that depends on the package.
+// The README's Node quick starts, run exactly as written: the first ```js block (CommonJS)
+// and the first ```mjs block (ES modules) under "## Quick start (Node)", each saved to a
+// file in a project that depends on the package.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -11,19 +12,23 @@ const path = require('node:path');
 
 const PACKAGE = path.join(__dirname, '..');
 
-function quickStart() {
+/** The first block of `language` (`js` or `mjs`) in the README's Node quick start. */
+function quickStart(language) {
   const readme = fs.readFileSync(path.join(PACKAGE, 'README.md'), 'utf8');
   const section = readme.split(/^## /m).find((s) => s.startsWith('Quick start (Node)'));
   assert.ok(section, 'README has no "## Quick start (Node)" section');
-  const block = section.match(/```js\n([\s\S]*?)\n```/);
-  assert.ok(block, 'the quick start has no ```js block');
+  const block = section.match(new RegExp(`\`\`\`${language}\n([\\s\\S]*?)\n\`\`\``));
+  assert.ok(block, `the quick start has no \`\`\`${language} block`);
   return block[1];
 }
 
-test('the README quick start runs as written', (t) => {
-  const code = quickStart();
+const ENTRIES = [['js', 'quickstart.js', 'require'], ['mjs', 'quickstart.mjs', 'import']];
+
+for (const [language, file, entry] of ENTRIES) test(`the README quick start with ${entry} runs as written`, (t) => {
+  const code = quickStart(language);
   const { name } = JSON.parse(fs.readFileSync(path.join(PACKAGE, 'package.json'), 'utf8'));
-  assert.ok(code.includes(`require('${name}')`), `the quick start does not require('${name}')`);
+  const loads = language === 'js' ? `require('${name}')` : `from '${name}'`;
+  assert.ok(code.includes(loads), `the quick start does not ${entry} '${name}'`);
 
   // A throwaway project whose node_modules holds this package, as `npm install` would.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pci-vault-quickstart-'));
@@ -31,9 +36,9 @@ test('the README quick start runs as written', (t) => {
   const modules = path.join(dir, 'node_modules', ...name.split('/'));
   fs.mkdirSync(path.dirname(modules), { recursive: true });
   fs.symlinkSync(PACKAGE, modules, 'dir');
-  fs.writeFileSync(path.join(dir, 'quickstart.js'), code);
+  fs.writeFileSync(path.join(dir, file), code);
 
-  const out = execFileSync(process.execPath, ['quickstart.js'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, [file], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 4, out);
   assert.match(lines[0], /^link for the customer: https:\/\/pay\.example\.com\/forms\/[A-Za-z0-9_-]{43}$/);

@@ -1,5 +1,6 @@
 'use strict';
-// The extension: three flow nodes (with their outputs) and one connection.
+// The extension: three flow nodes (with their outputs) and one connection. Exported as
+// `default`, as Cognigy's own (TypeScript) extensions export it.
 
 const { createExtension } = require('@cognigy/extension-tools');
 
@@ -8,7 +9,8 @@ const { createPaymentLink, createPaymentLinkOutputs } = require('./nodes/createP
 const { revealCard, revealCardOutputs } = require('./nodes/revealCard');
 const { sessionStatus, sessionStatusOutputs } = require('./nodes/sessionStatus');
 
-module.exports = createExtension({
+Object.defineProperty(exports, '__esModule', { value: true });
+exports.default = createExtension({
   nodes: [
     createPaymentLink, ...createPaymentLinkOutputs,
     revealCard, ...revealCardOutputs,

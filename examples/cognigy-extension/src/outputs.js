@@ -51,6 +51,14 @@ function errorSummary(error) {
 }
 
 /**
+ * An error of the node's own configuration, with the code the vault gives bad input.
+ * @param {string} message
+ */
+function invalidArgument(message) {
+  return Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' });
+}
+
+/**
  * Replaces the node's part of the context: `cognigy.context[key]` merged with `values`.
  * @param {any} cognigy
  * @param {string} key
@@ -83,4 +91,4 @@ async function runNode(params, work, failureOutput) {
   follow(params, output);
 }
 
-module.exports = { outputNodes, runNode, updateContext };
+module.exports = { invalidArgument, outputNodes, runNode, updateContext };

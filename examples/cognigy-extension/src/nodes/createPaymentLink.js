@@ -5,7 +5,8 @@
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
 const { connectionField, contextKeyField } = require('../fields');
-const { outputNodes, runNode } = require('../outputs');
+const { invalidArgument, outputNodes, runNode } = require('../outputs');
+const { RemoteVault } = require('../remote');
 
 const TYPE = 'createPaymentLink';
 const OUTPUTS = [
@@ -23,8 +24,8 @@ const createPaymentLink = createNodeDescriptor({
       key: 'publicBaseUrl',
       label: 'Form server URL',
       type: 'cognigyText',
-      description: 'The public address of the card form server; the link is {publicBaseUrl}/forms/{id}.',
-      params: { required: true },
+      description: 'The public address of the card form server; the link is {publicBaseUrl}/forms/{id}. '
+        + 'With the server transport, leave it empty to use the link the server gives.',
     },
     { key: 'ttlSeconds', label: 'Link lifetime (seconds)', type: 'number', defaultValue: 900 },
     {
@@ -45,9 +46,17 @@ const createPaymentLink = createNodeDescriptor({
       ? { conversation }
       : {};
     const ttlSeconds = config.ttlSeconds === undefined || config.ttlSeconds === '' ? undefined : Number(config.ttlSeconds);
+    if (ttlSeconds !== undefined && !Number.isSafeInteger(ttlSeconds)) {
+      throw invalidArgument('the link lifetime must be a whole number of seconds');
+    }
+    // The in-process vault knows no form server: its link needs the node's base URL. A
+    // pci-vault server gives its own link.
+    const base = String(config.publicBaseUrl ?? '').trim().replace(/\/+$/, '');
+    if (!base && !(vault instanceof RemoteVault)) {
+      throw invalidArgument('the form server URL is required with the in-process transport');
+    }
     const ticket = await vault.createSession({ ttlSeconds, metadata });
-    const base = String(config.publicBaseUrl ?? '').replace(/\/+$/, '');
-    const link = `${base}/forms/${ticket.id}`;
+    const link = base ? `${base}/forms/${ticket.id}` : ticket.url;
     cognigy.api.addToContext(contextKey, {
       id: ticket.id, link, expiresAt: ticket.expiresAt.toISOString(), state: 'pending',
     }, 'simple');
