@@ -63,7 +63,7 @@ start_redis() {
   [ "${#flags[@]}" -gt 0 ] || die "cannot read testkit/redis-flags.json"
   redis-server --port "$port" "${flags[@]}" --dir "$dir" --logfile "$dir/redis.log" &
   PCI_VAULT_TEST_REDIS_PID=$!
-  trap 'kill "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; wait "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; rm -rf "'"$dir"'"' EXIT
+  trap 'kill "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; wait "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null || true; rm -rf "'"$dir"'"' EXIT
   for _ in $(seq 1 100); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && break
     sleep 0.05
