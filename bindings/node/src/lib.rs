@@ -25,9 +25,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// there together with the connection's own task, so each round trip wakes one thread.
 /// With napi's default of one worker per core, the worker that received a reply woke
 /// another one for the task it had just made runnable, which then found nothing to do:
-/// twice the context switches per operation, and more CPU than the operation itself.
-/// One worker is not the bound on throughput: at 64 cycles in flight it uses about as much
-/// CPU per cycle as the JavaScript thread (docs/BENCHMARKS.md).
+/// about twice the runtime's context switches per cycle. One worker is not the bound on
+/// throughput: at 64 cycles in flight it uses about as much CPU per cycle as the
+/// JavaScript thread (docs/BENCHMARKS.md).
 ///
 /// It must be in place before Node registers the module (napi starts its runtime then),
 /// so it is built by a constructor of the shared library. If it cannot be built, napi
