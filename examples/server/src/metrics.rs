@@ -15,8 +15,11 @@ use pci_vault::{AuditEvent, AuditSink, TracingAuditSink};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use tracing_subscriber::Layer;
 
 use crate::state::AppState;
 
@@ -43,6 +46,28 @@ struct LimitLabels {
     limit: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    source: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    profile: &'static str,
+}
+
 type Durations = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The server's metrics and their registry.
@@ -55,6 +80,30 @@ struct Inner {
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
+    connections: Family<ListenerLabels, Gauge>,
+    auth_failures: Family<AuthLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+/// What a reload reloaded, for [`Metrics::reloaded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadSource {
+    /// The keyring of `--keys-file` (reloaded by the key provider).
+    Keyring,
+    /// The API key file.
+    ApiKeys,
+    /// The TLS certificate and key.
+    Tls,
+}
+
+impl ReloadSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReloadSource::Keyring => "keyring",
+            ReloadSource::ApiKeys => "api_keys",
+            ReloadSource::Tls => "tls",
+        }
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -64,7 +113,9 @@ fn duration_histogram() -> Histogram {
 impl Metrics {
     /// A fresh registry with every metric of the server.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("pci_vault");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("pci_vault");
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Durations = Family::new_with_constructor(duration_histogram);
         let outcomes = Family::<OutcomeLabels, Counter>::default();
@@ -89,12 +140,87 @@ impl Metrics {
             "Requests refused by a per-client rate limit",
             rate_limited.clone(),
         );
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Connections open now, by listener (main or admin)",
+            connections.clone(),
+        );
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Agent requests refused for a missing or wrong API key (unauthorized), or because \
+             the client is past its limit of failed authentications (rate_limited)",
+            auth_failures.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads of changed files by source (keyring, api_keys, tls) and outcome (success, \
+             failure); after a failure the previous material stays in use",
+            reloads.clone(),
+        );
+        registry.register(
+            "build",
+            "The server's version and build profile",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                profile: if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            }),
+        );
         Metrics(Arc::new(Inner {
-            registry,
+            registry: root,
             requests,
             durations,
             outcomes,
             rate_limited,
+            connections,
+            auth_failures,
+            reloads,
+        }))
+    }
+
+    /// The gauge of open connections of the listener named `listener`.
+    pub fn open_connections(&self, listener: &'static str) -> Gauge {
+        self.0
+            .connections
+            .get_or_create(&ListenerLabels { listener })
+            .clone()
+    }
+
+    /// Counts an agent request refused by authentication: `unauthorized` or
+    /// `rate_limited`.
+    pub fn auth_failure(&self, outcome: &'static str) {
+        self.0
+            .auth_failures
+            .get_or_create(&AuthLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a reload of `source`, successful or not.
+    pub fn reloaded(&self, source: ReloadSource, success: bool) {
+        self.0
+            .reloads
+            .get_or_create(&ReloadLabels {
+                source: source.as_str(),
+                outcome: if success { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// A log layer that counts the key provider's keyring reloads, which it reports only
+    /// as log events (target `pci_vault_keys::reload`: "reloaded the keyring" at INFO, a
+    /// refused reload at ERROR). It sees every event, whatever the log level.
+    pub fn keyring_reload_layer<S>(&self) -> impl Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        KeyringReloads(self.clone()).with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target() == KEYRING_RELOAD_TARGET
         }))
     }
 
@@ -132,6 +258,25 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
+
+struct KeyringReloads(Metrics);
+
+impl<S: tracing::Subscriber> Layer<S> for KeyringReloads {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let metadata = event.metadata();
+        if metadata.target() != KEYRING_RELOAD_TARGET {
+            return;
+        }
+        match *metadata.level() {
+            tracing::Level::INFO => self.0.reloaded(ReloadSource::Keyring, true),
+            tracing::Level::ERROR => self.0.reloaded(ReloadSource::Keyring, false),
+            _ => {}
+        }
+    }
+}
+
+/// Where the key provider logs its keyring reloads.
+const KEYRING_RELOAD_TARGET: &str = "pci_vault_keys::reload";
 
 #[derive(Debug)]
 struct CountingAuditSink(Metrics);
