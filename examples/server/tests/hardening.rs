@@ -813,3 +813,45 @@ async fn tls_certificates_reload_when_their_files_change() {
     );
     server.stop(&[]);
 }
+
+#[tokio::test]
+async fn keyring_reloads_are_counted() {
+    let encode = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keyring");
+    std::fs::write(&keys, format!("k1:{}\n", encode(1))).unwrap();
+    let server = TestServer::start_with(
+        "hardening-keyring-reload",
+        Options {
+            args: vec!["--keys-file", keys.to_str().unwrap()],
+            ..Options::default()
+        },
+    );
+    let reloads = async |outcome: &str| {
+        let scrape = server.get("/metrics").await.text().await.unwrap();
+        let name = format!("pci_vault_reloads_total{{source=\"keyring\",outcome=\"{outcome}\"}}");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(name.as_str())?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The key provider looks at its file when a key is used, at most every 10 seconds.
+    replace(&keys, &format!("k2:{}\nk1:{}\n", encode(2), encode(1)));
+    assert!(
+        eventually(25, async || {
+            server.create_id().await;
+            reloads("success").await == 1
+        })
+        .await
+    );
+    replace(&keys, "k3:not-a-key\n");
+    assert!(
+        eventually(25, async || {
+            server.create_id().await;
+            reloads("failure").await == 1
+        })
+        .await
+    );
+    assert_eq!(reloads("success").await, 1);
+    server.stop(&[]);
+}
