@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 pub use pci_vault_keys::KeySource;
 pub use pci_vault_memory::MemoryLimits;
 pub use pci_vault_redis::RedisOptions;
-pub use store::StoreConfig;
+pub use store::{MemoryGauge, MemoryUsage, StoreConfig};
 
 /// Everything a vault is opened with. Front-ends fill it from their host's values; only
 /// [`VaultConfig::open`] checks and uses them, so every front-end opens the same vault from
@@ -54,6 +54,8 @@ pub struct OpenedVault {
     pub store_warnings: Vec<String>,
     /// Warnings about the key source (an ephemeral development key), one sentence each.
     pub key_warnings: Vec<String>,
+    /// The occupancy of the memory store against its bounds; `None` for other stores.
+    pub memory: Option<MemoryGauge>,
 }
 
 impl OpenedVault {
@@ -108,7 +110,7 @@ impl VaultConfig {
         let key_warnings = self.keys.warnings();
         let keys = self.keys.open()?;
         let attempt_grace = self.store.attempt_grace();
-        let (store, store_warnings) = self.store.open().await?;
+        let (store, store_warnings, memory) = self.store.open().await?;
         let mut builder = Vault::builder(store, keys).session_defaults(defaults);
         if let Some(grace) = attempt_grace {
             builder = builder.attempt_grace(grace);
@@ -128,6 +130,7 @@ impl VaultConfig {
             vault,
             store_warnings,
             key_warnings,
+            memory,
         })
     }
 }

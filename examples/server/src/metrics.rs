@@ -4,7 +4,7 @@
 //! itself, so no session id reaches a metric label or a log line. Vault outcomes are
 //! counted from the audit events, which the vault emits after each stored change.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,9 +12,14 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use pci_vault::{AuditEvent, AuditSink, TracingAuditSink};
+use pci_vault_config::MemoryGauge;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
@@ -76,6 +81,7 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    memory: Arc<OnceLock<MemoryGauge>>,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
@@ -115,6 +121,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut root = Registry::default();
         root.register_collector(Box::new(crate::process::ProcessCollector));
+        let memory = Arc::new(OnceLock::new());
+        root.register_collector(Box::new(MemoryCollector(Arc::clone(&memory))));
         let registry = root.sub_registry_with_prefix("pci_vault");
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Durations = Family::new_with_constructor(duration_histogram);
@@ -174,6 +182,7 @@ impl Metrics {
         );
         Metrics(Arc::new(Inner {
             registry: root,
+            memory,
             requests,
             durations,
             outcomes,
@@ -182,6 +191,11 @@ impl Metrics {
             auth_failures,
             reloads,
         }))
+    }
+
+    /// Reports the memory store's occupancy from now on (once; later calls are ignored).
+    pub fn watch_memory_store(&self, gauge: MemoryGauge) {
+        let _ = self.0.memory.set(gauge);
     }
 
     /// The gauge of open connections of the listener named `listener`.
@@ -256,6 +270,45 @@ impl Default for Metrics {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// The memory store's occupancy and bounds, read at each scrape.
+#[derive(Debug)]
+struct MemoryCollector(Arc<OnceLock<MemoryGauge>>);
+
+impl Collector for MemoryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(gauge) = self.0.get() else {
+            return Ok(());
+        };
+        let usage = gauge.usage();
+        for (name, help, value) in [
+            (
+                "pci_vault_memory_store_entries",
+                "Entries the memory store holds (live sessions and tombstones)",
+                usage.entries,
+            ),
+            (
+                "pci_vault_memory_store_max_entries",
+                "Most entries the memory store holds; past it, CAPACITY_EXCEEDED",
+                usage.limits.max_entries,
+            ),
+            (
+                "pci_vault_memory_store_bytes",
+                "Bytes the memory store's entries are counted at",
+                usage.bytes,
+            ),
+            (
+                "pci_vault_memory_store_max_bytes",
+                "Most bytes the memory store holds; past it, CAPACITY_EXCEEDED",
+                usage.limits.max_bytes,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+        }
+        Ok(())
     }
 }
 

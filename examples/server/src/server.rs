@@ -92,6 +92,9 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
     let api_keys = Arc::new(api_keys);
     let trusted_proxies = args.trusted_proxies()?;
     let (opened, store) = args.open_vault(&metrics).await?;
+    if let Some(memory) = opened.memory {
+        metrics.watch_memory_store(memory);
+    }
     let vault = opened.vault;
 
     let listener = std::net::TcpListener::bind(args.listen).map_err(io("binding --listen"))?;

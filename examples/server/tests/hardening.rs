@@ -732,6 +732,9 @@ async fn the_admin_listener_serves_metrics_and_health_apart() {
         "pci_vault_build_info{version=\"",
         "pci_vault_open_connections{listener=\"main\"}",
         "pci_vault_open_connections{listener=\"admin\"} 1",
+        "pci_vault_memory_store_entries 1",
+        "pci_vault_memory_store_max_entries 100000",
+        "pci_vault_memory_store_max_bytes 268435456",
         "pci_vault_http_requests_total{route=\"/v1/sessions\",method=\"POST\",status=\"201\"} 1",
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
