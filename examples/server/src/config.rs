@@ -369,6 +369,7 @@ impl Args {
         let mut config = self.vault_config()?;
         let store = config.store.describe();
         config.audit_sink = Some(metrics.audit_sink());
+        config.observer = Some(metrics.observer());
         let opened = config.open().await.map_err(|e| match e.code() {
             ErrorCode::StoreUnavailable => ConfigError::Store(e.to_string()),
             _ => ConfigError::Vault(e),

@@ -735,6 +735,9 @@ async fn the_admin_listener_serves_metrics_and_health_apart() {
         "pci_vault_memory_store_entries 1",
         "pci_vault_memory_store_max_entries 100000",
         "pci_vault_memory_store_max_bytes 268435456",
+        "pci_vault_backend_call_duration_seconds_count{component=\"store\",operation=\"create\"} 1",
+        "pci_vault_backend_call_duration_seconds_count{component=\"key_provider\",operation=\"wrap\"} 1",
+        "pci_vault_backend_call_duration_seconds_count{component=\"store\",operation=\"ping\"}",
         "pci_vault_http_requests_total{route=\"/v1/sessions\",method=\"POST\",status=\"201\"} 1",
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
