@@ -19,6 +19,7 @@ pub mod pages;
 pub mod process;
 pub mod public_url;
 pub mod ratelimit;
+mod reload;
 pub mod request;
 pub mod respond;
 pub mod server;
