@@ -3,7 +3,10 @@
 
 #![cfg_attr(
     test,
-    allow(dead_code, reason = "napi registers the export outside unit tests only")
+    allow(
+        dead_code,
+        reason = "napi registers the export outside unit tests only"
+    )
 )]
 
 use napi::bindgen_prelude::Unknown;
