@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod observe;
 mod store;
 
 use std::fmt;
@@ -12,10 +13,11 @@ use pci_vault::{
 };
 use zeroize::Zeroizing;
 
+pub use observe::{Call, Observer};
 pub use pci_vault_keys::KeySource;
 pub use pci_vault_memory::MemoryLimits;
 pub use pci_vault_redis::RedisOptions;
-pub use store::StoreConfig;
+pub use store::{MemoryGauge, MemoryUsage, StoreConfig};
 
 /// Everything a vault is opened with. Front-ends fill it from their host's values; only
 /// [`VaultConfig::open`] checks and uses them, so every front-end opens the same vault from
@@ -40,6 +42,9 @@ pub struct VaultConfig {
     pub audit_key: Option<Zeroizing<Vec<u8>>>,
     /// Where audit events go; `None` writes them through `tracing`.
     pub audit_sink: Option<Arc<dyn AuditSink>>,
+    /// Receives the time and outcome of every store and key-provider call; `None` reports
+    /// nothing.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// What [`VaultConfig::open`] returns: the vault and what the host should tell its
@@ -54,6 +59,8 @@ pub struct OpenedVault {
     pub store_warnings: Vec<String>,
     /// Warnings about the key source (an ephemeral development key), one sentence each.
     pub key_warnings: Vec<String>,
+    /// The occupancy of the memory store against its bounds; `None` for other stores.
+    pub memory: Option<MemoryGauge>,
 }
 
 impl OpenedVault {
@@ -79,6 +86,7 @@ impl VaultConfig {
             tenant: None,
             audit_key: None,
             audit_sink: None,
+            observer: None,
         }
     }
 
@@ -108,7 +116,20 @@ impl VaultConfig {
         let key_warnings = self.keys.warnings();
         let keys = self.keys.open()?;
         let attempt_grace = self.store.attempt_grace();
-        let (store, store_warnings) = self.store.open().await?;
+        let (store, store_warnings, memory) = self.store.open().await?;
+        let (store, keys) = match self.observer {
+            Some(observer) => (
+                Arc::new(observe::ObservedStore {
+                    inner: store,
+                    observer: Arc::clone(&observer),
+                }) as Arc<dyn pci_vault::EphemeralStore>,
+                Arc::new(observe::ObservedKeys {
+                    inner: keys,
+                    observer,
+                }) as Arc<dyn pci_vault::KeyProvider>,
+            ),
+            None => (store, keys),
+        };
         let mut builder = Vault::builder(store, keys).session_defaults(defaults);
         if let Some(grace) = attempt_grace {
             builder = builder.attempt_grace(grace);
@@ -128,6 +149,7 @@ impl VaultConfig {
             vault,
             store_warnings,
             key_warnings,
+            memory,
         })
     }
 }
@@ -173,6 +195,7 @@ impl fmt::Debug for VaultConfig {
             .field("tenant", &self.tenant)
             .field("audit_key", &self.audit_key.as_ref().map(|_| "[REDACTED]"))
             .field("audit_sink", &self.audit_sink)
+            .field("observer", &self.observer)
             .finish()
     }
 }

@@ -106,19 +106,55 @@ impl StoreConfig {
         }
     }
 
-    /// Opens the store; returns it and the unsafe server settings it found.
-    pub(crate) async fn open(self) -> Result<(Arc<dyn EphemeralStore>, Vec<String>)> {
+    /// Opens the store; returns it, the unsafe server settings it found and, for the memory
+    /// store, a gauge of its occupancy.
+    pub(crate) async fn open(
+        self,
+    ) -> Result<(Arc<dyn EphemeralStore>, Vec<String>, Option<MemoryGauge>)> {
         Ok(match self {
-            StoreConfig::Memory(limits) => (
-                Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock))),
-                Vec::new(),
-            ),
+            StoreConfig::Memory(limits) => {
+                let store = Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock)));
+                (store.clone(), Vec::new(), Some(MemoryGauge(store)))
+            }
             StoreConfig::Redis(options) => {
                 let store = RedisStore::connect(options).await?;
                 let warnings = store.server_warnings().to_vec();
-                (Arc::new(store), warnings)
+                (Arc::new(store), warnings, None)
             }
         })
+    }
+}
+
+/// How full a memory store is, against its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Entries held (live sessions and tombstones; expired ones not yet purged included).
+    pub entries: usize,
+    /// Bytes they are counted at.
+    pub bytes: usize,
+    /// The bounds.
+    pub limits: MemoryLimits,
+}
+
+/// Reads the occupancy of an opened memory store, for a host's metrics.
+#[derive(Clone)]
+pub struct MemoryGauge(Arc<MemoryStore>);
+
+impl MemoryGauge {
+    /// The store's occupancy now.
+    pub fn usage(&self) -> MemoryUsage {
+        let (entries, bytes) = self.0.usage();
+        MemoryUsage {
+            entries,
+            bytes,
+            limits: self.0.limits(),
+        }
+    }
+}
+
+impl fmt::Debug for MemoryGauge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MemoryGauge").field(&self.usage()).finish()
     }
 }
 

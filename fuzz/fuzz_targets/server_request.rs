@@ -39,6 +39,7 @@ use pci_vault_server::metrics::Metrics;
 use pci_vault_server::ratelimit::RateLimit;
 use pci_vault_server::request::{BodyKind, MAX_ENTRIES, MalformedBody, Submission};
 use pci_vault_server::state::AppState;
+use pci_vault_server::webhooks::Webhooks;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use tower::ServiceExt as _;
@@ -580,6 +581,7 @@ fn server() -> &'static Server {
             RateLimit::per_minute("form", unlimited),
             RateLimit::per_minute("reveal", unlimited),
             metrics,
+            Webhooks::disabled(),
         );
         Server {
             runtime,

@@ -42,7 +42,8 @@ key=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 server_log="$logs/server-schemathesis.log"
 # Generous limits: the run is a burst from one client, and a 429 would hide the logic.
 "$bin" --listen "127.0.0.1:$port" --api-keys "$key" --log-format json \
-  --form-rate-limit 100000 --reveal-rate-limit 100000 >"$server_log" 2>&1 &
+  --form-rate-limit 100000 --reveal-rate-limit 100000 --auth-failure-limit 100000 \
+  >"$server_log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do

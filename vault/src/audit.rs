@@ -7,8 +7,22 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::crypto::AuditKey;
 use crate::error::ErrorCode;
+use crate::session::SessionId;
 use crate::tenant::Tenant;
+
+/// The reference audit events carry for a session ([`AuditEvent::session_ref`]), computed
+/// from the deployment's 32-byte audit key and the session id, so an operator who holds the
+/// key can find a session's events:
+///
+/// `hex(HMAC-SHA256(audit_key, "pci-vault/v1/audit" || id_bytes)[0..16])`
+///
+/// where `id_bytes` are the 32 bytes the 43-character id encodes (unpadded base64url), the
+/// label is its 18 ASCII bytes with no separator, and the hex is lowercase (32 characters).
+pub fn session_ref(audit_key: &[u8; 32], id: &SessionId) -> String {
+    AuditKey::new(audit_key).session_ref(id)
+}
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,7 +99,7 @@ pub struct AuditEvent {
     pub action: AuditAction,
     /// How it ended.
     pub outcome: AuditOutcome,
-    /// HMAC-SHA256 of the session id under the vault's audit key, first 16 bytes in hex.
+    /// The session's reference: see [`session_ref`] for how it is computed.
     pub session_ref: String,
     /// The tenant the session belongs to (or the acting tenant, when the session was not
     /// found).
@@ -158,5 +172,26 @@ impl AuditSink for MemoryAuditSink {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hmac::{KeyInit as _, Mac as _};
+
+    use super::*;
+
+    #[test]
+    fn session_ref_is_the_documented_hmac() {
+        let key = [7u8; 32];
+        let id = SessionId::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(b"pci-vault/v1/audit");
+        mac.update(&(0u8..32).collect::<Vec<u8>>());
+        let tag = mac.finalize().into_bytes();
+        let expected: String = tag[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(session_ref(&key, &id), expected);
+        assert_eq!(expected.len(), 32);
+        assert_ne!(session_ref(&[8u8; 32], &id), expected);
     }
 }

@@ -21,7 +21,9 @@ mod tenant;
 mod vault;
 mod wire;
 
-pub use audit::{Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, TracingAuditSink};
+pub use audit::{
+    Actor, AuditAction, AuditEvent, AuditOutcome, AuditSink, TracingAuditSink, session_ref,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, FieldError, FieldReason, Result};
 pub use form::{CardSummary, FieldKind, FieldSpec, FormInput, FormSpec, RevealedForm};

@@ -13,6 +13,7 @@
 
 mod args;
 mod audit;
+mod audit_ref;
 mod errors;
 mod options;
 mod results;

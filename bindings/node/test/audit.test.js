@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 
 const { CARD, Vault, keyringEntry, storeOptions, rejectsWith } = require('./support');
+const { sessionRef } = require('..');
 
 /** Resolves once `events` holds `count` events (they arrive on the JavaScript thread). */
 async function until(events, count) {
@@ -66,12 +67,26 @@ test('vaults sharing an audit key give one session one reference', async () => {
   await until(agentEvents, 1);
   await until(serverEvents, 1);
   assert.equal(agentEvents[0].sessionRef, serverEvents[0].sessionRef);
+  // An operator with the key finds the session's events from its id.
+  assert.equal(sessionRef(auditKey, id), agentEvents[0].sessionRef);
+  assert.notEqual(sessionRef(crypto.randomBytes(32), id), agentEvents[0].sessionRef);
   const unkeyed = [];
   const third = await Vault.open({ store, keys: { keyring }, onAudit: (e) => unkeyed.push(e) });
   await third.status(id);
   await third.cancel(id);
   await until(unkeyed, 1);
   assert.notEqual(unkeyed[0].sessionRef, agentEvents[0].sessionRef);
+});
+
+test('sessionRef is the documented HMAC and refuses bad input without echo', () => {
+  const key = Buffer.alloc(32, 7);
+  const id = Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('base64url');
+  const mac = crypto.createHmac('sha256', key).update('pci-vault/v1/audit')
+    .update(Buffer.from(id, 'base64url')).digest('hex').slice(0, 32);
+  assert.equal(sessionRef(key, id), mac);
+  assert.throws(() => sessionRef(Buffer.alloc(31), id), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.throws(() => sessionRef(key, 'not-an-id'), (e) => e.code === 'INVALID_ARGUMENT' && !e.message.includes('not-an-id'));
+  assert.throws(() => sessionRef('key', id), TypeError);
 });
 
 test('a throwing onAudit does not crash the process or stop the vault', async () => {

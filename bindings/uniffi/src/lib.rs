@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod audit_ref;
 mod error;
 mod key_provider;
 mod options;
@@ -8,6 +9,7 @@ mod redact;
 mod vault;
 
 pub use audit::{AuditEvent, AuditSink, AuditSinkError, stop_audit_delivery};
+pub use audit_ref::session_ref;
 pub use error::{FieldError, VaultError};
 pub use key_provider::{KeyProvider, KeyProviderError, WrappedKey};
 pub use options::{KeySource, KeyringEntry, RedisSettings, SessionOptions, VaultOptions};

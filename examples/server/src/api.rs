@@ -293,6 +293,8 @@ documented_errors! {
         codes: [InvalidArgument, KeyUnavailable, StoreUnavailable, CapacityExceeded],
         own: [
             ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 }, ApiError::BodyTimeout,
+            ApiError::RequestTimeout,
         ],
     }
 }
@@ -301,7 +303,10 @@ documented_errors! {
     /// The errors of `get_session`.
     StatusErrors {
         codes: [InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable],
-        own: [ApiError::Unauthorized],
+        own: [
+            ApiError::Unauthorized, ApiError::RateLimited { retry_after: 1 },
+            ApiError::RequestTimeout,
+        ],
     }
 }
 
@@ -314,7 +319,8 @@ documented_errors! {
         ],
         own: [
             ApiError::Unauthorized, ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
-            ApiError::RateLimited { retry_after: 1 },
+            ApiError::RateLimited { retry_after: 1 }, ApiError::BodyTimeout,
+            ApiError::RequestTimeout,
         ],
     }
 }
@@ -326,6 +332,9 @@ documented_errors! {
             InvalidArgument, NotFound, AlreadyRevealed, Locked, KeyUnavailable, IntegrityError,
             StoreUnavailable,
         ],
-        own: [ApiError::Unauthorized],
+        own: [
+            ApiError::Unauthorized, ApiError::RateLimited { retry_after: 1 },
+            ApiError::RequestTimeout,
+        ],
     }
 }

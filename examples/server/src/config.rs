@@ -1,19 +1,26 @@
 //! Configuration by flags and environment variables, and what is built from it: the
-//! vault (through `pci_vault_config`, the one composition root), the API keys and the
-//! public URL.
+//! vault (through `pci_vault_config`, the one composition root), the API keys, the trusted
+//! proxies, the time limits and the public URL.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::http::Uri;
-use clap::{Parser, ValueEnum};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Parser, Subcommand, ValueEnum};
 use pci_vault::{ErrorCode, SessionOverrides};
 use pci_vault_config::{KeySource, OpenedVault, RedisOptions, StoreConfig, VaultConfig};
+use zeroize::Zeroizing;
 
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeySet, ApiKeys};
+use crate::client::{ForwardedHeader, TrustedProxies};
 use crate::metrics::Metrics;
+use crate::timeouts::Timeouts;
+
+pub use crate::public_url::PublicUrl;
 
 /// pci-vault example server: the customer's secure card form and the agent API.
 ///
@@ -22,6 +29,10 @@ use crate::metrics::Metrics;
 #[derive(Parser)]
 #[command(name = "pci-vault-server", version, about, long_about = None)]
 pub struct Args {
+    /// A tool instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Tool>,
+
     /// Address and port to listen on.
     #[arg(long, env = "PCI_VAULT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -82,10 +93,55 @@ pub struct Args {
     pub keys_file: Option<PathBuf>,
 
     /// Agent API keys, comma-separated; `tenant=key` binds a key to a tenant, a bare key
-    /// acts for the default tenant. Without it, one random development key is printed at
-    /// start.
+    /// acts for the default tenant; labelled key-1, key-2, ... in order. Without it or
+    /// --api-keys-file, one random development key is printed at start.
     #[arg(long, env = "PCI_VAULT_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
+
+    /// File of agent API keys, one a line: `LABEL:KEY` or `LABEL:TENANT=KEY` (`#` comments
+    /// and blank lines ignored); reloaded when its content changes. The label names the key
+    /// in logs and audit events.
+    #[arg(long, env = "PCI_VAULT_API_KEYS_FILE", conflicts_with = "api_keys")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// File holding the deployment's audit key: 32 bytes in standard base64 (`openssl rand
+    /// -base64 32`). Every process of a deployment needs the same one, so their audit
+    /// events name a session by the same reference. Without it, a random key per process.
+    #[arg(long, env = "PCI_VAULT_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<PathBuf>,
+
+    /// Proxies whose forwarding header names the client, comma-separated IP addresses and
+    /// CIDR networks. The client address (rate limits, logs) is read from that header only
+    /// when the TCP peer is in this list.
+    #[arg(long, env = "PCI_VAULT_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+
+    /// The forwarding header the trusted proxies write.
+    #[arg(long, env = "PCI_VAULT_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
+
+    /// Address and port of the admin listener (plain HTTP) for /metrics, /healthz and
+    /// /readyz; with it, /metrics leaves the main listener.
+    #[arg(long, env = "PCI_VAULT_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Seconds a request's body may take to arrive, from the end of its headers.
+    #[arg(long, env = "PCI_VAULT_BODY_TIMEOUT_SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_seconds: u64,
+
+    /// Seconds a request may take to be answered, from the end of its headers.
+    #[arg(long, env = "PCI_VAULT_REQUEST_TIMEOUT_SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+
+    /// Most connections open at once on the main listener; past it, new connections wait
+    /// in the kernel's queue.
+    #[arg(long, env = "PCI_VAULT_MAX_CONNECTIONS", default_value = "1024")]
+    pub max_connections: NonZeroU32,
+
+    /// Failed agent authentications (missing or wrong API key) allowed per minute per
+    /// client; past it, every agent route answers 429.
+    #[arg(long, env = "PCI_VAULT_AUTH_FAILURE_LIMIT", default_value = "10")]
+    pub auth_failure_limit: NonZeroU32,
 
     /// PEM certificate chain: serve HTTPS (with HSTS) instead of HTTP. Needs --tls-key.
     #[arg(long, env = "PCI_VAULT_TLS_CERT", requires = "tls_key")]
@@ -121,6 +177,18 @@ pub struct Args {
     pub webhooks_development: bool,
 }
 
+/// Tools that run instead of the server.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// Prints the audit reference of sessions: the `session_ref` their audit events carry
+    /// under the key of --audit-key-file. Ids come from the arguments, or one a line from
+    /// standard input (which keeps them out of the process list).
+    AuditRef {
+        /// Session ids (43 characters of base64url); none: read them from standard input.
+        session_ids: Vec<String>,
+    },
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -138,6 +206,10 @@ impl std::fmt::Debug for Args {
             .field("store", &"[see --store]")
             .field("keys_file", &self.keys_file)
             .field("api_keys", &self.api_keys.as_ref().map(|_| "[REDACTED]"))
+            .field("api_keys_file", &self.api_keys_file)
+            .field("audit_key_file", &self.audit_key_file)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("admin_listen", &self.admin_listen)
             .field("tls_cert", &self.tls_cert)
             .field("webhooks_file", &self.webhooks_file)
             .finish_non_exhaustive()
@@ -153,6 +225,15 @@ pub enum ConfigError {
     /// `--api-keys` is malformed.
     #[error("--api-keys: {0}")]
     ApiKeys(#[from] crate::auth::ApiKeysError),
+    /// `--api-keys-file` cannot be read or is malformed.
+    #[error("--api-keys-file: {0}")]
+    ApiKeysFile(#[from] crate::auth::ApiKeyFileError),
+    /// `--audit-key-file` cannot be read or holds no 32-byte base64 key.
+    #[error("--audit-key-file: {0}")]
+    AuditKey(String),
+    /// `--trusted-proxies` is malformed.
+    #[error("--trusted-proxies: {0}")]
+    TrustedProxies(#[from] crate::client::TrustedProxiesError),
     /// `--store` names no supported store, or the store cannot be reached.
     #[error("--store: {0}")]
     Store(String),
@@ -164,116 +245,84 @@ pub enum ConfigError {
     Webhooks(#[from] crate::webhooks::WebhookConfigError),
 }
 
-/// The URL customers reach the server at, and the origin their form POST must come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl {
-    base: String,
-    origin: String,
-    https: bool,
-}
+/// Largest audit key file accepted.
+const MAX_AUDIT_KEY_FILE_LEN: u64 = 4096;
 
-impl PublicUrl {
-    /// Parses `http(s)://host[:port][/prefix]`; a trailing `/` is dropped.
-    ///
-    /// # Errors
-    /// [`ConfigError::PublicUrl`] for another scheme, a missing host, user info, a query
-    /// or a fragment.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let text = text.trim().trim_end_matches('/');
-        if text.contains(['?', '#']) {
-            return Err(ConfigError::PublicUrl("must not have a query or fragment"));
-        }
-        let uri: Uri = text
-            .parse()
-            .map_err(|_| ConfigError::PublicUrl("not a valid URL"))?;
-        let https = match uri.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("https") => true,
-            Some(s) if s.eq_ignore_ascii_case("http") => false,
-            _ => return Err(ConfigError::PublicUrl("the scheme must be http or https")),
-        };
-        let authority = uri
-            .authority()
-            .ok_or(ConfigError::PublicUrl("a host is required"))?;
-        if authority.as_str().contains('@') {
-            return Err(ConfigError::PublicUrl("must not contain user info"));
-        }
-        let host = authority.host().to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(ConfigError::PublicUrl("a host is required"));
-        }
-        let default_port = if https { 443 } else { 80 };
-        let origin = match authority.port_u16() {
-            Some(port) if port != default_port => {
-                format!("{}://{host}:{port}", if https { "https" } else { "http" })
-            }
-            _ => format!("{}://{host}", if https { "https" } else { "http" }),
-        };
-        let path = uri.path().trim_end_matches('/');
-        Ok(PublicUrl {
-            base: format!("{origin}{path}"),
-            origin,
-            https,
-        })
+/// Reads an audit key file: 32 bytes in standard base64, surrounding whitespace ignored.
+///
+/// # Errors
+/// [`ConfigError::AuditKey`] naming the file and what is wrong, never its content.
+pub fn read_audit_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    let error = |what: String| ConfigError::AuditKey(format!("{}: {what}", path.display()));
+    let file =
+        std::fs::File::open(path).map_err(|e| error(format!("cannot be read: {}", e.kind())))?;
+    let mut text = Zeroizing::new(Vec::new());
+    file.take(MAX_AUDIT_KEY_FILE_LEN + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| error(format!("cannot be read: {}", e.kind())))?;
+    if text.len() as u64 > MAX_AUDIT_KEY_FILE_LEN {
+        return Err(error("is larger than 4 KiB".to_owned()));
     }
-
-    /// The URL of a server listening on `addr`.
-    pub fn for_listener(addr: SocketAddr, https: bool) -> Self {
-        let scheme = if https { "https" } else { "http" };
-        let origin = format!("{scheme}://{addr}");
-        PublicUrl {
-            base: origin.clone(),
-            origin,
-            https,
-        }
+    let key = Zeroizing::new(
+        STANDARD
+            .decode(text.trim_ascii())
+            .map_err(|_| error("is not standard base64".to_owned()))?,
+    );
+    if key.len() != VaultConfig::AUDIT_KEY_LEN {
+        return Err(error(
+            "does not hold 32 bytes (make one with `openssl rand -base64 32`)".to_owned(),
+        ));
     }
-
-    /// The base URL, without a trailing `/`.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// The origin (`scheme://host[:port]`) browsers send in `Origin`.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// Whether customers reach the server over HTTPS.
-    pub fn is_https(&self) -> bool {
-        self.https
-    }
-
-    /// The customer's link for a session id.
-    pub fn form_link(&self, id: &pci_vault::SessionId) -> String {
-        format!("{}/forms/{id}", self.base)
-    }
-
-    /// Whether a browser's form POST comes from a page of this origin.
-    ///
-    /// The form page is served with `Referrer-Policy: no-referrer`, under which browsers
-    /// send `Origin: null` even on a same-origin POST (Fetch, "append a request Origin
-    /// header"). `null` is therefore taken only together with `Sec-Fetch-Site:
-    /// same-origin`, a header a page cannot set. A missing `Origin` is refused.
-    pub fn accepts_form_post(&self, origin: Option<&str>, sec_fetch_site: Option<&str>) -> bool {
-        match origin.map(str::trim) {
-            Some("null") => sec_fetch_site.is_some_and(|s| s.trim() == "same-origin"),
-            Some(origin) => origin.eq_ignore_ascii_case(&self.origin),
-            None => false,
-        }
-    }
+    Ok(key)
 }
 
 impl Args {
-    /// The API keys: `--api-keys`, or one development key (returned to be printed).
+    /// The API keys: `--api-keys-file`, `--api-keys`, or one development key (returned to
+    /// be printed).
     ///
     /// # Errors
-    /// [`ConfigError::ApiKeys`] for a malformed list.
-    pub fn api_keys(&self) -> Result<(ApiKeys, Option<secrecy::SecretString>), ConfigError> {
+    /// [`ConfigError::ApiKeys`] for a malformed list, [`ConfigError::ApiKeysFile`] for a
+    /// file that cannot be read or is malformed.
+    pub fn api_keys(&self) -> Result<(ApiKeySet, Option<secrecy::SecretString>), ConfigError> {
+        if let Some(path) = &self.api_keys_file {
+            return Ok((ApiKeySet::from_file(path)?, None));
+        }
         match &self.api_keys {
-            Some(text) => Ok((ApiKeys::parse(text)?, None)),
+            Some(text) => Ok((ApiKeySet::fixed(ApiKeys::parse(text)?), None)),
             None => {
                 let (keys, key) = ApiKeys::development();
-                Ok((keys, Some(key)))
+                Ok((ApiKeySet::fixed(keys), Some(key)))
             }
+        }
+    }
+
+    /// The audit key of `--audit-key-file`, if given.
+    ///
+    /// # Errors
+    /// [`ConfigError::AuditKey`] when the file cannot be read or holds no key.
+    pub fn audit_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ConfigError> {
+        self.audit_key_file
+            .as_deref()
+            .map(read_audit_key)
+            .transpose()
+    }
+
+    /// The trusted proxies of `--trusted-proxies`.
+    ///
+    /// # Errors
+    /// [`ConfigError::TrustedProxies`] for a malformed list.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        match &self.trusted_proxies {
+            Some(text) => Ok(TrustedProxies::parse(text, self.forwarded_header)?),
+            None => Ok(TrustedProxies::none()),
+        }
+    }
+
+    /// The time limits of every request.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            body: Duration::from_secs(self.body_timeout_seconds),
+            request: Duration::from_secs(self.request_timeout_seconds),
         }
     }
 
@@ -293,7 +342,8 @@ impl Args {
     /// The vault's configuration: these flags read into the one [`VaultConfig`].
     ///
     /// # Errors
-    /// [`ConfigError::Store`] when `--store` is malformed.
+    /// [`ConfigError::Store`] when `--store` is malformed, [`ConfigError::AuditKey`] when
+    /// the audit key file cannot be used.
     pub fn vault_config(&self) -> Result<VaultConfig, ConfigError> {
         let mut store =
             StoreConfig::parse(&self.store).map_err(|e| ConfigError::Store(e.to_string()))?;
@@ -315,6 +365,7 @@ impl Args {
         defaults.max_attempts = self.session_max_attempts;
         defaults.fields.clone_from(&self.session_fields);
         config.session_defaults = defaults;
+        config.audit_key = self.audit_key()?;
         Ok(config)
     }
 
@@ -331,6 +382,7 @@ impl Args {
         let mut config = self.vault_config()?;
         let store = config.store.describe();
         config.audit_sink = Some(metrics.audit_sink());
+        config.observer = Some(metrics.observer());
         let opened = config.open().await.map_err(|e| match e.code() {
             ErrorCode::StoreUnavailable => ConfigError::Store(e.to_string()),
             _ => ConfigError::Vault(e),
@@ -341,51 +393,5 @@ impl Args {
     /// The grace period for requests in flight at shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_urls() {
-        let u = PublicUrl::parse("https://Pay.Example.com/").unwrap();
-        assert_eq!(u.origin(), "https://pay.example.com");
-        assert_eq!(u.base(), "https://pay.example.com");
-        assert!(u.is_https());
-        let u = PublicUrl::parse("https://pay.example.com:443/card/").unwrap();
-        assert_eq!(u.origin(), "https://pay.example.com");
-        assert_eq!(u.base(), "https://pay.example.com/card");
-        let u = PublicUrl::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(u.origin(), "http://127.0.0.1:8080");
-        let u = PublicUrl::parse("http://[::1]:8080").unwrap();
-        assert_eq!(u.origin(), "http://[::1]:8080");
-        for bad in [
-            "",
-            "pay.example.com",
-            "ftp://x",
-            "https://",
-            "https://u:p@x",
-            "https://x/?a",
-            "https://x/#a",
-        ] {
-            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn form_post_origins() {
-        let u = PublicUrl::parse("https://pay.example.com").unwrap();
-        assert!(u.accepts_form_post(Some("https://pay.example.com"), None));
-        assert!(u.accepts_form_post(Some("https://PAY.example.com"), Some("cross-site")));
-        assert!(u.accepts_form_post(Some("null"), Some("same-origin")));
-        assert!(!u.accepts_form_post(Some("null"), Some("cross-site")));
-        assert!(!u.accepts_form_post(Some("null"), Some("same-site")));
-        assert!(!u.accepts_form_post(Some("null"), None));
-        assert!(!u.accepts_form_post(None, Some("same-origin")));
-        assert!(!u.accepts_form_post(Some("https://evil.example"), Some("same-origin")));
-        assert!(!u.accepts_form_post(Some("http://pay.example.com"), None));
-        assert!(!u.accepts_form_post(Some("https://pay.example.com:8443"), None));
     }
 }

@@ -235,7 +235,8 @@ documented_errors! {
         ],
         own: [
             ApiError::PayloadTooLarge, ApiError::UnsupportedMediaType,
-            ApiError::RateLimited { retry_after: 1 },
+            ApiError::RateLimited { retry_after: 1 }, ApiError::BodyTimeout,
+            ApiError::RequestTimeout,
         ],
         pages: [400, 404, 422, 429, 503],
     }

@@ -42,6 +42,11 @@ pub enum ApiError {
         /// Seconds until the next request is allowed.
         retry_after: u64,
     },
+    /// The body did not arrive within the body timeout: 408, `REQUEST_TIMEOUT`; the
+    /// connection is closed.
+    BodyTimeout,
+    /// The request was not answered within the request timeout: 503, `REQUEST_TIMEOUT`.
+    RequestTimeout,
 }
 
 impl From<Error> for ApiError {
@@ -77,7 +82,7 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable code: the library's, `UNAUTHORIZED` or `RATE_LIMITED`.
+    /// A stable code: the library's, `UNAUTHORIZED`, `RATE_LIMITED` or `REQUEST_TIMEOUT`.
     #[schema(example = "WRONG_PIN")]
     pub code: WireCode,
     /// Human text. Never contains a field value, a PIN, a key or a session id.
@@ -100,7 +105,8 @@ pub struct FieldErrorBody {
 }
 
 /// A stable error code as it appears on the wire: one of the library's
-/// ([`ErrorCode::as_str`]) or one of the server's own, `UNAUTHORIZED` and `RATE_LIMITED`.
+/// ([`ErrorCode::as_str`]) or one of the server's own, `UNAUTHORIZED`, `RATE_LIMITED` and
+/// `REQUEST_TIMEOUT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct WireCode(&'static str);
@@ -110,13 +116,16 @@ impl WireCode {
     pub const UNAUTHORIZED: WireCode = WireCode("UNAUTHORIZED");
     /// Too many requests from one client.
     pub const RATE_LIMITED: WireCode = WireCode("RATE_LIMITED");
+    /// The body or the whole request took longer than its timeout.
+    pub const REQUEST_TIMEOUT: WireCode = WireCode("REQUEST_TIMEOUT");
 
     /// Every code a response can carry, for the OpenAPI document.
     pub fn all() -> impl Iterator<Item = WireCode> {
-        ErrorCode::ALL
-            .into_iter()
-            .map(WireCode::from)
-            .chain([WireCode::UNAUTHORIZED, WireCode::RATE_LIMITED])
+        ErrorCode::ALL.into_iter().map(WireCode::from).chain([
+            WireCode::UNAUTHORIZED,
+            WireCode::RATE_LIMITED,
+            WireCode::REQUEST_TIMEOUT,
+        ])
     }
 
     /// The wire spelling.
@@ -136,7 +145,7 @@ impl utoipa::PartialSchema for WireCode {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "A stable error code: the library's, UNAUTHORIZED or RATE_LIMITED",
+                "A stable error code: the library's, UNAUTHORIZED, RATE_LIMITED or REQUEST_TIMEOUT",
             ))
             .enum_values(Some(WireCode::all().map(WireCode::as_str)))
             .into()
@@ -163,6 +172,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, invalid),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, WireCode::UNAUTHORIZED),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, WireCode::RATE_LIMITED),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, WireCode::REQUEST_TIMEOUT),
+            ApiError::RequestTimeout => {
+                (StatusCode::SERVICE_UNAVAILABLE, WireCode::REQUEST_TIMEOUT)
+            }
         }
     }
 
@@ -182,6 +195,14 @@ impl ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 format!("too many requests; retry after {retry_after} s")
+            }
+            ApiError::BodyTimeout => {
+                "the request body did not arrive within the body timeout".to_owned()
+            }
+            ApiError::RequestTimeout => {
+                "the request was not answered within the request timeout; it may or may not \
+                 have taken effect"
+                    .to_owned()
             }
         }
     }
@@ -325,6 +346,9 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
+            ApiError::BodyTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
@@ -371,7 +395,7 @@ mod tests {
         let expected: Vec<&str> = ErrorCode::ALL
             .iter()
             .map(|c| c.as_str())
-            .chain(["UNAUTHORIZED", "RATE_LIMITED"])
+            .chain(["UNAUTHORIZED", "RATE_LIMITED", "REQUEST_TIMEOUT"])
             .collect();
         assert_eq!(listed, expected);
         assert_eq!(

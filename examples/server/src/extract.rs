@@ -15,6 +15,7 @@ use zeroize::Zeroize;
 
 use crate::error::ApiError;
 use crate::request::BodyKind;
+use crate::timeouts::BodyDeadline;
 
 /// A session id read from the `{id}` path segment, parsed and validated once.
 #[derive(Debug, IntoParams)]
@@ -61,8 +62,10 @@ impl<S: Send + Sync> FromRequest<S> for WipedBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let deadline = request.extensions().get::<BodyDeadline>().copied();
         match Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(WipedBody(bytes)),
+            Err(_) if deadline.is_some_and(|d| d.passed()) => Err(ApiError::BodyTimeout),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
             Err(_) => Err(ApiError::BadRequest("the request body could not be read")),
         }

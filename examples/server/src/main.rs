@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use pci_vault_server::config::Args;
+use pci_vault_server::config::{Args, Tool};
+use pci_vault_server::metrics::Metrics;
 use pci_vault_server::server::{init_logging, run};
+use pci_vault_server::tools;
 
 /// Requests make many small, short-lived allocations across the runtime's threads, where
 /// glibc's allocator was a fifth of the server's instructions.
@@ -14,8 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_format);
-    match run(args).await {
+    if let Some(Tool::AuditRef { session_ids }) = &args.command {
+        return tools::audit_ref(args.audit_key_file.as_deref(), session_ids);
+    }
+    let metrics = Metrics::new();
+    init_logging(args.log_format, &metrics);
+    match run(args, metrics).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "the server could not run");

@@ -4,7 +4,7 @@
 //! itself, so no session id reaches a metric label or a log line. Vault outcomes are
 //! counted from the audit events, which the vault emits after each stored change.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,11 +12,19 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use pci_vault::{AuditEvent, AuditSink, TracingAuditSink};
+use pci_vault_config::{Call, MemoryGauge, Observer};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use tracing_subscriber::Layer;
 
 use crate::state::AppState;
 
@@ -43,7 +51,43 @@ struct LimitLabels {
     limit: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    source: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    component: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallErrorLabels {
+    component: &'static str,
+    operation: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    profile: &'static str,
+}
+
 type Durations = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type CallDurations = Family<CallLabels, Histogram, fn() -> Histogram>;
 
 /// The server's metrics and their registry.
 #[derive(Clone)]
@@ -51,21 +95,57 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    memory: Arc<OnceLock<MemoryGauge>>,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
     webhooks: crate::webhooks::WebhookMetrics,
+    connections: Family<ListenerLabels, Gauge>,
+    auth_failures: Family<AuthLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    calls: CallDurations,
+    call_errors: Family<CallErrorLabels, Counter>,
+}
+
+/// What a reload reloaded, for [`Metrics::reloaded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadSource {
+    /// The keyring of `--keys-file` (reloaded by the key provider).
+    Keyring,
+    /// The API key file.
+    ApiKeys,
+    /// The TLS certificate and key.
+    Tls,
+}
+
+impl ReloadSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReloadSource::Keyring => "keyring",
+            ReloadSource::ApiKeys => "api_keys",
+            ReloadSource::Tls => "tls",
+        }
+    }
 }
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// From 50 µs (a memory store) to about 3 s (a Redis timeout).
+fn call_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
 impl Metrics {
     /// A fresh registry with every metric of the server.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("pci_vault");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::process::ProcessCollector));
+        let memory = Arc::new(OnceLock::new());
+        root.register_collector(Box::new(MemoryCollector(Arc::clone(&memory))));
+        let registry = root.sub_registry_with_prefix("pci_vault");
         let requests = Family::<RequestLabels, Counter>::default();
         let durations: Durations = Family::new_with_constructor(duration_histogram);
         let outcomes = Family::<OutcomeLabels, Counter>::default();
@@ -91,14 +171,110 @@ impl Metrics {
             rate_limited.clone(),
         );
         let webhooks = crate::webhooks::WebhookMetrics::new();
-        webhooks.register(&mut registry);
+        webhooks.register(registry);
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Connections open now, by listener (main or admin)",
+            connections.clone(),
+        );
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Agent requests refused for a missing or wrong API key (unauthorized), or because \
+             the client is past its limit of failed authentications (rate_limited)",
+            auth_failures.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads of changed files by source (keyring, api_keys, tls) and outcome (success, \
+             failure); after a failure the previous material stays in use",
+            reloads.clone(),
+        );
+        let calls: CallDurations = Family::new_with_constructor(call_histogram);
+        registry.register(
+            "backend_call_duration_seconds",
+            "Time of each call to the store or the key provider, by component and operation",
+            calls.clone(),
+        );
+        let call_errors = Family::<CallErrorLabels, Counter>::default();
+        registry.register(
+            "backend_call_errors",
+            "Calls to the store or the key provider that failed, by component, operation and \
+             error code",
+            call_errors.clone(),
+        );
+        registry.register(
+            "build",
+            "The server's version and build profile",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                profile: if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            }),
+        );
         Metrics(Arc::new(Inner {
-            registry,
+            registry: root,
+            memory,
             requests,
             durations,
             outcomes,
             rate_limited,
             webhooks,
+            connections,
+            auth_failures,
+            reloads,
+            calls,
+            call_errors,
+        }))
+    }
+
+    /// Reports the memory store's occupancy from now on (once; later calls are ignored).
+    pub fn watch_memory_store(&self, gauge: MemoryGauge) {
+        let _ = self.0.memory.set(gauge);
+    }
+
+    /// The gauge of open connections of the listener named `listener`.
+    pub fn open_connections(&self, listener: &'static str) -> Gauge {
+        self.0
+            .connections
+            .get_or_create(&ListenerLabels { listener })
+            .clone()
+    }
+
+    /// Counts an agent request refused by authentication: `unauthorized` or
+    /// `rate_limited`.
+    pub fn auth_failure(&self, outcome: &'static str) {
+        self.0
+            .auth_failures
+            .get_or_create(&AuthLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a reload of `source`, successful or not.
+    pub fn reloaded(&self, source: ReloadSource, success: bool) {
+        self.0
+            .reloads
+            .get_or_create(&ReloadLabels {
+                source: source.as_str(),
+                outcome: if success { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// A log layer that counts the key provider's keyring reloads, which it reports only
+    /// as log events (target `pci_vault_keys::reload`: "reloaded the keyring" at INFO, a
+    /// refused reload at ERROR). It sees every event, whatever the log level.
+    pub fn keyring_reload_layer<S>(&self) -> impl Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        KeyringReloads(self.clone()).with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target() == KEYRING_RELOAD_TARGET
         }))
     }
 
@@ -124,6 +300,12 @@ impl Metrics {
         &self.0.webhooks
     }
 
+    /// An observer of the store's and the key provider's calls, for
+    /// [`pci_vault_config::VaultConfig::observer`].
+    pub fn observer(&self) -> Arc<dyn Observer> {
+        Arc::new(CallObserver(self.clone()))
+    }
+
     /// An audit sink that counts each event and hands it on to `tracing`.
     pub fn audit_sink(&self) -> Arc<dyn AuditSink> {
         Arc::new(CountingAuditSink(self.clone()))
@@ -141,6 +323,91 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
+
+#[derive(Debug)]
+struct CallObserver(Metrics);
+
+impl Observer for CallObserver {
+    fn observe(&self, call: Call) {
+        let metrics = &self.0.0;
+        let labels = CallLabels {
+            component: call.component,
+            operation: call.operation,
+        };
+        metrics
+            .calls
+            .get_or_create(&labels)
+            .observe(call.elapsed.as_secs_f64());
+        if let Some(code) = call.error {
+            metrics
+                .call_errors
+                .get_or_create(&CallErrorLabels {
+                    component: call.component,
+                    operation: call.operation,
+                    code: code.as_str(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// The memory store's occupancy and bounds, read at each scrape.
+#[derive(Debug)]
+struct MemoryCollector(Arc<OnceLock<MemoryGauge>>);
+
+impl Collector for MemoryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(gauge) = self.0.get() else {
+            return Ok(());
+        };
+        let usage = gauge.usage();
+        for (name, help, value) in [
+            (
+                "pci_vault_memory_store_entries",
+                "Entries the memory store holds (live sessions and tombstones)",
+                usage.entries,
+            ),
+            (
+                "pci_vault_memory_store_max_entries",
+                "Most entries the memory store holds; past it, CAPACITY_EXCEEDED",
+                usage.limits.max_entries,
+            ),
+            (
+                "pci_vault_memory_store_bytes",
+                "Bytes the memory store's entries are counted at",
+                usage.bytes,
+            ),
+            (
+                "pci_vault_memory_store_max_bytes",
+                "Most bytes the memory store holds; past it, CAPACITY_EXCEEDED",
+                usage.limits.max_bytes,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+struct KeyringReloads(Metrics);
+
+impl<S: tracing::Subscriber> Layer<S> for KeyringReloads {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let metadata = event.metadata();
+        if metadata.target() != KEYRING_RELOAD_TARGET {
+            return;
+        }
+        match *metadata.level() {
+            tracing::Level::INFO => self.0.reloaded(ReloadSource::Keyring, true),
+            tracing::Level::ERROR => self.0.reloaded(ReloadSource::Keyring, false),
+            _ => {}
+        }
+    }
+}
+
+/// Where the key provider logs its keyring reloads.
+const KEYRING_RELOAD_TARGET: &str = "pci_vault_keys::reload";
 
 #[derive(Debug)]
 struct CountingAuditSink(Metrics);

@@ -1,19 +1,24 @@
-//! Per-client rate limits (GCRA, from `governor`), keyed by the peer's IP address.
+//! Per-client rate limits (GCRA, from `governor`), keyed by the client's IP address (the
+//! TCP peer, or the address a trusted proxy forwarded: [`crate::client`]); and the limit on
+//! failed authentications.
 //!
 //! IPv6 clients are keyed by their /64 network, since one host commonly holds a whole /64.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::Extension;
+use axum::extract::{Request, State};
 use axum::http::header::RETRY_AFTER;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::context::ClientAddr;
 use crate::error::ApiError;
 use crate::extract::body_kind;
 use crate::pages::{self, Message};
@@ -27,11 +32,11 @@ use crate::state::AppState;
 /// page.
 pub async fn enforce(
     State((state, limit)): State<(AppState, RateLimit)>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Extension(client): Extension<ClientAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Err(refused) = limit.check(peer.ip()) else {
+    let Err(refused) = limit.check(client.0) else {
         return next.run(request).await;
     };
     state.metrics().rate_limited(limit.name());
@@ -112,6 +117,92 @@ impl std::fmt::Debug for RateLimit {
     }
 }
 
+/// A limit on failed authentications per client: `per_minute` failures, then one more each
+/// `60 / per_minute` seconds (GCRA). A client past it is refused before its key is looked
+/// at, so the answers stop telling a guess from a hit.
+///
+/// The check, the key comparison and the count happen under one lock
+/// ([`AuthFailures::authenticate`]), so concurrent guesses cannot all pass the check before
+/// any of them is counted.
+pub struct AuthFailures {
+    /// Per client: when its allowance is whole again (GCRA's theoretical arrival time).
+    clients: Mutex<HashMap<IpAddr, Instant>>,
+    interval: Duration,
+    burst: Duration,
+}
+
+/// Most clients the failure table holds; past it, clients whose allowance is whole again
+/// are forgotten at once.
+const MAX_FAILING_CLIENTS: usize = 100_000;
+
+impl AuthFailures {
+    /// `per_minute` failed authentications a minute per client, with a burst of the same
+    /// size.
+    pub fn per_minute(per_minute: NonZeroU32) -> Self {
+        let interval = Duration::from_secs(60) / per_minute.get();
+        AuthFailures {
+            clients: Mutex::new(HashMap::new()),
+            interval,
+            burst: interval * per_minute.get(),
+        }
+    }
+
+    /// Runs `check` (which compares the presented key) for `client` unless the client is
+    /// past its limit, and counts a failure when `check` returns `None`.
+    ///
+    /// # Errors
+    /// [`ApiError::RateLimited`] when the client is past its limit (before or by this
+    /// failure), [`ApiError::Unauthorized`] for a failure within it.
+    pub fn authenticate<T>(
+        &self,
+        client: IpAddr,
+        check: impl FnOnce() -> Option<T>,
+    ) -> Result<T, ApiError> {
+        let key = key_of(client);
+        let now = Instant::now();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = clients.get(&key).copied().filter(|t| *t > now);
+        if let Some(tat) = tat {
+            // The allowance has room for one more failure while tat - now + interval <= burst.
+            if tat + self.interval > now + self.burst {
+                return Err(self.refused(tat, now));
+            }
+        }
+        if let Some(found) = check() {
+            return Ok(found);
+        }
+        if clients.len() >= MAX_FAILING_CLIENTS {
+            clients.retain(|_, t| *t > now);
+        }
+        let tat = tat.unwrap_or(now) + self.interval;
+        clients.insert(key, tat);
+        Err(ApiError::Unauthorized)
+    }
+
+    fn refused(&self, tat: Instant, now: Instant) -> ApiError {
+        let wait = (tat + self.interval).saturating_duration_since(now + self.burst);
+        ApiError::RateLimited {
+            retry_after: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+        }
+    }
+
+    /// Forgets clients whose allowance is whole again. Call it periodically.
+    pub fn forget_idle(&self) {
+        let now = Instant::now();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.retain(|_, t| *t > now);
+        clients.shrink_to_fit();
+    }
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
 fn key_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -144,6 +235,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         limit.check(b).unwrap();
+    }
+
+    #[test]
+    fn failures_are_limited_and_successes_are_not_counted() {
+        let limit = AuthFailures::per_minute(NonZeroU32::new(3).unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(limit.authenticate(a, || Some(1)).unwrap(), 1);
+        }
+        for _ in 0..3 {
+            assert!(matches!(
+                limit.authenticate(a, || None::<()>),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+        let mut called = false;
+        match limit.authenticate(a, || {
+            called = true;
+            Some(())
+        }) {
+            Err(ApiError::RateLimited { retry_after }) => {
+                assert!((1..=20).contains(&retry_after), "{retry_after}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!called, "a blocked client's key was compared");
+        assert!(
+            limit
+                .authenticate("192.0.2.2".parse().unwrap(), || Some(()))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -1,20 +1,24 @@
-//! Starting and stopping: logging, binding, the start banner, TLS, graceful shutdown.
+//! Starting and stopping: logging, binding (with a connection limit), the admin listener,
+//! the start banner, TLS (reloaded when its files change), graceful shutdown.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::RustlsAcceptor;
 use hyper_util::rt::TokioExecutor;
 use pci_vault::{ExposeSecret, SecretString, SessionOptions, Vault};
 use tracing_subscriber::EnvFilter;
 
-use crate::app::router;
+use crate::app::{admin_router, main_router};
 use crate::config::{Args, LogFormat, PublicUrl};
+use crate::listener::{LimitedListener, PeerAddr};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimit;
-use crate::state::AppState;
+use crate::ratelimit::{AuthFailures, RateLimit};
+use crate::reload::{TlsFiles, spawn_maintenance};
+use crate::state::{AppState, Hardening};
 use crate::webhooks::Webhooks;
 
 /// Why the server could not start or stopped with an error.
@@ -33,27 +37,37 @@ pub enum ServeError {
     },
 }
 
-fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> ServeError {
+pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> ServeError {
     move |source| ServeError::Io { context, source }
 }
 
 /// Installs the log subscriber: lines on standard error, text or JSON, level from
-/// `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
+/// `RUST_LOG` (default `info`); each line within a request carries the request's span
+/// (`request_id`, `client`, `api_key`). Keyring reloads are counted in `metrics`.
+pub fn init_logging(format: LogFormat, metrics: &Metrics) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Text => lines
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
     };
+    let result = tracing_subscriber::registry()
+        .with(lines)
+        .with(metrics.keyring_reload_layer())
+        .try_init();
     if result.is_err() {
         tracing::debug!("a log subscriber was already installed");
     }
@@ -64,27 +78,31 @@ pub fn init_logging(format: LogFormat) {
 /// # Errors
 /// [`ServeError`] when the configuration is bad, the address cannot be bound, the TLS
 /// files cannot be read, or serving fails.
-pub async fn run(args: Args) -> Result<(), ServeError> {
+pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             // ring is the one crypto provider compiled in; another crate may have installed
             // one already, which is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(
-                RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .map_err(io("reading the TLS certificate and key"))?,
-            )
+            Some(TlsFiles::load(cert.clone(), key.clone()).await?)
         }
         _ => None,
     };
-    let metrics = Metrics::new();
     let (api_keys, development_key) = args.api_keys()?;
+    let api_keys = Arc::new(api_keys);
+    let trusted_proxies = args.trusted_proxies()?;
     let (opened, store) = args.open_vault(&metrics).await?;
+    if let Some(memory) = opened.memory {
+        metrics.watch_memory_store(memory);
+    }
     let vault = opened.vault;
 
     let listener = std::net::TcpListener::bind(args.listen).map_err(io("binding --listen"))?;
     let local = listener.local_addr().map_err(io("binding --listen"))?;
+    let admin = args
+        .admin_listen
+        .map(|addr| std::net::TcpListener::bind(addr).map_err(io("binding --admin-listen")))
+        .transpose()?;
     let public_url = match &args.public_url {
         Some(url) => PublicUrl::parse(url)?,
         None => PublicUrl::for_listener(local, tls.is_some()),
@@ -96,6 +114,7 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     let reveal_limit = RateLimit::per_minute("reveal", args.reveal_rate_limit);
     form_limit.spawn_cleanup(Duration::from_secs(60));
     reveal_limit.spawn_cleanup(Duration::from_secs(60));
+    let auth_failures = AuthFailures::per_minute(args.auth_failure_limit);
 
     let webhooks = Webhooks::from_file(
         args.webhooks_file.as_deref(),
@@ -104,22 +123,61 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     )
     .map_err(crate::config::ConfigError::from)?;
     let https = tls.is_some() || public_url.is_https();
-    let state = AppState::new(
+    let state = AppState::hardened(
         vault.clone(),
-        api_keys,
         public_url.clone(),
         form_limit,
         reveal_limit,
-        metrics,
+        metrics.clone(),
         webhooks,
+        Hardening {
+            api_keys: Arc::clone(&api_keys),
+            auth_failures,
+            trusted_proxies,
+        },
     );
-    let app = router(state, https).into_make_service_with_connect_info::<SocketAddr>();
+    spawn_maintenance(state.clone(), tls.clone());
+    let timeouts = args.timeouts();
+    let app = main_router(state.clone(), https, timeouts, admin.is_none())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let max_connections = usize::try_from(args.max_connections.get()).unwrap_or(usize::MAX);
+    let listener =
+        LimitedListener::new(listener, max_connections, metrics.open_connections("main"))
+            .map_err(io("listening"))?;
 
     let handle = Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone(), args.shutdown_grace()));
+    let admin_handle = Handle::new();
+    tokio::spawn(shutdown_on_signal(
+        [handle.clone(), admin_handle.clone()],
+        args.shutdown_grace(),
+    ));
+
+    let admin_server = match admin {
+        Some(admin) => {
+            let admin_local = admin.local_addr().map_err(io("binding --admin-listen"))?;
+            tracing::info!(address = %admin_local, "admin listener: /metrics, /healthz, /readyz");
+            let admin = LimitedListener::new(
+                admin,
+                ADMIN_MAX_CONNECTIONS,
+                metrics.open_connections("admin"),
+            )
+            .map_err(io("listening on --admin-listen"))?;
+            let mut server = axum_server::Server::<PeerAddr>::from_listener(admin);
+            limit_header_time(server.http_builder());
+            let app =
+                admin_router(state, timeouts).into_make_service_with_connect_info::<SocketAddr>();
+            Some(tokio::spawn(
+                server
+                    .first_request_timeout(HEADER_READ_TIMEOUT)
+                    .handle(admin_handle)
+                    .serve(app),
+            ))
+        }
+        None => None,
+    };
 
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %local, scheme, store = %store, "listening");
+    tracing::info!(address = %local, scheme, store = %store, max_connections, "listening");
     print_banner(
         &public_url,
         &store,
@@ -130,26 +188,35 @@ pub async fn run(args: Args) -> Result<(), ServeError> {
     )
     .await;
 
-    match tls {
-        Some(config) => {
-            let mut server =
-                axum_server::from_tcp_rustls(listener, config).map_err(io("listening"))?;
-            limit_header_time(server.http_builder());
-            server.handle(handle).serve(app).await
+    let mut server = axum_server::Server::<PeerAddr>::from_listener(listener);
+    limit_header_time(server.http_builder());
+    let server = server
+        .first_request_timeout(HEADER_READ_TIMEOUT)
+        .accept_error_handler(|_, e| tracing::warn!(error = %e, "accepting a connection failed"))
+        .handle(handle);
+    let served = match tls {
+        Some(tls) => {
+            let acceptor = RustlsAcceptor::new(tls.config).handshake_timeout(HEADER_READ_TIMEOUT);
+            server.acceptor(acceptor).serve(app).await
         }
-        None => {
-            let mut server = axum_server::from_tcp(listener).map_err(io("listening"))?;
-            limit_header_time(server.http_builder());
-            server.handle(handle).serve(app).await
+        None => server.serve(app).await,
+    };
+    served.map_err(io("serving"))?;
+    if let Some(admin) = admin_server {
+        match admin.await {
+            Ok(result) => result.map_err(io("serving --admin-listen"))?,
+            Err(_) => tracing::error!("the admin listener stopped abnormally"),
         }
     }
-    .map_err(io("serving"))?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Most connections the admin listener holds open: enough for a few scrapers and probes.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
 /// Longest time a client may take to send a request's headers (slow clients otherwise hold
-/// connections open indefinitely).
+/// connections open indefinitely), and to finish a TLS handshake.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn limit_header_time(builder: &mut hyper_util::server::conn::auto::Builder<TokioExecutor>) {
@@ -173,7 +240,7 @@ fn warn_if_exposed(local: SocketAddr, public_url: &PublicUrl, tls: bool, explici
     }
 }
 
-async fn shutdown_on_signal(handle: Handle<SocketAddr>, grace: Duration) {
+async fn shutdown_on_signal(handles: [Handle<PeerAddr>; 2], grace: Duration) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
@@ -191,7 +258,9 @@ async fn shutdown_on_signal(handle: Handle<SocketAddr>, grace: Duration) {
         () = term => {}
     }
     tracing::info!(grace_seconds = grace.as_secs(), "shutting down");
-    handle.graceful_shutdown(Some(grace));
+    for handle in handles {
+        handle.graceful_shutdown(Some(grace));
+    }
 }
 
 /// What a newcomer needs to try the flow: printed to standard output, not to the log.

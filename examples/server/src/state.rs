@@ -1,14 +1,22 @@
 //! What every handler shares.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use pci_vault::Vault;
 
-use crate::auth::ApiKeys;
+use crate::auth::{ApiKeySet, ApiKeys};
+use crate::client::TrustedProxies;
 use crate::config::PublicUrl;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::{AuthFailures, RateLimit};
 use crate::webhooks::Webhooks;
+
+/// Failed authentications allowed per minute per client unless configured.
+pub const DEFAULT_AUTH_FAILURE_LIMIT: NonZeroU32 = match NonZeroU32::new(10) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
 
 /// The server's shared state: cheap to clone.
 #[derive(Clone, Debug)]
@@ -17,16 +25,30 @@ pub struct AppState(Arc<Shared>);
 #[derive(Debug)]
 struct Shared {
     vault: Vault,
-    api_keys: ApiKeys,
+    api_keys: Arc<ApiKeySet>,
     public_url: PublicUrl,
     form_limit: RateLimit,
     reveal_limit: RateLimit,
+    auth_failures: AuthFailures,
+    trusted_proxies: TrustedProxies,
     metrics: Metrics,
     webhooks: Webhooks,
 }
 
+/// What a deployment sets beyond the basics of [`AppState::new`].
+#[derive(Debug)]
+pub struct Hardening {
+    /// The API keys, fixed or reloaded from a file.
+    pub api_keys: Arc<ApiKeySet>,
+    /// The limit on failed authentications per client.
+    pub auth_failures: AuthFailures,
+    /// The proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
 impl AppState {
-    /// The state of a server.
+    /// The state of a server with fixed API keys, no trusted proxy and the default limit on
+    /// failed authentications.
     pub fn new(
         vault: Vault,
         api_keys: ApiKeys,
@@ -36,12 +58,40 @@ impl AppState {
         metrics: Metrics,
         webhooks: Webhooks,
     ) -> Self {
-        AppState(Arc::new(Shared {
+        let hardening = Hardening {
+            api_keys: Arc::new(ApiKeySet::fixed(api_keys)),
+            auth_failures: AuthFailures::per_minute(DEFAULT_AUTH_FAILURE_LIMIT),
+            trusted_proxies: TrustedProxies::none(),
+        };
+        Self::hardened(
             vault,
-            api_keys,
             public_url,
             form_limit,
             reveal_limit,
+            metrics,
+            webhooks,
+            hardening,
+        )
+    }
+
+    /// The state of a server with every option.
+    pub fn hardened(
+        vault: Vault,
+        public_url: PublicUrl,
+        form_limit: RateLimit,
+        reveal_limit: RateLimit,
+        metrics: Metrics,
+        webhooks: Webhooks,
+        hardening: Hardening,
+    ) -> Self {
+        AppState(Arc::new(Shared {
+            vault,
+            api_keys: hardening.api_keys,
+            public_url,
+            form_limit,
+            reveal_limit,
+            auth_failures: hardening.auth_failures,
+            trusted_proxies: hardening.trusted_proxies,
             metrics,
             webhooks,
         }))
@@ -53,7 +103,7 @@ impl AppState {
     }
 
     /// The configured API keys.
-    pub fn api_keys(&self) -> &ApiKeys {
+    pub fn api_keys(&self) -> &ApiKeySet {
         &self.0.api_keys
     }
 
@@ -70,6 +120,16 @@ impl AppState {
     /// The limit on reveal attempts.
     pub fn reveal_limit(&self) -> &RateLimit {
         &self.0.reveal_limit
+    }
+
+    /// The limit on failed authentications.
+    pub fn auth_failures(&self) -> &AuthFailures {
+        &self.0.auth_failures
+    }
+
+    /// The trusted proxies.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.0.trusted_proxies
     }
 
     /// The metrics.

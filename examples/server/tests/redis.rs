@@ -127,6 +127,15 @@ async fn redis_outage_is_store_unavailable() {
     );
     let (status, _) = server.submit_json(&id, common::card_fields()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The store's failures and latency are in the metrics.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        "pci_vault_backend_call_errors_total{component=\"store\",operation=\"ping\",code=\"STORE_UNAVAILABLE\"}",
+        "pci_vault_backend_call_errors_total{component=\"store\",operation=\"load\",code=\"STORE_UNAVAILABLE\"}",
+        "pci_vault_backend_call_duration_seconds_count{component=\"store\",operation=\"create\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}:\n{metrics}");
+    }
     // Liveness does not depend on the store.
     let live = server.get("/healthz").await;
     assert_eq!(live.status(), StatusCode::OK);

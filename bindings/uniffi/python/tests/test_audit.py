@@ -157,6 +157,25 @@ async def test_session_refs_match_only_under_the_same_audit_key(store):
     refs = [sink.events[0].session_ref for sink in sinks]
     assert refs[0] == refs[1]
     assert len({refs[0], refs[2], refs[3]}) == 3
+    # An operator with the key finds the session's events from its id.
+    assert pci_vault.session_ref(key, ticket.id) == refs[0]
+
+
+def test_session_ref_is_the_documented_hmac():
+    import base64
+    import hashlib
+    import hmac
+
+    key = bytes([7] * 32)
+    raw = bytes(range(32))
+    session_id = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    expected = hmac.new(key, b"pci-vault/v1/audit" + raw, hashlib.sha256).hexdigest()[:32]
+    assert pci_vault.session_ref(key, session_id) == expected
+    with pytest.raises(VaultError.InvalidArgument):
+        pci_vault.session_ref(key[:31], session_id)
+    with pytest.raises(VaultError.InvalidArgument) as info:
+        pci_vault.session_ref(key, "not-an-id")
+    assert "not-an-id" not in str(info.value)
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x01" * 16, b"\x01" * 31, b"\x01" * 33, b"\x01" * 4096])

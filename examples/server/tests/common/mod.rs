@@ -63,6 +63,8 @@ pub struct Options<'a> {
     pub api_keys: bool,
     /// Extra root certificate for TLS.
     pub root_cert: Option<&'a str>,
+    /// A limit of open file descriptors for the server process (`ulimit -n`).
+    pub fd_limit: Option<u32>,
 }
 
 impl Default for Options<'_> {
@@ -72,6 +74,7 @@ impl Default for Options<'_> {
             env: Vec::new(),
             api_keys: true,
             root_cert: None,
+            fd_limit: None,
         }
     }
 }
@@ -95,7 +98,8 @@ pub fn client(root_cert: Option<&str>) -> reqwest::Client {
 }
 
 impl TestServer {
-    /// A server with the test API keys, JSON logs and generous rate limits.
+    /// A server with the test API keys, JSON logs and generous rate limits (on form
+    /// posts, reveals and failed authentications).
     pub fn start(name: &str) -> Self {
         Self::start_with(name, Options::default())
     }
@@ -103,11 +107,25 @@ impl TestServer {
     pub fn start_with(name: &str, options: Options<'_>) -> Self {
         let log_path = log_dir().join(format!("{name}.log"));
         let log = File::create(&log_path).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"));
+        let bin = env!("CARGO_BIN_EXE_pci-vault-server");
+        let mut command = match options.fd_limit {
+            // The shell sets the limit and becomes the server (same process id).
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                    bin,
+                ]);
+                c
+            }
+            None => Command::new(bin),
+        };
         command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("PCI_VAULT_FORM_RATE_LIMIT", "10000")
             .env("PCI_VAULT_REVEAL_RATE_LIMIT", "10000")
+            .env("PCI_VAULT_AUTH_FAILURE_LIMIT", "10000")
             .env_remove("PCI_VAULT_KEYS")
             .env_remove("PCI_VAULT_API_KEYS")
             .env_remove("PCI_VAULT_STORE")
