@@ -115,6 +115,10 @@ pub struct SessionView {
     metadata: BTreeMap<String, String>,
     /// The fields the form asks for.
     fields: Vec<String>,
+    /// While the session is submitted: the card's brand and masked number (first 6 and
+    /// last 4 digits), to confirm the card with the customer before revealing; null
+    /// otherwise. Nothing else of the card.
+    card: Option<CardView>,
 }
 
 impl SessionView {
@@ -128,6 +132,10 @@ impl SessionView {
             attempts_left: status.attempts_left,
             metadata: status.metadata_pairs().collect(),
             fields: status.field_names(),
+            card: status.card_view().map(|(brand, masked_number)| CardView {
+                brand,
+                masked_number,
+            }),
         }
     }
 }
@@ -154,7 +162,7 @@ pub struct RevealResponse<'a> {
     card: Option<CardView>,
 }
 
-/// The brand and masked number of a revealed card.
+/// The brand and masked number of a card: safe to show.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardView {
     /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.

@@ -48,6 +48,7 @@ export async function usage(): Promise<void> {
   const left: number = status.attemptsLeft;
   const label: string | undefined = status.metadata.conversation;
   const names: string[] = status.fields;
+  const shownCard: CardSummary | null = status.card;
 
   const receipt: SubmitReceipt = await vault.submit(id, { card_number: '4242', cvc: Buffer.from('123') });
   const pin: string = receipt.pin;
