@@ -189,13 +189,12 @@ impl SessionWatch {
 
     fn report_expired(&mut self) {
         let state = self.state.unwrap_or(SessionState::Pending);
-        let left = self.lowest_attempts_left.min(u8::MAX);
         self.ready.push_back(from_state(
             SessionEventKind::Expired,
             &self.id,
             &self.tenant,
             state,
-            if left == u8::MAX { 0 } else { left },
+            self.lowest_attempts_left,
             self.inner.clock.now(),
         ));
     }
