@@ -60,7 +60,7 @@ impl CreateSessionRequest {
 /// A session's state on the wire: `pending`, `submitted`, `revealed`, `cancelled` or
 /// `locked`, as the core spells it.
 #[derive(Debug, Clone, Copy)]
-pub struct StateName(SessionState);
+pub struct StateName(pub(crate) SessionState);
 
 impl Serialize for StateName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod customer;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod headers;
 pub mod i18n;

@@ -105,6 +105,7 @@ pub async fn openapi() -> Response {
         crate::api::get_session,
         crate::api::reveal,
         crate::api::cancel,
+        crate::events::session_events,
         crate::customer::form_page,
         crate::customer::submit,
         healthz,
