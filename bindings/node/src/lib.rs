@@ -14,6 +14,7 @@
 mod args;
 mod audit;
 mod errors;
+mod events;
 mod options;
 mod results;
 mod vault;

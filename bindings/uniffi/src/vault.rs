@@ -16,7 +16,7 @@ use crate::options::{SessionOptions, VaultOptions, store_config};
 /// of tasks and processes sharing the store.
 #[derive(uniffi::Object)]
 pub struct Vault {
-    inner: pci_vault::Vault,
+    pub(crate) inner: pci_vault::Vault,
     /// The unsafe Redis settings found at open; shared with `for_tenant` vaults.
     store_warnings: Arc<[String]>,
     /// The queue to the host's audit sink, if `open` was given one; shared with
