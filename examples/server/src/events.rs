@@ -87,6 +87,19 @@ pub struct EventView {
     from_state: bool,
 }
 
+/// One SSE message of the stream, as a client's SSE parser sees it.
+#[derive(ToSchema)]
+pub struct EventMessage {
+    /// The SSE `event:` name: the event's `type` (`created`, `opened`, `submitted`,
+    /// `reveal_failed`, `revealed`, `locked`, `cancelled`, `expired`), or `error` for a last
+    /// message whose data is an error body.
+    pub event: String,
+    /// The SSE `id:`: the event's id.
+    pub id: String,
+    /// The SSE `data:`: an `EventView` as JSON (for `error`, an error body).
+    pub data: String,
+}
+
 impl From<&SessionEvent> for EventView {
     fn from(event: &SessionEvent) -> Self {
         EventView {
@@ -140,7 +153,7 @@ fn stream(watch: SessionWatch) -> impl Stream<Item = Result<Event, Infallible>> 
         (status = 200, description = "A stream of SSE messages: `event:` the event type, \
             `id:` the event id, `data:` an EventView as JSON; a last `error` message with \
             an error body if the session can no longer be read",
-            content_type = "text/event-stream", body = EventView),
+            content_type = "text/event-stream", body = EventMessage),
         EventErrors,
     )
 )]

@@ -113,7 +113,7 @@ pub async fn openapi() -> Response {
         metrics,
         openapi,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::events::EventView)),
     modifiers(&BearerAuth, &SessionLinks),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),

@@ -220,6 +220,7 @@ async fn openapi_describes_the_event_stream() {
     assert!(op["responses"]["404"].is_object());
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["EventView"]["properties"]["attempts_left"].is_object());
+    assert!(schemas["EventMessage"]["properties"]["data"].is_object());
     let kinds = schemas["KindName"]["enum"].as_array().unwrap();
     for kind in [
         "created",
