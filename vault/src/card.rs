@@ -49,6 +49,33 @@ impl Brand {
         }
     }
 
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Brand::Visa => 1,
+            Brand::Mastercard => 2,
+            Brand::Amex => 3,
+            Brand::Discover => 4,
+            Brand::Jcb => 5,
+            Brand::Diners => 6,
+            Brand::UnionPay => 7,
+            Brand::Maestro => 8,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<Brand> {
+        Some(match b {
+            1 => Brand::Visa,
+            2 => Brand::Mastercard,
+            3 => Brand::Amex,
+            4 => Brand::Discover,
+            5 => Brand::Jcb,
+            6 => Brand::Diners,
+            7 => Brand::UnionPay,
+            8 => Brand::Maestro,
+            _ => return None,
+        })
+    }
+
     /// Digits in this brand's security code.
     pub fn cvc_length(self) -> usize {
         if self == Brand::Amex { 4 } else { 3 }

@@ -373,7 +373,9 @@ impl fmt::Debug for FormInput {
     }
 }
 
-/// The brand and masked number of a revealed card: safe to show and to log.
+/// The brand and masked number of a card (PCI DSS 3.4.1: first 6 and last 4 digits at
+/// most): safe to show and to log. `status` carries it once the form is submitted, `reveal`
+/// with the clear form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CardSummary {
@@ -381,6 +383,27 @@ pub struct CardSummary {
     pub brand: Brand,
     /// First 6 and last 4 digits, the rest `*`.
     pub masked_number: String,
+}
+
+impl CardSummary {
+    /// The summary of a validated card number (ASCII digits); `None` when no brand is
+    /// recognised.
+    pub(crate) fn of(digits: &str) -> Option<CardSummary> {
+        Brand::detect(digits).map(|brand| CardSummary {
+            brand,
+            masked_number: crate::card::mask_pan(digits),
+        })
+    }
+
+    /// Whether `masked` has the shape [`crate::card::mask_pan`] gives: 12–19 characters,
+    /// ASCII digits and `*`, at most ten of them digits, the last four digits.
+    pub(crate) fn is_masked_shape(masked: &str) -> bool {
+        let b = masked.as_bytes();
+        (12..=19).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_digit() || *c == b'*')
+            && b.iter().filter(|c| c.is_ascii_digit()).count() <= 10
+            && b.iter().rev().take(4).all(u8::is_ascii_digit)
+    }
 }
 
 /// The clear form, returned once by `reveal`. Values zeroize on drop and never print.

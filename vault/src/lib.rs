@@ -10,6 +10,7 @@ pub mod clock;
 pub mod conformance;
 mod crypto;
 mod error;
+pub mod events;
 pub mod form;
 pub mod keys;
 mod overrides;
@@ -26,15 +27,18 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, FieldError, FieldReason, Result};
+pub use events::{EventId, SessionEvent, SessionEventKind};
 pub use form::{CardSummary, FieldKind, FieldSpec, FormInput, FormSpec, RevealedForm};
 pub use keys::{DataKey, KeyEncryptionKey, KeyId, KeyProvider, Keyring, WrappedKey};
 pub use overrides::SessionOverrides;
 pub use pin::Pin;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use session::{Metadata, SessionId, SessionOptions, SessionState, SessionStatus, Ticket};
-pub use store::{CasOutcome, Claim, Claimed, EphemeralStore, Version, Versioned};
+pub use store::{
+    CasOutcome, Claim, Claimed, EphemeralStore, EventSubscription, Version, Versioned,
+};
 pub use tenant::Tenant;
-pub use vault::{Receipt, Vault, VaultBuilder};
+pub use vault::{Receipt, SessionWatch, Vault, VaultBuilder};
 
 /// Internals for this repository's tests, fuzz targets and benchmarks: the sealed-record
 /// codec (what the fuzz targets decode and the tests inspect) and, with the feature `bench`,

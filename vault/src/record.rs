@@ -2,7 +2,7 @@
 //! authenticated binary value.
 //!
 //! ```text
-//! magic "PVR" | format version (u8)
+//! magic "PVR" | record format (u8, 2)
 //! state (u8) | tenant (str8)
 //! created_at, expires_at, submitted_at (i64 ms since the epoch; submitted_at -1 = none)
 //! pin_length, max_attempts, attempts_used (u8 each)
@@ -10,6 +10,7 @@
 //! metadata: count (u8), then per entry: key (str8), value (str16)
 //! wrapped data key: key id (str8), ciphertext (bytes16)
 //! PIN verifier: present (u8), then 32 bytes when present
+//! card summary: present (u8), then brand (u8) and masked number (str8) when present
 //! sealed fields: count (u8), then per field: name (str8), nonce‖ciphertext‖tag (bytes16)
 //! ---- end of body
 //! tag: AES-256-GCM (GMAC) under the data key over the body and the session id: nonce ‖ tag (28)
@@ -20,17 +21,27 @@
 //! clear field, PIN or key: fields are AES-256-GCM ciphertexts, the PIN is only its
 //! verifier, the data key is wrapped by the key provider.
 //!
+//! The card summary (brand and first 6 / last 4 digits) of a submitted record is clear,
+//! so `status` shows it without the PIN; it is part of the body, so the record tag
+//! authenticates it with everything else: a summary altered, or moved from another record,
+//! fails the tag like any other change. Tombstones drop it with the fields.
+//!
 //! Decoding untrusted bytes never panics: any malformed, truncated, extended or altered
 //! input is an [`Error::IntegrityError`].
 
-use crate::crypto::{FORMAT_VERSION, MAC_LEN, RECORD_TAG_LEN, SessionCrypto, record_checksum};
+use crate::card::Brand;
+use crate::crypto::{MAC_LEN, RECORD_TAG_LEN, SessionCrypto, record_checksum};
 use crate::error::{Error, Result};
-use crate::form::{FieldKind, FieldName, FieldSpec, FormSpec, field_name};
+use crate::form::{CardSummary, FieldKind, FieldName, FieldSpec, FormSpec, field_name};
 use crate::keys::{KeyId, WrappedKey};
 use crate::session::{Metadata, SessionOptions, SessionState};
 use crate::tenant::Tenant;
 
 const MAGIC: &[u8; 3] = b"PVR";
+
+/// The layout version written after the magic. Layout 1 had no card summary; its records
+/// are refused (sessions live at most 24 h: a deployment drains them before upgrading).
+pub(crate) const RECORD_FORMAT: u8 = 2;
 const CHECKSUM_LEN: usize = 4;
 
 /// A session record as stored, authenticated against its session's data key.
@@ -48,6 +59,8 @@ pub struct SealedRecord {
     pub(crate) metadata: Metadata,
     pub(crate) wrapped_dek: WrappedKey,
     pub(crate) pin_verifier: Option<[u8; MAC_LEN]>,
+    /// The submitted card's brand and masked number, in clear (see the module docs).
+    pub(crate) card: Option<CardSummary>,
     pub(crate) sealed_fields: Vec<(FieldName, Vec<u8>)>,
 }
 
@@ -124,6 +137,7 @@ impl SealedRecord {
             metadata: options.metadata.clone(),
             wrapped_dek,
             pin_verifier: None,
+            card: None,
             sealed_fields: Vec::new(),
         }
     }
@@ -144,6 +158,7 @@ impl SealedRecord {
             metadata: self.metadata.clone(),
             wrapped_dek: self.wrapped_dek.clone(),
             pin_verifier: None,
+            card: None,
             sealed_fields: Vec::new(),
         }
     }
@@ -168,7 +183,7 @@ impl SealedRecord {
     pub(crate) fn submitted_prefix(tenant: &Tenant) -> Vec<u8> {
         let mut out = Vec::with_capacity(6 + tenant.as_str().len());
         out.extend_from_slice(MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(RECORD_FORMAT);
         out.push(SessionState::Submitted.to_byte());
         put_str8(&mut out, tenant.as_str());
         out
@@ -184,7 +199,7 @@ impl SealedRecord {
                 .sum::<usize>(),
         );
         out.extend_from_slice(MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(RECORD_FORMAT);
         out.push(self.state.to_byte());
         put_str8(&mut out, self.tenant.as_str());
         out.extend_from_slice(&self.created_at.to_be_bytes());
@@ -208,6 +223,14 @@ impl SealedRecord {
             Some(v) => {
                 out.push(1);
                 out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+        match &self.card {
+            Some(card) => {
+                out.push(1);
+                out.push(card.brand.to_byte());
+                put_str8(&mut out, &card.masked_number);
             }
             None => out.push(0),
         }
@@ -240,7 +263,7 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
     }
     let (body, tag) = signed.split_at_checked(signed.len().checked_sub(RECORD_TAG_LEN)?)?;
     let mut r = Reader(body);
-    if r.take(3)? != MAGIC || r.u8()? != FORMAT_VERSION {
+    if r.take(3)? != MAGIC || r.u8()? != RECORD_FORMAT {
         return None;
     }
     let state = SessionState::from_byte(r.u8()?)?;
@@ -279,6 +302,21 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
         1 => Some(r.take(MAC_LEN)?.try_into().ok()?),
         _ => return None,
     };
+    let card = match r.u8()? {
+        0 => None,
+        1 => {
+            let brand = Brand::from_byte(r.u8()?)?;
+            let masked_number = r.str8()?;
+            if !CardSummary::is_masked_shape(masked_number) {
+                return None;
+            }
+            Some(CardSummary {
+                brand,
+                masked_number: masked_number.to_owned(),
+            })
+        }
+        _ => return None,
+    };
     let mut sealed_fields = Vec::new();
     for _ in 0..r.u8()? {
         let name = field_name(r.str8()?);
@@ -305,10 +343,13 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
         && ciphertext.len() <= WrappedKey::MAX_CIPHERTEXT_LEN
         && match state {
             SessionState::Pending => {
-                submitted_at.is_none() && pin_verifier.is_none() && sealed_fields.is_empty()
+                submitted_at.is_none()
+                    && pin_verifier.is_none()
+                    && card.is_none()
+                    && sealed_fields.is_empty()
             }
             SessionState::Submitted => submitted_at.is_some() && pin_verifier.is_some(),
-            _ => pin_verifier.is_none() && sealed_fields.is_empty(),
+            _ => pin_verifier.is_none() && card.is_none() && sealed_fields.is_empty(),
         };
     if !consistent {
         return None;
@@ -327,6 +368,7 @@ fn decode_inner(bytes: &[u8]) -> Option<UnverifiedRecord> {
             metadata,
             wrapped_dek: WrappedKey { key_id, ciphertext },
             pin_verifier,
+            card,
             sealed_fields,
         },
         body: body.to_vec(),

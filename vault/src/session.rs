@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::card::contains_card_number;
 use crate::crypto::fill_random;
 use crate::error::{Error, Result};
-use crate::form::FormSpec;
+use crate::form::{CardSummary, FormSpec};
 
 /// A session id: 256 bits from the OS CSPRNG, written as 43 characters of unpadded
 /// base64url. It is the customer's only credential for the form link, so `Debug` shows only
@@ -318,6 +318,11 @@ pub struct SessionStatus {
     pub metadata: Metadata,
     /// The fields the form asks for.
     pub form: FormSpec,
+    /// Once submitted (and until the session ends): the card's brand and masked number
+    /// (first 6 and last 4 digits), so the agent can confirm the card with the customer
+    /// before revealing; `None` before submit, after the session ends, and for a form
+    /// without a card number. Nothing else of the card.
+    pub card: Option<CardSummary>,
 }
 
 #[cfg(test)]

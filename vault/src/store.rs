@@ -89,6 +89,19 @@ pub enum CasOutcome {
 /// Most claims one entry can hold.
 pub const MAX_CLAIMS: u8 = 16;
 
+/// Longest event a store must publish, in bytes.
+pub const MAX_EVENT_LEN: usize = 1024;
+
+/// The events published on one key since [`EphemeralStore::subscribe`] returned, in the
+/// order the store applied the writes that carried them.
+#[async_trait]
+pub trait EventSubscription: Send + fmt::Debug {
+    /// The next event, waiting for one; `None` once the subscription is lost (a dropped
+    /// connection, a subscriber that fell too far behind). Events published while it is
+    /// lost are not delivered: the caller subscribes again and reads the entry.
+    async fn next(&mut self) -> Option<Vec<u8>>;
+}
+
 /// An ephemeral key/value store with TTL, atomic compare-and-set and claims.
 ///
 /// Keys are at most 128 bytes of `[A-Za-z0-9_-]`; values are at most 1 MiB.
@@ -181,6 +194,52 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
+
+    /// [`replace`](Self::replace), and in the same atomic step publishes `event` (at most
+    /// [`MAX_EVENT_LEN`] bytes) to the subscribers of `key`, in every process sharing the
+    /// store.
+    ///
+    /// The event MUST be published if, and only if, this call stores `version` now: not on
+    /// a conflict, and not again when a repeated call finds `version` already stored. So an
+    /// event is never announced for a write that did not happen, and never twice.
+    ///
+    /// The default writes without publishing, for stores that deliver no events (their
+    /// [`subscribe`](Self::subscribe) fails).
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        let _ = event;
+        self.replace(key, expected, version, value).await
+    }
+
+    /// Publishes `event` to the subscribers of `key` without a write: for what changes
+    /// nothing stored (a form page fetched) or whose write was a claim (a wrong PIN).
+    /// Delivery is at most once; a subscriber that misses it learns the entry's state by
+    /// reading it. The default publishes nothing.
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        let _ = (key, event);
+        Ok(())
+    }
+
+    /// Subscribes to the events of `key`. Every event published after this returns, by
+    /// any process sharing the store, is delivered in order, until the subscription is
+    /// lost. A subscriber that reads the entry after subscribing therefore misses nothing
+    /// between that read and the events that follow it.
+    ///
+    /// # Errors
+    /// `STORE_UNAVAILABLE` when the store cannot subscribe now, or delivers no events at
+    /// all (the default).
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
+        let _ = key;
+        Err(crate::Error::store_unavailable(
+            "this store delivers no session events",
+        ))
+    }
 }
 
 #[async_trait]
@@ -229,6 +288,27 @@ impl<T: EphemeralStore + ?Sized> EphemeralStore for Arc<T> {
 
     async fn ping(&self) -> Result<()> {
         (**self).ping().await
+    }
+
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        (**self)
+            .replace_and_publish(key, expected, version, value, event)
+            .await
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        (**self).publish(key, event).await
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
+        (**self).subscribe(key).await
     }
 }
 

@@ -38,6 +38,14 @@ impl SessionStatus {
             .collect()
     }
 
+    /// The submitted card's brand name and masked number (first 6 and last 4 digits), while
+    /// the session is submitted: safe to show and to log.
+    pub fn card_view(&self) -> Option<(&'static str, String)> {
+        self.card
+            .as_ref()
+            .map(|c| (c.brand.as_str(), c.masked_number.clone()))
+    }
+
     /// The labels given at creation, as owned pairs to collect into the host's map type.
     pub fn metadata_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.metadata

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod events;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
@@ -8,9 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_VALUE_LEN, is_valid_key};
+use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_EVENT_LEN, MAX_VALUE_LEN, is_valid_key};
 use pci_vault::{
-    CasOutcome, Clock, EphemeralStore, Error, Result, SystemClock, Version, Versioned,
+    CasOutcome, Clock, EphemeralStore, Error, EventSubscription, Result, SystemClock, Version,
+    Versioned,
 };
 
 /// Bounds of a [`MemoryStore`].
@@ -40,10 +43,15 @@ const ENTRY_OVERHEAD: usize = 128;
 const PURGE_PER_WRITE: usize = 64;
 
 /// An in-memory, bounded, expiring [`EphemeralStore`].
+///
+/// Events reach the subscribers of this store, in this process, through one broadcast
+/// channel: an event is sent while the write that carries it holds the store's lock, so
+/// subscribers see events in the order of the writes.
 pub struct MemoryStore {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
     limits: MemoryLimits,
+    events: tokio::sync::broadcast::Sender<events::Published>,
 }
 
 #[derive(Default)]
@@ -151,6 +159,7 @@ impl MemoryStore {
             state: Mutex::new(State::default()),
             clock,
             limits,
+            events: events::channel(),
         }
     }
 
@@ -177,6 +186,52 @@ impl MemoryStore {
             .filter(|(_, e)| e.expires_at > now)
             .map(|(k, e)| (k.clone(), e.value.clone()))
             .collect()
+    }
+
+    /// `replace`, sending `event` to the subscribers while the lock is held when this call
+    /// stores `version`.
+    fn replace_inner(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: Option<&[u8]>,
+    ) -> Result<CasOutcome> {
+        check_args(key, value)?;
+        if event.is_some_and(|e| e.len() > MAX_EVENT_LEN) {
+            return Err(Error::InvalidArgument("an event is at most 1 KiB"));
+        }
+        let now = self.clock.now_millis();
+        let mut state = self.lock();
+        let Some(old) = state.live(key, now) else {
+            return Ok(CasOutcome::Conflict);
+        };
+        if old.version == version {
+            return Ok(CasOutcome::Applied(version));
+        }
+        if old.version != expected {
+            return Ok(CasOutcome::Conflict);
+        }
+        let (old_cost, expires_at, claims) =
+            (cost(key, &old.value), old.expires_at, old.claims.clone());
+        let growth = cost(key, value).saturating_sub(old_cost);
+        state.make_room(now, &self.limits, false, growth)?;
+        state.bytes = state.bytes - old_cost + cost(key, value);
+        state.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                version,
+                claims,
+                expires_at,
+            },
+        );
+        if let Some(event) = event {
+            // No subscriber is not an error.
+            let _ = self.events.send((Arc::from(key), Arc::from(event)));
+        }
+        Ok(CasOutcome::Applied(version))
     }
 
     /// A poisoned lock means a panic inside one of the short sections below, none of which
@@ -262,33 +317,7 @@ impl EphemeralStore for MemoryStore {
         version: Version,
         value: &[u8],
     ) -> Result<CasOutcome> {
-        check_args(key, value)?;
-        let now = self.clock.now_millis();
-        let mut state = self.lock();
-        let Some(old) = state.live(key, now) else {
-            return Ok(CasOutcome::Conflict);
-        };
-        if old.version == version {
-            return Ok(CasOutcome::Applied(version));
-        }
-        if old.version != expected {
-            return Ok(CasOutcome::Conflict);
-        }
-        let (old_cost, expires_at, claims) =
-            (cost(key, &old.value), old.expires_at, old.claims.clone());
-        let growth = cost(key, value).saturating_sub(old_cost);
-        state.make_room(now, &self.limits, false, growth)?;
-        state.bytes = state.bytes - old_cost + cost(key, value);
-        state.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                version,
-                claims,
-                expires_at,
-            },
-        );
-        Ok(CasOutcome::Applied(version))
+        self.replace_inner(key, expected, version, value, None)
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
@@ -354,6 +383,34 @@ impl EphemeralStore for MemoryStore {
             }
             Some(_) => Ok(false),
         }
+    }
+
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        self.replace_inner(key, expected, version, value, Some(event))
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        check_args(key, event)?;
+        if event.len() > MAX_EVENT_LEN {
+            return Err(Error::InvalidArgument("an event is at most 1 KiB"));
+        }
+        let _ = self.events.send((Arc::from(key), Arc::from(event)));
+        Ok(())
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
+        check_args(key, &[])?;
+        Ok(Box::new(events::MemorySubscription {
+            key: Arc::from(key),
+            receiver: self.events.subscribe(),
+        }))
     }
 
     async fn ping(&self) -> Result<()> {

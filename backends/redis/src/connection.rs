@@ -54,7 +54,7 @@ fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
     })
 }
 
-fn tls_certificates(options: &RedisOptions) -> Result<Option<TlsCertificates>> {
+pub(crate) fn tls_certificates(options: &RedisOptions) -> Result<Option<TlsCertificates>> {
     if options.ca_file.is_none() && options.client_cert.is_none() {
         return Ok(None);
     }
@@ -163,6 +163,13 @@ impl Connection {
 
     pub(crate) async fn get(&self, key: &str) -> RedisResult<Option<Vec<u8>>> {
         self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    pub(crate) async fn publish(&self, channel: &str, event: &[u8]) -> RedisResult<()> {
+        let _receivers: i64 = self
+            .query(redis::cmd("PUBLISH").arg(channel).arg(event))
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn ping(&self) -> RedisResult<()> {

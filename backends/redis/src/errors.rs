@@ -24,8 +24,9 @@ pub(crate) fn at_connect(e: &RedisError, servers: &str) -> Error {
     if code == Some("NOPERM") || detail.contains("user executing the script") {
         return Error::store_unavailable(format!(
             "redis: the ACL user lacks a permission the store needs (PING, GET, SET, GETRANGE, \
-             DEL, EVALSHA and SCRIPT LOAD on keys under the key prefix, WAIT with min_replicas, \
-             and CLUSTER SLOTS on a cluster); the server said: {detail}"
+             DEL, EVALSHA and SCRIPT LOAD on keys under the key prefix, PUBLISH and SUBSCRIBE \
+             on channels under it, WAIT with min_replicas, and CLUSTER SLOTS on a cluster); \
+             the server said: {detail}"
         ));
     }
     if code == Some("OOM") {

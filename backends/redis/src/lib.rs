@@ -3,6 +3,7 @@
 
 mod connection;
 mod errors;
+mod events;
 mod options;
 mod sentinel;
 mod settings;
@@ -11,8 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_VALUE_LEN, is_valid_key};
-use pci_vault::{CasOutcome, EphemeralStore, Error, Result, Version, Versioned};
+use pci_vault::store::{Claim, Claimed, MAX_CLAIMS, MAX_EVENT_LEN, MAX_VALUE_LEN, is_valid_key};
+use pci_vault::{CasOutcome, EphemeralStore, Error, EventSubscription, Result, Version, Versioned};
 use redis::Script;
 
 use connection::Connection;
@@ -37,9 +38,12 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ";
 
-/// Replaces the value if the entry's version matches, keeping the TTL and the claims;
-/// answers 1 also when the key already holds the new version (a repeated replace).
-/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the value.
+/// Replaces the value if the entry's version matches, keeping the TTL and the claims, and
+/// then, when given, publishes the event on the entry's channel — only when this call
+/// writes; answers 1 also when the key already holds the new version (a repeated replace,
+/// which publishes nothing).
+/// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the value;
+/// ARGV[4], ARGV[5] (optional) = the channel and the event.
 const REPLACE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current == ARGV[2] then return 1 end
@@ -47,6 +51,7 @@ if current == '' or current ~= ARGV[1] then return 0 end
 local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
 local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
 redis.call('SET', KEYS[1], ARGV[2] .. claims .. ARGV[3], 'KEEPTTL')
+if ARGV[5] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 ";
 
@@ -230,14 +235,13 @@ impl RedisStore {
                 .conn
                 .script(&self.scripts.claim, &probe, &claim_args(claim, 1, b"pro"))
                 .await?;
+            let mut args = replace_args(first, second, b"probe").to_vec();
+            args.extend([Self::channel(&probe).into_bytes(), b"probe".to_vec()]);
             let replaced: i64 = self
                 .conn
-                .script(
-                    &self.scripts.replace,
-                    &probe,
-                    &replace_args(first, second, b"probe"),
-                )
+                .script(&self.scripts.replace, &probe, &args)
                 .await?;
+            self.conn.publish(&Self::channel(&probe), b"probe").await?;
             let delete_args = [second.0.to_be_bytes().to_vec()];
             // The last write goes the way every write goes with min_replicas — with its
             // WAIT — so a user without WAIT, or replicas that do not acknowledge, are found
@@ -264,7 +268,7 @@ impl RedisStore {
                 && deleted == 1;
             Ok::<(bool, Option<i64>), redis::RedisError>((applied, acknowledged))
         };
-        match tokio::time::timeout(self.options.connect_timeout, outcome).await {
+        let checked = match tokio::time::timeout(self.options.connect_timeout, outcome).await {
             Ok(Ok((true, Some(acknowledged))))
                 if self
                     .options
@@ -287,7 +291,10 @@ impl RedisStore {
                 "redis: no answer within the connect timeout of {:?}",
                 self.options.connect_timeout
             ))),
-        }
+        };
+        checked?;
+        // A watch subscribes on a connection of its own: checked now too.
+        self.subscribe_to(&Self::channel(&probe)).await.map(drop)
     }
 
     /// Runs a write script on `key`. With [`RedisOptions::min_replicas`] the script and
@@ -518,9 +525,49 @@ impl EphemeralStore for RedisStore {
         Ok(released == 1)
     }
 
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        check_args(key, value)?;
+        check_event(event)?;
+        let redis_key = self.redis_key(key);
+        let mut args = replace_args(expected, version, value).to_vec();
+        args.extend([Self::channel(&redis_key).into_bytes(), event.to_vec()]);
+        let applied: i64 = self
+            .write("replace", &self.scripts.replace, &redis_key, &args)
+            .await?;
+        Ok(outcome(applied, version))
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        check_args(key, &[])?;
+        check_event(event)?;
+        let channel = Self::channel(&self.redis_key(key));
+        self.timed("publish", self.conn.publish(&channel, event))
+            .await
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
+        check_args(key, &[])?;
+        let channel = Self::channel(&self.redis_key(key));
+        Ok(Box::new(self.subscribe_to(&channel).await?))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.timed("ping", self.conn.ping()).await
     }
+}
+
+fn check_event(event: &[u8]) -> Result<()> {
+    if event.len() > MAX_EVENT_LEN {
+        return Err(Error::InvalidArgument("an event is at most 1 KiB"));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for RedisStore {

@@ -145,6 +145,12 @@ impl SentinelConnection {
         Ok((discovery, conn))
     }
 
+    /// A client of the primary the sentinels name now, for a connection of its own (a
+    /// subscription).
+    pub(crate) async fn primary_client(&self) -> RedisResult<redis::Client> {
+        self.sentinels.lock().await.async_get_client().await
+    }
+
     /// Drops the connection found by `discovery`, unless a later one replaced it.
     fn forget(&self, discovery: u64) {
         if let Ok(mut current) = self.current.lock()

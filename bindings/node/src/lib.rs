@@ -15,6 +15,7 @@ mod args;
 mod audit;
 mod audit_ref;
 mod errors;
+mod events;
 mod options;
 mod results;
 mod vault;

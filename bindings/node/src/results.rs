@@ -46,6 +46,10 @@ pub struct SessionStatus {
     pub metadata: std::collections::BTreeMap<String, String>,
     /// The names of the fields the form asks for, in order.
     pub fields: Vec<String>,
+    /// While the session is submitted: the card's brand and masked number (first 6 and
+    /// last 4 digits), to confirm the card with the customer before revealing; `null`
+    /// otherwise. Nothing else of the card.
+    pub card: Option<CardSummary>,
 }
 
 impl From<pci_vault::SessionStatus> for SessionStatus {
@@ -58,6 +62,12 @@ impl From<pci_vault::SessionStatus> for SessionStatus {
             attempts_left: u32::from(status.attempts_left),
             metadata: status.metadata_pairs().collect(),
             fields: status.field_names(),
+            card: status
+                .card_view()
+                .map(|(brand, masked_number)| CardSummary {
+                    brand: brand.to_owned(),
+                    masked_number,
+                }),
         }
     }
 }
@@ -83,7 +93,7 @@ impl<'env> SubmitReceipt<'env> {
     }
 }
 
-/// The brand and masked number of a revealed card: safe to show and to log.
+/// The brand and masked number of a card: safe to show and to log.
 #[napi(object, object_from_js = false)]
 pub struct CardSummary {
     /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.

@@ -7,13 +7,16 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use napi::bindgen_prelude::{PromiseRaw, ToNapiValue, Unknown, within_runtime_if_available};
+use napi::bindgen_prelude::{
+    AbortSignal, PromiseRaw, ToNapiValue, Unknown, ValueType, within_runtime_if_available,
+};
 use napi::{Env, Result};
 use napi_derive::napi;
 use pci_vault::{FormInput, FormSpec, Pin, RevealedForm, SessionId, Tenant};
 
 use crate::args::{self, Arg};
 use crate::errors::Failure;
+use crate::events::SessionEvents;
 use crate::options::{read_config, read_create_options};
 use crate::results::{
     RevealedBuffers, RevealedFields, SessionStatus, SessionTicket, SubmitReceipt,
@@ -133,6 +136,36 @@ impl Vault {
             env,
             async move { Ok(vault.status(&id?).await?) },
             |_, status| Ok(SessionStatus::from(status)),
+        )
+    }
+
+    /// Watches a session's events: resolves to an async iterator that yields the session's
+    /// current state first (as the event that led to it), then each event as it happens —
+    /// from every process sharing the store — and ends after `revealed`, `locked`,
+    /// `cancelled` or `expired`. `options.signal` (an `AbortSignal`) ends it early; so does
+    /// leaving a `for await` loop. Rejects with `NOT_FOUND` for an unknown, expired or other
+    /// tenant's session, `STORE_UNAVAILABLE` when the store cannot subscribe.
+    #[napi(
+        ts_args_type = "id: string, options?: { signal?: AbortSignal } | null",
+        ts_return_type = "Promise<SessionEvents>"
+    )]
+    pub fn watch<'env>(
+        &self,
+        env: &'env Env,
+        id: Unknown<'env>,
+        options: Option<Unknown<'env>>,
+    ) -> Result<PromiseRaw<'env, SessionEvents>> {
+        let id = thrown_now(session_id(id))?;
+        let signal = thrown_now(abort_signal(options))?;
+        let vault = self.inner.clone();
+        let signal = match signal {
+            Ok(signal) => signal,
+            Err(failure) => return PromiseRaw::reject(env, failure.into_js(env)),
+        };
+        settle(
+            env,
+            async move { Ok(vault.watch(&id?).await?) },
+            move |_, watch| Ok(SessionEvents::new(watch, signal.as_ref())),
         )
     }
 
@@ -316,6 +349,28 @@ fn thrown_now<T>(read: Arg<T>) -> Result<Arg<T>> {
         Err(Failure::Js(error)) => Err(error),
         other => Ok(other),
     }
+}
+
+/// The `signal` of `watch`'s options, if any.
+fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<AbortSignal>> {
+    let Some(options) = options else {
+        return Ok(None);
+    };
+    if matches!(
+        options.get_type(),
+        Ok(ValueType::Null | ValueType::Undefined)
+    ) {
+        return Ok(None);
+    }
+    let options = args::object(options, "options")?;
+    let signal: Option<Unknown<'_>> = options.get("signal").map_err(Failure::Js)?;
+    if signal.is_none_or(|s| matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined))) {
+        return Ok(None);
+    }
+    let signal: Option<AbortSignal> = options
+        .get("signal")
+        .map_err(|_| Failure::type_error("options.signal", "an AbortSignal"))?;
+    Ok(signal)
 }
 
 fn session_id(value: Unknown<'_>) -> Arg<SessionId> {

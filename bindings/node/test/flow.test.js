@@ -35,7 +35,12 @@ for (const store of STORES) {
       const submitted = await vault.status(ticket.id);
       assert.equal(submitted.state, 'submitted');
       assert.ok(submitted.submittedAt instanceof Date);
-      assert.ok(!JSON.stringify(submitted).includes('4242'), 'status shows card data');
+      assert.deepEqual(submitted.card, { brand: 'visa', maskedNumber: '424242******4242' });
+      const shown = JSON.stringify({ ...submitted, card: null });
+      for (const secret of ['4242', '12/34', '123', 'Ada', receipt.pin]) {
+        assert.ok(!shown.includes(secret), 'status shows card data beyond the summary');
+      }
+      assert.equal(pending.card, null);
 
       const form = await vault.reveal(ticket.id, receipt.pin);
       assert.deepEqual(form.fields, {
@@ -44,7 +49,9 @@ for (const store of STORES) {
       assert.deepEqual(Object.keys(form.fields), ['card_number', 'expiry', 'cvc', 'cardholder_name']);
       assert.deepEqual(form.card, { brand: 'visa', maskedNumber: '424242******4242' });
 
-      assert.equal((await vault.status(ticket.id)).state, 'revealed');
+      const revealed = await vault.status(ticket.id);
+      assert.equal(revealed.state, 'revealed');
+      assert.equal(revealed.card, null, 'the summary goes with the data');
       await rejectsWith(vault.reveal(ticket.id, receipt.pin), 'ALREADY_REVEALED', [receipt.pin, ticket.id]);
     });
 

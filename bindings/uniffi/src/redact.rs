@@ -70,6 +70,7 @@ impl fmt::Debug for SessionStatus {
             .field("attempts_left", &self.attempts_left)
             .field("metadata", &self.metadata)
             .field("fields", &self.fields)
+            .field("card", &self.card)
             .finish()
     }
 }

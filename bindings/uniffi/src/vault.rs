@@ -16,7 +16,7 @@ use crate::options::{SessionOptions, VaultOptions, store_config};
 /// of tasks and processes sharing the store.
 #[derive(uniffi::Object)]
 pub struct Vault {
-    inner: pci_vault::Vault,
+    pub(crate) inner: pci_vault::Vault,
     /// The unsafe Redis settings found at open; shared with `for_tenant` vaults.
     store_warnings: Arc<[String]>,
     /// The queue to the host's audit sink, if `open` was given one; shared with
@@ -80,6 +80,9 @@ pub struct SessionStatus {
     pub metadata: HashMap<String, String>,
     /// The names of the fields the form asks for, in order.
     pub fields: Vec<String>,
+    /// While the session is submitted: the card's brand and masked number (first 6 and
+    /// last 4 digits); `None` otherwise. Nothing else of the card.
+    pub card: Option<CardSummary>,
 }
 
 /// The clear form, returned once by `reveal`.
@@ -92,7 +95,7 @@ pub struct RevealedForm {
     pub card: Option<CardSummary>,
 }
 
-/// A revealed card's brand and masked number: safe to show and to log.
+/// A card's brand and masked number: safe to show and to log.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CardSummary {
     /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.
@@ -204,6 +207,12 @@ impl Vault {
             attempts_left: status.attempts_left,
             metadata: status.metadata_pairs().collect(),
             fields: status.field_names(),
+            card: status
+                .card_view()
+                .map(|(brand, masked_number)| CardSummary {
+                    brand: brand.to_owned(),
+                    masked_number,
+                }),
         })
     }
 

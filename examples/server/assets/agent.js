@@ -1,12 +1,15 @@
-// pci-vault agent console: create a link, follow its state, reveal the form once.
+// pci-vault agent console: create a link, follow its events as they happen (no polling),
+// confirm the masked card, reveal the form once.
 // Served as a same-origin file so the page's CSP needs no inline script. The API key and
 // the revealed form live only in this page's memory.
 'use strict';
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const TERMINAL = ['revealed', 'cancelled', 'locked', 'expired'];
   let sessionId = null;
-  let poll = null;
+  let following = null; // the AbortController of the open event stream
+  let cardShown = false;
 
   function say(text) {
     $('message').textContent = text;
@@ -28,27 +31,101 @@
     const json = text ? JSON.parse(text) : null;
     if (!response.ok) {
       const error = (json && json.error) || { code: 'HTTP_' + response.status, message: response.statusText };
-      const detail = error.attempts_left !== undefined ? ' (' + error.attempts_left + ' attempt(s) left)' : '';
-      throw new Error(error.code + ': ' + error.message + detail);
+      // The message already says the attempts left of a wrong PIN.
+      throw new Error(error.code + ': ' + error.message);
     }
     return json;
   }
 
+  // Shows the state and offers only the actions that still apply: cancel while pending or
+  // submitted, reveal while submitted.
   function showState(view) {
     $('state').textContent = view.state;
-    const parts = ['expires ' + view.expires_at];
-    if (view.submitted_at) parts.push('submitted ' + view.submitted_at);
+    const parts = [];
+    if (view.expires_at) parts.push('expires ' + view.expires_at);
     if (view.state === 'submitted') parts.push(view.attempts_left + ' attempt(s) left');
     $('state-detail').textContent = parts.join(' · ');
+    $('cancel').hidden = view.state !== 'pending' && view.state !== 'submitted';
+    $('reveal').hidden = view.state !== 'submitted';
+    if (view.state !== 'submitted') $('card-line').hidden = true;
   }
 
-  async function refresh() {
-    if (!sessionId) return;
+  // The masked card of a submitted session, read once when it is submitted.
+  async function showCard() {
+    if (cardShown || !sessionId) return;
+    cardShown = true;
     try {
-      showState(await call('GET', 'v1/sessions/' + sessionId));
+      const view = await call('GET', 'v1/sessions/' + sessionId);
+      if (view.card && view.state === 'submitted') {
+        $('summary-brand').textContent = view.card.brand;
+        $('summary-masked').textContent = view.card.masked_number;
+        $('card-line').hidden = false;
+      }
     } catch (e) {
-      $('state').textContent = 'unknown';
-      $('state-detail').textContent = e.message;
+      say(e.message);
+    }
+  }
+
+  function onEvent(type, data) {
+    showState({ state: type === 'expired' ? 'expired' : data.state, attempts_left: data.attempts_left, expires_at: $('state').dataset.expiresAt });
+    if (type === 'opened') say('The customer opened the link.');
+    if (type === 'submitted') {
+      say('The customer submitted the form. Confirm the card, then ask for the PIN.');
+      showCard();
+    }
+    if (type === 'locked') say('Too many wrong PINs: the session is locked and its data destroyed.');
+    if (type === 'expired') say('The link expired.');
+  }
+
+  // Follows the session's events (Server-Sent Events, read through fetch so the API key
+  // goes in a header) until a terminal one; reconnects if the stream breaks before.
+  async function follow(id, controller) {
+    let ended = false;
+    while (!ended && !controller.signal.aborted && id === sessionId) {
+      try {
+        const response = await fetch('v1/sessions/' + id + '/events', {
+          headers: { Authorization: 'Bearer ' + apiKey(), Accept: 'text/event-stream' },
+          cache: 'no-store',
+          credentials: 'omit',
+          signal: controller.signal,
+        });
+        if (!response.ok) {
+          const json = await response.json().catch(() => null);
+          const error = (json && json.error) || { code: 'HTTP_' + response.status, message: response.statusText };
+          $('state-detail').textContent = error.code + ': ' + error.message;
+          return;
+        }
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let type = '';
+            let data = '';
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event:')) type = line.slice(6).trim();
+              else if (line.startsWith('data:')) data += line.slice(5).trim();
+            }
+            if (!type) continue; // a heartbeat
+            const parsed = JSON.parse(data);
+            if (type === 'error') {
+              $('state-detail').textContent = parsed.error.code + ': ' + parsed.error.message;
+              return;
+            }
+            onEvent(type, parsed);
+            if (TERMINAL.includes(type)) ended = true;
+          }
+        }
+      } catch (e) {
+        if (controller.signal.aborted) return;
+      }
+      if (!ended) await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
@@ -66,13 +143,16 @@
     try {
       const ttl = Number($('ttl').value) || 900;
       const created = await call('POST', 'v1/sessions', { ttl_seconds: ttl });
+      if (following) following.abort();
       sessionId = created.id;
+      cardShown = false;
       $('link').textContent = created.url;
       $('link').href = created.url;
       $('session').hidden = false;
+      $('state').dataset.expiresAt = created.expires_at;
       showState({ state: created.state, expires_at: created.expires_at });
-      if (poll) clearInterval(poll);
-      poll = setInterval(refresh, 2000);
+      following = new AbortController();
+      follow(created.id, following);
       say('Link created. Send it to the customer.');
     } catch (e) {
       say(e.message);
@@ -83,7 +163,6 @@
     if (!sessionId) return;
     try {
       await call('DELETE', 'v1/sessions/' + sessionId);
-      await refresh();
       say('Session cancelled; its data is destroyed.');
     } catch (e) {
       say(e.message);
@@ -118,7 +197,6 @@
     } catch (e) {
       say(e.message);
     }
-    await refresh();
   });
 
   $('clear').addEventListener('click', () => {

@@ -21,6 +21,7 @@ use crate::error::{ApiError, documented_errors};
 use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
+use crate::webhooks;
 
 /// What the agent asks for; every member is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -60,7 +61,7 @@ impl CreateSessionRequest {
 /// A session's state on the wire: `pending`, `submitted`, `revealed`, `cancelled` or
 /// `locked`, as the core spells it.
 #[derive(Debug, Clone, Copy)]
-pub struct StateName(SessionState);
+pub struct StateName(pub(crate) SessionState);
 
 impl Serialize for StateName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -115,6 +116,10 @@ pub struct SessionView {
     metadata: BTreeMap<String, String>,
     /// The fields the form asks for.
     fields: Vec<String>,
+    /// While the session is submitted: the card's brand and masked number (first 6 and
+    /// last 4 digits), to confirm the card with the customer before revealing; null
+    /// otherwise. Nothing else of the card.
+    card: Option<CardView>,
 }
 
 impl SessionView {
@@ -128,6 +133,10 @@ impl SessionView {
             attempts_left: status.attempts_left,
             metadata: status.metadata_pairs().collect(),
             fields: status.field_names(),
+            card: status.card_view().map(|(brand, masked_number)| CardView {
+                brand,
+                masked_number,
+            }),
         }
     }
 }
@@ -154,7 +163,7 @@ pub struct RevealResponse<'a> {
     card: Option<CardView>,
 }
 
-/// The brand and masked number of a revealed card.
+/// The brand and masked number of a card: safe to show.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardView {
     /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `diners`, `unionpay` or `maestro`.
@@ -197,6 +206,7 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     let options = request.overrides().apply(vault.session_defaults())?;
     let ticket = vault.create_session(&options).await?;
+    webhooks::feed::follow(state.webhooks(), &vault, &ticket.id);
     let created = SessionCreated {
         id: ticket.id.to_string(),
         url: state.public_url().form_link(&ticket.id),

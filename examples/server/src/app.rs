@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use crate::ratelimit::{RateLimit, enforce};
 use crate::state::AppState;
 use crate::timeouts::{self, Timeouts};
-use crate::{api, context, customer, headers, metrics, ops};
+use crate::{api, context, customer, events, headers, metrics, ops};
 
 /// Largest request body, in bytes: a form of 32 fields of 1 KiB fits with room to spare.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,6 +41,7 @@ pub fn main_router(state: AppState, https: bool, timeouts: Timeouts, with_metric
             get(api::get_session).delete(api::cancel),
         )
         .route("/v1/sessions/{id}/reveal", reveal)
+        .route("/v1/sessions/{id}/events", get(events::session_events))
         .route("/agent", get(ops::agent_console))
         .route("/assets/style.css", get(ops::style))
         .route("/assets/agent.js", get(ops::agent_script))

@@ -96,7 +96,7 @@ pub async fn form_page(
     let Ok(SessionIdPath(id)) = id else {
         return pages::message_page(lang, Message::Gone);
     };
-    match state.vault().pending_form(&id).await {
+    match state.vault().form_opened(&id).await {
         Ok(Some(form)) => pages::form_page(lang, &form, &FormProblems::default()),
         Ok(None) => pages::message_page(lang, Message::Gone),
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod customer;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod headers;
 pub mod i18n;

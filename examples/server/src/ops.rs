@@ -106,6 +106,7 @@ pub async fn openapi() -> Response {
         crate::api::get_session,
         crate::api::reveal,
         crate::api::cancel,
+        crate::events::session_events,
         crate::customer::form_page,
         crate::customer::submit,
         healthz,
@@ -113,7 +114,7 @@ pub async fn openapi() -> Response {
         metrics,
         openapi,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::events::EventView)),
     modifiers(&BearerAuth, &SessionLinks, &WebhookDocs),
     tags(
         (name = "agent", description = "For the agent or bot: needs an API key"),

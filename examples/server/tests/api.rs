@@ -57,6 +57,7 @@ async fn create_with_defaults_and_options() {
     assert_eq!(view["state"], "pending");
     assert_eq!(view["attempts_left"], 5);
     assert_eq!(view["submitted_at"], Value::Null);
+    assert_eq!(view["card"], Value::Null);
     assert_eq!(view["metadata"], json!({}));
     assert_eq!(
         view["fields"],
@@ -298,6 +299,19 @@ async fn reveal_once_with_every_error_on_the_way() {
     let (_, view) = server.status(&id).await;
     assert_eq!(view["state"], "submitted");
     assert!(view["submitted_at"].is_string());
+    assert_eq!(
+        view["card"],
+        serde_json::json!({"brand": "visa", "masked_number": "424242******4242"})
+    );
+    let mut rest = view.clone();
+    rest["card"] = Value::Null;
+    rest["id"] = Value::Null;
+    for secret in ["4242", "12/", "Ada", &pin] {
+        assert!(
+            !rest.to_string().contains(secret),
+            "status shows card data beyond the summary"
+        );
+    }
 
     let wrong = if pin == "000000" { "111111" } else { "000000" };
     let (status, body) = server.reveal(&id, wrong).await;

@@ -251,12 +251,19 @@ async fn server(tenants: &[(&str, &str, &str)], settings: Value, development: bo
 }
 
 impl Server {
-    /// Creates a session and submits the test card over HTTP; returns its id.
+    /// Creates a session of the tenant `acme` (which has no receiver, so its own events
+    /// are not delivered) and submits the test card over HTTP; returns its id.
     async fn submitted_session(&self) -> String {
+        self.submitted_session_with(ACME_KEY).await
+    }
+
+    /// Creates a session with the API key `key` and submits the test card over HTTP;
+    /// returns its id.
+    async fn submitted_session_with(&self, key: &str) -> String {
         let created: Value = self
             .client
             .post(format!("{}/v1/sessions", self.base))
-            .bearer_auth(KEY)
+            .bearer_auth(key)
             .json(&json!({}))
             .send()
             .await
@@ -280,11 +287,24 @@ impl Server {
         id
     }
 
+    /// Asks to reveal `id` with `pin`; returns the status code.
+    async fn reveal(&self, id: &str, pin: &str) -> StatusCode {
+        self.client
+            .post(format!("{}/v1/sessions/{id}/reveal", self.base))
+            .bearer_auth(KEY)
+            .json(&json!({"pin": pin}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// The status of a session `submitted_session` created (tenant `acme`).
     async fn status(&self, id: &str) -> Value {
         let response = self
             .client
             .get(format!("{}/v1/sessions/{id}", self.base))
-            .bearer_auth(KEY)
+            .bearer_auth(ACME_KEY)
             .send()
             .await
             .unwrap();
@@ -518,6 +538,51 @@ async fn a_failing_receiver_gets_the_event_once_accepted_and_verifies_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_events_reach_its_tenants_receiver_once_each_in_order() {
+    let (url, recorded) = receiver(Vec::new()).await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    let session = server.submitted_session_with(KEY).await;
+    let pin = PINS.lock().unwrap().last().unwrap().clone();
+    let wrong = if pin.starts_with('0') { "1" } else { "0" }.repeat(pin.len());
+    assert_eq!(server.reveal(&session, &wrong).await, StatusCode::FORBIDDEN);
+    assert_eq!(server.reveal(&session, &pin).await, StatusCode::OK);
+
+    let deliveries = recorded.wait_for(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorded.all().len(), 3, "an event was delivered twice");
+    let secret = WebhookSecret::new(SECRET).unwrap();
+    let mut ids = Vec::new();
+    let bodies: Vec<Value> = deliveries
+        .iter()
+        .map(|d| {
+            let signature = d.header("pci-vault-signature");
+            assert_eq!(
+                verify(&secret, signature, &d.body, d.received_at, 300),
+                Ok(())
+            );
+            ids.push(d.header("idempotency-key").to_owned());
+            serde_json::from_slice(&d.body).unwrap()
+        })
+        .collect();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["submitted", "reveal_failed", "revealed"]);
+    assert_eq!(bodies[1]["attempts_left"], 4);
+    assert_eq!(bodies[1]["state"], "submitted");
+    assert_eq!(bodies[2]["state"], "revealed");
+    for (body, id) in bodies.iter().zip(&ids) {
+        assert_eq!(body["session"], session.as_str());
+        assert_eq!(body["tenant"], "default");
+        assert_eq!(body["id"], id.as_str());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "two events shared an id");
+    for d in &deliveries {
+        common::assert_no_secrets(&String::from_utf8_lossy(&d.body), &PINS.lock().unwrap());
+    }
+    assert_clean_logs(&[&session]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_receivers_never_block_operations_or_other_tenants() {
     let (silent, accepted) = silent_listener().await;
     let silent_url = format!("http://{silent}/hook");
@@ -530,7 +595,7 @@ async fn unreachable_receivers_never_block_operations_or_other_tenants() {
     let server = server(
         &[
             ("default", &silent_url, SECRET),
-            ("acme", &closed_url, SECRET),
+            ("closed", &closed_url, SECRET),
             ("beta", &good_url, OTHER_SECRET),
         ],
         settings,
@@ -548,7 +613,7 @@ async fn unreachable_receivers_never_block_operations_or_other_tenants() {
         ));
         server
             .webhooks
-            .enqueue(event(&format!("evt_closed_{i}"), "acme", &some_session()));
+            .enqueue(event(&format!("evt_closed_{i}"), "closed", &some_session()));
     }
     let enqueue_time = started.elapsed();
     assert!(
@@ -590,11 +655,14 @@ async fn unreachable_receivers_never_block_operations_or_other_tenants() {
     assert_eq!(dropped + queued, 210);
     assert!(queued <= 16 + 2 + 10, "{queued} queued");
     // The closed port fails fast: each event is tried twice, then dropped as exhausted.
-    let acme_queued = server.metrics.queued_count("acme");
-    wait_for_count(&server.metrics, "acme", "exhausted", acme_queued).await;
-    assert_eq!(server.metrics.attempts("acme", "network"), 2 * acme_queued);
+    let acme_queued = server.metrics.queued_count("closed");
+    wait_for_count(&server.metrics, "closed", "exhausted", acme_queued).await;
     assert_eq!(
-        server.metrics.count("acme", "queue_full") + acme_queued,
+        server.metrics.attempts("closed", "network"),
+        2 * acme_queued
+    );
+    assert_eq!(
+        server.metrics.count("closed", "queue_full") + acme_queued,
         200
     );
     // The silent one times out (3 s a try, 2 tries), then exhausts too.

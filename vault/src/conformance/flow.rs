@@ -27,6 +27,70 @@ pub fn wrong_pin(right: &Pin) -> Pin {
     Pin::parse(&flipped).unwrap()
 }
 
+/// `status` of a submitted session carries the card's brand and masked number (first 6,
+/// last 4) and nothing more of the card: before submit and once the session has ended, no
+/// summary; a form without a card number has none either.
+pub async fn status_shows_the_masked_card_once_submitted(h: &dyn Harness) {
+    let (vault, _) = vault(h);
+    let ticket = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(vault.status(&ticket.id).await.unwrap().card, None);
+    let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();
+    let status = vault.status(&ticket.id).await.unwrap();
+    assert_eq!(
+        status.card_view(),
+        Some(("visa", "424242******4242".to_owned()))
+    );
+    let shown = format!("{status:?}");
+    for secret in [
+        "4242424242424242",
+        "12/39",
+        "123,",
+        "Ada",
+        receipt.pin.expose_secret(),
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "status shows more than the summary"
+        );
+    }
+    vault.reveal(&ticket.id, &receipt.pin).await.unwrap();
+    assert_eq!(vault.status(&ticket.id).await.unwrap().card, None);
+
+    let amex = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    vault.submit(&amex.id, &amex_form()).await.unwrap();
+    assert_eq!(
+        vault.status(&amex.id).await.unwrap().card_view(),
+        Some(("amex", "378282*****0005".to_owned()))
+    );
+    vault.cancel(&amex.id).await.unwrap();
+    assert_eq!(vault.status(&amex.id).await.unwrap().card, None);
+
+    let no_card = SessionOptions {
+        form: FormSpec::new(vec![
+            FieldSpec::new("account_holder", FieldKind::Text, true).unwrap(),
+        ])
+        .unwrap(),
+        ..SessionOptions::default()
+    };
+    let text_only = vault.create_session(&no_card).await.unwrap();
+    vault
+        .submit(
+            &text_only.id,
+            &FormInput::new().with("account_holder", "Ada"),
+        )
+        .await
+        .unwrap();
+    let status = vault.status(&text_only.id).await.unwrap();
+    assert_eq!(status.state, SessionState::Submitted);
+    assert_eq!(status.card, None);
+}
+
 /// create → pending → submit → submitted → reveal (clear values, brand, mask) → revealed;
 /// a second reveal is `ALREADY_REVEALED` and a second submit `ALREADY_SUBMITTED`.
 pub async fn whole_flow_reveals_once(h: &dyn Harness) {

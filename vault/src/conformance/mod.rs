@@ -27,6 +27,7 @@
 
 pub mod concurrency;
 pub mod errors;
+pub mod events;
 pub mod faults;
 pub mod flow;
 pub mod integrity;
@@ -151,6 +152,34 @@ impl EphemeralStore for Interleaved {
         out
     }
 
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: crate::Version,
+        version: crate::Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> crate::Result<crate::CasOutcome> {
+        jitter().await;
+        let out = self
+            .0
+            .replace_and_publish(key, expected, version, value, event)
+            .await;
+        jitter().await;
+        out
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> crate::Result<()> {
+        self.0.publish(key, event).await
+    }
+
+    async fn subscribe(
+        &self,
+        key: &str,
+    ) -> crate::Result<Box<dyn crate::store::EventSubscription>> {
+        self.0.subscribe(key).await
+    }
+
     async fn delete(
         &self,
         key: &str,
@@ -233,7 +262,7 @@ macro_rules! conformance_tests {
             concurrent_claims_take_each_place_once,
             ping_answers);
         $crate::__conformance_group!(flow, $harness;
-            whole_flow_reveals_once, wrong_pins_count_down_then_lock, expiry_follows_the_clock,
+            whole_flow_reveals_once, status_shows_the_masked_card_once_submitted, wrong_pins_count_down_then_lock, expiry_follows_the_clock,
             cancel_leaves_a_tombstone, other_tenants_see_not_found, custom_forms_round_trip,
             store_holds_no_secrets, audit_events_carry_no_id_or_secret);
         $crate::__conformance_group!(concurrency, $harness;
@@ -246,6 +275,10 @@ macro_rules! conformance_tests {
         $crate::__conformance_group!(errors, $harness;
             every_error_code_is_reachable, rotation_keeps_sealed_records_readable,
             unknown_key_id_is_key_unavailable);
+        $crate::__conformance_group!(events, $harness;
+            events_are_published_with_their_write_only, watch_reports_each_event_once_in_order,
+            late_watch_learns_the_state_first, watch_ends_at_cancel_and_expiry,
+            forged_events_are_dropped);
         $crate::__conformance_group!(faults, $harness;
             every_write_of_every_operation_under_every_fault, a_full_cycle_takes_five_round_trips);
     };

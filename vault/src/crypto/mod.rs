@@ -36,6 +36,7 @@ const LABEL_FIELD: &[u8] = b"pci-vault/v1/field";
 const LABEL_DEK_WRAP: &[u8] = b"pci-vault/v1/dek";
 const LABEL_KEK_WRAP: &[u8] = b"pci-vault/v1/kek-wrap";
 const LABEL_RECORD: &[u8] = b"pci-vault/v1/record";
+const LABEL_EVENT: &[u8] = b"pci-vault/v1/event";
 const LABEL_PIN: &[u8] = b"pci-vault/v1/pin";
 const LABEL_AUDIT: &[u8] = b"pci-vault/v1/audit";
 const LABEL_STORE_KEY: &[u8] = b"pci-vault/v1/store-key";
@@ -179,22 +180,21 @@ impl SessionCrypto {
             .ok_or(Error::IntegrityError)
     }
 
-    /// The associated data of the record tag: a label, the format version, the session id
-    /// and the whole encoded body.
-    fn record_aad(&self, body: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(LABEL_RECORD.len() + 1 + SESSION_ID_LEN + body.len());
-        aad.extend_from_slice(LABEL_RECORD);
+    /// The associated data of a record or event tag: its label, the format version, the
+    /// session id and the whole encoded body.
+    fn tag_aad(&self, label: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(label.len() + 1 + SESSION_ID_LEN + body.len());
+        aad.extend_from_slice(label);
         aad.push(FORMAT_VERSION);
         aad.extend_from_slice(&self.session_id);
         aad.extend_from_slice(body);
         aad
     }
 
-    /// The tag that authenticates a whole encoded record body: AES-256-GCM under the data key
-    /// with an empty plaintext (GMAC), a fresh random nonce, and the body as associated data.
-    /// Output: `nonce || tag`.
-    pub(crate) fn record_tag(&self, body: &[u8]) -> [u8; RECORD_TAG_LEN] {
-        let sealed = self.aead.seal(&self.record_aad(body), &[]);
+    /// AES-256-GCM under the data key with an empty plaintext (GMAC), a fresh random
+    /// nonce, and `label`, the session and `body` as associated data: `nonce || tag`.
+    fn gmac(&self, label: &[u8], body: &[u8]) -> [u8; RECORD_TAG_LEN] {
+        let sealed = self.aead.seal(&self.tag_aad(label, body), &[]);
         let mut tag = [0u8; RECORD_TAG_LEN];
         if let Some(src) = sealed.get(..RECORD_TAG_LEN) {
             tag.copy_from_slice(src);
@@ -202,11 +202,31 @@ impl SessionCrypto {
         tag
     }
 
+    fn verify_gmac(&self, label: &[u8], body: &[u8], tag: &[u8]) -> bool {
+        self.aead
+            .open(&self.tag_aad(label, body), tag)
+            .is_some_and(|plain| plain.is_empty())
+    }
+
+    /// The tag that authenticates a whole encoded record body (see [`Self::gmac`]).
+    pub(crate) fn record_tag(&self, body: &[u8]) -> [u8; RECORD_TAG_LEN] {
+        self.gmac(LABEL_RECORD, body)
+    }
+
     /// Checks a record tag (in constant time, inside AES-GCM).
     pub(crate) fn verify_record_tag(&self, body: &[u8], tag: &[u8]) -> bool {
-        self.aead
-            .open(&self.record_aad(body), tag)
-            .is_some_and(|plain| plain.is_empty())
+        self.verify_gmac(LABEL_RECORD, body, tag)
+    }
+
+    /// The tag that authenticates a session event published through the store, under its
+    /// own label, so a record tag is never a valid event tag or the reverse.
+    pub(crate) fn event_tag(&self, body: &[u8]) -> [u8; RECORD_TAG_LEN] {
+        self.gmac(LABEL_EVENT, body)
+    }
+
+    /// Checks an event tag.
+    pub(crate) fn verify_event_tag(&self, body: &[u8], tag: &[u8]) -> bool {
+        self.verify_gmac(LABEL_EVENT, body, tag)
     }
 
     /// The PIN verifier stored in place of the PIN.

@@ -5,6 +5,7 @@ mod builder;
 mod customer;
 pub(crate) mod ops;
 mod reveal;
+mod watch;
 mod write;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use crate::store::EphemeralStore;
 use crate::tenant::Tenant;
 
 pub use builder::VaultBuilder;
+pub use watch::SessionWatch;
 
 /// The one-time card-form vault.
 ///

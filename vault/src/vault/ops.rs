@@ -18,7 +18,8 @@ use crate::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
 use crate::clock::from_millis;
 use crate::crypto::{SessionCrypto, dek_wrap_aad, store_key};
 use crate::error::{Error, Result};
-use crate::form::FormInput;
+use crate::events::{PublishedEvent, SessionEventKind};
+use crate::form::{CardSummary, FormInput, FormSpec};
 use crate::keys::{DataKey, WrappedKey};
 use crate::pin::Pin;
 use crate::record::SealedRecord;
@@ -240,6 +241,7 @@ pub(super) async fn status(
         attempts_left,
         metadata: record.metadata,
         form: record.form,
+        card: record.card,
     })
 }
 
@@ -303,18 +305,35 @@ async fn submit_once(
     let now = inner.clock.now();
     let values = record.form.validate(input, now)?;
     let pin = Pin::generate(record.pin_length)?;
+    let card = values
+        .iter()
+        .find(|(name, _)| name.as_ref() == FormSpec::CARD_NUMBER)
+        .and_then(|(_, digits)| CardSummary::of(digits));
     let submitted = SealedRecord {
         state: SessionState::Submitted,
         submitted_at: Some(crate::clock::to_millis(now)),
         pin_verifier: Some(crypto.pin_verifier(pin.expose_secret().as_bytes())),
+        card,
         sealed_fields: values
             .iter()
             .map(|(name, value)| (name.clone(), crypto.seal_field(name, value.as_bytes())))
             .collect(),
         ..record.clone()
     };
+    let event = PublishedEvent::new(
+        SessionEventKind::Submitted,
+        SessionState::Submitted,
+        record.attempts_left(),
+        crate::clock::to_millis(now),
+    );
     match inner
-        .replace_entry(key, version, Version::random(), &submitted.encode(crypto))
+        .replace_entry(
+            key,
+            version,
+            Version::random(),
+            &submitted.encode(crypto),
+            &event.seal(crypto),
+        )
         .await?
     {
         Written::Applied => Ok(Some(Receipt {
@@ -346,12 +365,19 @@ pub(super) async fn cancel(inner: &Inner, tenant: &Tenant, id: &SessionId) -> Re
                 SessionState::Locked => return Err(Error::Locked),
             }
             let tombstone = loaded.tombstone(SessionState::Cancelled);
+            let event = PublishedEvent::new(
+                SessionEventKind::Cancelled,
+                SessionState::Cancelled,
+                loaded.attempts_left(),
+                inner.clock.now_millis(),
+            );
             if let Written::Applied = inner
                 .replace_entry(
                     &key,
                     loaded.version,
                     Version::random(),
                     &tombstone.encode(&loaded.crypto),
+                    &event.seal(&loaded.crypto),
                 )
                 .await?
             {

@@ -25,9 +25,9 @@ use super::Inner;
 use super::ops::{Loaded, MAX_ROUNDS, contention, key_for, not_revealable};
 use super::write::Written;
 use crate::audit::{Actor, AuditAction, AuditOutcome};
-use crate::card::{Brand, mask_pan};
 use crate::crypto::SessionCrypto;
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::{PublishedEvent, SessionEventKind};
 use crate::form::{CardSummary, FormSpec, RevealedForm};
 use crate::pin::Pin;
 use crate::record::SealedRecord;
@@ -128,6 +128,17 @@ async fn reveal_inner(
     }
     let attempts_left = loaded.record.max_attempts - attempt;
     if attempts_left > 0 {
+        // The attempt is counted (the claim); the event follows the comparison. Delivery
+        // is at most once: a watcher that misses it sees the attempts left on the next.
+        let event = PublishedEvent::new(
+            SessionEventKind::RevealFailed,
+            SessionState::Submitted,
+            attempts_left,
+            inner.clock.now_millis(),
+        );
+        if let Err(e) = inner.store.publish(&key, &event.seal(&loaded.crypto)).await {
+            tracing::debug!(target: "pci_vault", code = %e.code(), "reveal_failed event not published");
+        }
         return Err(Error::WrongPin { attempts_left });
     }
     end_session(inner, &key, id, tenant, &loaded, SessionState::Locked).await?;
@@ -158,12 +169,19 @@ async fn end_session(
     end: SessionState,
 ) -> Result<()> {
     let tombstone = loaded.tombstone(end);
+    let event = PublishedEvent::new(
+        SessionEventKind::of_state(end),
+        end,
+        tombstone.attempts_left().min(loaded.attempts_left()),
+        inner.clock.now_millis(),
+    );
     let written = inner
         .replace_entry(
             key,
             loaded.version,
             Version::random(),
             &tombstone.encode(&loaded.crypto),
+            &event.seal(&loaded.crypto),
         )
         .await?;
     if written == Written::Applied {
@@ -267,10 +285,7 @@ fn open_form(record: &SealedRecord, crypto: &SessionCrypto) -> Result<RevealedFo
         let text =
             String::from_utf8(std::mem::take(&mut *clear)).map_err(|_| Error::IntegrityError)?;
         if spec.name() == FormSpec::CARD_NUMBER {
-            card = Brand::detect(&text).map(|brand| CardSummary {
-                brand,
-                masked_number: mask_pan(&text),
-            });
+            card = CardSummary::of(&text);
         }
         fields.push((spec.name().to_owned(), SecretString::from(text)));
     }

@@ -72,16 +72,19 @@ impl Inner {
         )
     }
 
-    /// Replaces `key` at `expected` by `value` at `version`, learning the outcome.
+    /// Replaces `key` at `expected` by `value` at `version`, publishing `event` in the
+    /// same atomic step, learning the outcome. A repeated try publishes nothing again.
     pub(crate) async fn replace_entry(
         &self,
         key: &str,
         expected: Version,
         version: Version,
         value: &[u8],
+        event: &[u8],
     ) -> Result<Written> {
         let (outcome, after_unanswered) = settled("write", || {
-            self.store.replace(key, expected, version, value)
+            self.store
+                .replace_and_publish(key, expected, version, value, event)
         })
         .await?;
         Ok(match outcome {

@@ -48,6 +48,12 @@ export async function usage(): Promise<void> {
   const left: number = status.attemptsLeft;
   const label: string | undefined = status.metadata.conversation;
   const names: string[] = status.fields;
+  const shownCard: CardSummary | null = status.card;
+  for await (const event of await vault.watch(id, { signal: new AbortController().signal })) {
+    const kind: 'created' | 'opened' | 'submitted' | 'reveal_failed' | 'revealed' | 'locked' | 'cancelled' | 'expired' = event.type;
+    const left: number = event.attemptsLeft;
+    const when: Date = event.at;
+  }
 
   const receipt: SubmitReceipt = await vault.submit(id, { card_number: '4242', cvc: Buffer.from('123') });
   const pin: string = receipt.pin;

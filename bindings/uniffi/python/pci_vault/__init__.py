@@ -1,7 +1,8 @@
 """pci-vault: one-time, PIN-gated storage of a payment card form (the Rust pci-vault engine).
 
 Everything public comes from the uniffi-generated module `pci_vault._uniffi`, which loads the
-shared library beside it; see the package README. This file only adds the exit hook below.
+shared library beside it; see the package README. This file only adds the exit hook below
+and makes `SessionEvents` an async iterator.
 """
 
 import atexit as _atexit
@@ -9,7 +10,25 @@ import time as _time
 
 from ._uniffi import *  # noqa: F401,F403 (the generated module's __all__)
 from ._uniffi import __all__  # noqa: F401
+from ._uniffi import SessionEvents as _SessionEvents
 from ._uniffi import stop_audit_delivery as _stop_audit_delivery
+
+
+def _events_aiter(self):
+    return self
+
+
+async def _events_anext(self):
+    event = await self.next()
+    if event is None:
+        raise StopAsyncIteration
+    return event
+
+
+# `async for event in await vault.watch(id): ...` — the generated class has `next()` and
+# `close()`; these two make it an async iterator.
+_SessionEvents.__aiter__ = _events_aiter
+_SessionEvents.__anext__ = _events_anext
 
 
 def _before_interpreter_exit():

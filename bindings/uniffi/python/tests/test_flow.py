@@ -41,6 +41,7 @@ async def test_create_submit_status_reveal(store):
     assert status.attempts_left == 5
     assert status.metadata == {"conversation": "c-1"}
     assert status.fields == ["card_number", "expiry", "cvc", "cardholder_name"]
+    assert status.card is None
     assert status.expires_at == ticket.expires_at
 
     receipt = await vault.submit(ticket.id, VALID_FORM)
@@ -50,6 +51,10 @@ async def test_create_submit_status_reveal(store):
     status = await vault.status(ticket.id)
     assert status.state == pci_vault.SessionState.SUBMITTED
     assert status.created_at <= status.submitted_at <= status.expires_at
+    assert status.card == pci_vault.CardSummary(brand="visa", masked_number="424242******4242")
+    shown = repr(status) + str(status.metadata) + str(status.fields)
+    for secret in ("4242424242424242", "12/34", "Ada", receipt.pin):
+        assert secret not in shown, "status shows card data beyond the summary"
 
     revealed = await vault.reveal(ticket.id, receipt.pin)
     assert revealed.fields == {
@@ -62,6 +67,7 @@ async def test_create_submit_status_reveal(store):
 
     status = await vault.status(ticket.id)
     assert status.state == pci_vault.SessionState.REVEALED
+    assert status.card is None, "the summary goes with the data"
     await expect_error(VaultError.AlreadyRevealed, vault.reveal(ticket.id, receipt.pin))
     await expect_error(VaultError.AlreadySubmitted, vault.submit(ticket.id, VALID_FORM))
     if store.kind == "redis":

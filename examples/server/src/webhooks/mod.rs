@@ -16,6 +16,7 @@
 
 pub mod config;
 mod delivery;
+pub mod feed;
 pub mod guard;
 mod metrics;
 pub mod openapi;

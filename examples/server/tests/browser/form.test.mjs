@@ -181,10 +181,12 @@ test('invalid fields are named, card data is not echoed, German without JavaScri
   assert.deepEqual(problems, []);
 });
 
-test('agent console: create a link, follow it, reveal with the PIN', async () => {
+test('agent console: create a link, follow its events without polling, reveal with the PIN', async () => {
   const context = await browser();
   const agent = await context.newPage();
   const agentProblems = watch(agent);
+  const requests = [];
+  agent.on('request', (request) => requests.push({ method: request.method(), path: new URL(request.url()).pathname, at: Date.now() }));
   const response = await agent.goto(`${server.base}/agent`);
   assert.equal(response.status(), 200);
   assert.match(response.headers()['content-security-policy'], /script-src 'self'/);
@@ -201,18 +203,36 @@ test('agent console: create a link, follow it, reveal with the PIN', async () =>
   const customerProblems = watch(customer);
   await customer.goto(url);
   await fillCard(customer, { ...CARD, labels: ENGLISH });
+  assert.equal(await agent.getByRole('button', { name: 'Reveal once' }).isVisible(), false, 'reveal offered before submit');
+  const submittedAt = Date.now();
   await Promise.all([customer.waitForLoadState('load'), customer.getByRole('button', { name: 'Send securely' }).click()]);
   const pin = (await customer.locator('#pin').textContent()).trim();
   pins.push(pin);
 
-  // The console follows the state by itself.
-  await agent.locator('#state', { hasText: 'submitted' }).waitFor({ timeout: 10_000 });
+  // The console learns of the submit from its event stream, within a second, without
+  // asking for the session's state in between.
+  await agent.locator('#state', { hasText: 'submitted' }).waitFor({ timeout: 1_000 });
+  const shownAfter = Date.now() - submittedAt;
+  assert.ok(shownAfter <= 1_000, `submitted shown after ${shownAfter} ms`);
+  const id = url.split('/forms/')[1];
+  const statusPath = `/v1/sessions/${id}`;
+  assert.deepEqual(
+    requests.filter((r) => r.path.startsWith('/v1/sessions/')).filter((r) => r.at < submittedAt),
+    [{ method: 'GET', path: `${statusPath}/events`, at: requests.find((r) => r.path === `${statusPath}/events`).at }],
+    'the console asked for more than the event stream before the submit',
+  );
+  // Once submitted it reads the masked card once, to confirm it with the customer.
+  await agent.locator('#card-line').waitFor({ state: 'visible' });
+  assert.equal(await agent.locator('#summary-brand').textContent(), 'visa');
+  assert.equal(await agent.locator('#summary-masked').textContent(), '424242******4242');
 
   const wrong = pin === '000000' ? '111111' : '000000';
   await agent.getByLabel('PIN from the customer').fill(wrong);
   await agent.getByRole('button', { name: 'Reveal once' }).click();
   await agent.locator('#message', { hasText: 'WRONG_PIN' }).waitFor();
-  assert.match(await agent.locator('#message').textContent(), /4 attempt\(s\) left/);
+  await agent.locator('#state-detail', { hasText: '4 attempt(s) left' }).waitFor();
+  const said = await agent.locator('#message').textContent();
+  assert.equal(said.match(/4 attempt\(s\) left/g)?.length, 1, `the attempts left are not said once: ${said}`);
 
   await agent.getByLabel('PIN from the customer').fill(pin);
   await agent.getByRole('button', { name: 'Reveal once' }).click();
@@ -222,6 +242,12 @@ test('agent console: create a link, follow it, reveal with the PIN', async () =>
   const cells = await agent.locator('#fields tbody td').allTextContents();
   assert.deepEqual(cells, [CARD.digits, CARD.expiry, CARD.cvc, CARD.name]);
   await agent.locator('#state', { hasText: 'revealed' }).waitFor();
+  assert.equal(await agent.getByRole('button', { name: 'Cancel session' }).isVisible(), false, 'cancel offered after the reveal');
+  assert.equal(await agent.getByRole('button', { name: 'Reveal once' }).isVisible(), false, 'reveal offered after the reveal');
+  assert.equal(await agent.locator('#card-line').isVisible(), false);
+  const polls = requests.filter((r) => r.method === 'GET' && r.path === statusPath);
+  assert.equal(polls.length, 1, `the console read the session's state ${polls.length} times`);
+  assert.equal(requests.filter((r) => r.path === `${statusPath}/events`).length, 1, 'the event stream was opened more than once');
 
   await agent.getByRole('button', { name: 'Clear from screen' }).click();
   assert.equal(await agent.locator('#fields tbody td').count(), 0);

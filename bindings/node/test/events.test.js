@@ -1,0 +1,113 @@
+'use strict';
+// vault.watch(id): a session's events as an async iterator. Across two processes on Redis:
+// the watch in this process sees what a child process does, each event once, in order.
+// An AbortSignal stops it.
+
+const { describe, test } = require('node:test');
+const assert = require('node:assert/strict');
+const { fork } = require('node:child_process');
+const path = require('node:path');
+
+const { CARD, STORES, keyringEntry, openVault, rejectsWith, storeOptions, Vault } = require('./support');
+
+/** The next event of `iterator` within `ms`. */
+async function nextEvent(iterator, ms = 5000) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no event within ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([iterator.next(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+for (const store of STORES) {
+  describe(`watch on ${store}`, () => {
+    test('yields the state first, then each event once, and ends; the signal stops it', async () => {
+      const vault = await openVault(store);
+      const { id } = await vault.createSession();
+      const events = await vault.watch(id);
+      assert.equal(typeof events[Symbol.asyncIterator], 'function');
+      const iterator = events[Symbol.asyncIterator]();
+      const first = await nextEvent(iterator);
+      assert.equal(first.done, false);
+      assert.equal(first.value.type, 'created');
+      assert.equal(first.value.state, 'pending');
+      assert.equal(first.value.sessionId, id);
+      assert.equal(first.value.fromState, true);
+      assert.ok(first.value.at instanceof Date);
+      const { pin } = await vault.submit(id, CARD);
+      const submitted = await nextEvent(iterator);
+      assert.deepEqual([submitted.value.type, submitted.value.attemptsLeft], ['submitted', 5]);
+      await rejectsWith(vault.reveal(id, pin === '000000' ? '111111' : '000000'), 'WRONG_PIN');
+      const failed = await nextEvent(iterator);
+      assert.deepEqual([failed.value.type, failed.value.attemptsLeft], ['reveal_failed', 4]);
+      await vault.reveal(id, pin);
+      assert.equal((await nextEvent(iterator)).value.type, 'revealed');
+      assert.equal((await nextEvent(iterator)).done, true);
+      for (const event of [first, submitted, failed]) {
+        const text = JSON.stringify(event);
+        assert.ok(!text.includes('4242') && !text.includes(pin), 'an event holds card data or the PIN');
+      }
+
+      // An AbortSignal ends a watch that waits.
+      const other = await vault.createSession();
+      const controller = new AbortController();
+      const seen = [];
+      const loop = (async () => {
+        for await (const event of await vault.watch(other.id, { signal: controller.signal })) seen.push(event.type);
+      })();
+      await new Promise((r) => setTimeout(r, 200));
+      controller.abort();
+      await loop;
+      assert.deepEqual(seen, ['created']);
+    });
+
+    test('errors: an unknown session, a bad id, a bad signal', async () => {
+      const vault = await openVault(store);
+      const { id } = await vault.createSession();
+      await rejectsWith(vault.watch('x'.repeat(43)), 'INVALID_ARGUMENT');
+      const unknown = Buffer.alloc(32, 7).toString('base64url');
+      await rejectsWith(vault.watch(unknown), 'NOT_FOUND');
+      await rejectsWith(vault.forTenant('other').watch(id), 'NOT_FOUND');
+      await assert.rejects(async () => vault.watch(id, { signal: 'soon' }));
+    });
+  });
+}
+
+describe('watch across two processes on redis', () => {
+  test('a watch here sees submitted, reveal_failed, revealed done by another process, each once, in order', async () => {
+    const options = { store: await storeOptions('redis'), keys: { keyring: [keyringEntry()] } };
+    const vault = await Vault.open(options);
+    const { id } = await vault.createSession();
+    const late = await vault.createSession();
+    const iterator = (await vault.watch(id))[Symbol.asyncIterator]();
+    assert.equal((await nextEvent(iterator)).value.type, 'created');
+
+    const child = fork(path.join(__dirname, 'events-worker.js'), [], { serialization: 'advanced' });
+    const ask = (message) => new Promise((resolve, reject) => {
+      child.once('message', resolve);
+      child.once('error', reject);
+      child.send(message);
+    });
+    try {
+      assert.equal(await ask({ open: { ...options, keys: { keyring: options.keys.keyring.map((k) => ({ id: k.id, key: [...k.key] })) } } }), 'ready');
+      const pin = await ask({ submit: id });
+      assert.deepEqual(await nextEvent(iterator).then((e) => [e.value.type, e.value.fromState]), ['submitted', false]);
+      assert.equal(await ask({ reveal: id, pin: pin === '000000' ? '111111' : '000000' }), 'WRONG_PIN:4');
+      assert.deepEqual(await nextEvent(iterator).then((e) => [e.value.type, e.value.attemptsLeft]), ['reveal_failed', 4]);
+      assert.equal(await ask({ reveal: id, pin }), 'ok');
+      assert.equal((await nextEvent(iterator)).value.type, 'revealed');
+      assert.equal((await nextEvent(iterator)).done, true);
+
+      // Submitted there before the watch here starts: the watch learns it first.
+      const latePin = await ask({ submit: late.id });
+      const lateIterator = (await vault.watch(late.id))[Symbol.asyncIterator]();
+      assert.deepEqual(await nextEvent(lateIterator).then((e) => [e.value.type, e.value.fromState]), ['submitted', true]);
+      assert.equal(await ask({ reveal: late.id, pin: latePin }), 'ok');
+      assert.equal((await nextEvent(lateIterator)).value.type, 'revealed');
+    } finally {
+      child.kill();
+    }
+  });
+});

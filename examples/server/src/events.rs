@@ -1,0 +1,174 @@
+//! `GET /v1/sessions/{id}/events`: one session's events as Server-Sent Events.
+//!
+//! The stream starts with the session's current state (as the event that led to it), then
+//! sends each event as it happens, from any process sharing the store, and ends after a
+//! terminal one (`revealed`, `locked`, `cancelled`, `expired`). Each SSE message has the
+//! event's kind as its `event:` name, its unique id as `id:`, and a JSON `data:` line; a
+//! comment line every 15 s keeps proxies from closing a quiet connection. An error while
+//! streaming (the session's record can no longer be read) is a last `error` message with
+//! the usual error body. Events carry no card data and no PIN.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use pci_vault::{SessionEvent, SessionEventKind, SessionWatch};
+use serde::Serialize;
+use utoipa::PartialSchema;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+use crate::api::StateName;
+use crate::auth::Agent;
+use crate::error::{ApiError, documented_errors};
+use crate::extract::SessionIdPath;
+use crate::respond::rfc3339;
+
+/// How often a comment line goes out on a quiet stream.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Every kind of event, in the order of a session's life.
+const KINDS: [SessionEventKind; 8] = [
+    SessionEventKind::Created,
+    SessionEventKind::Opened,
+    SessionEventKind::Submitted,
+    SessionEventKind::RevealFailed,
+    SessionEventKind::Revealed,
+    SessionEventKind::Locked,
+    SessionEventKind::Cancelled,
+    SessionEventKind::Expired,
+];
+
+/// The wire spelling of an event kind.
+pub struct KindName(SessionEventKind);
+
+impl Serialize for KindName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl PartialSchema for KindName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(KINDS.map(SessionEventKind::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for KindName {}
+
+/// One event of a session: the `data:` of an SSE message. Never card data or a PIN.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    /// Unique to this event (32 hex digits); also the SSE `id:`.
+    id: String,
+    /// What happened; also the SSE `event:` name. `created` is a pending session's state
+    /// when the stream starts; `opened` means the form page was fetched (link previews
+    /// fetch too); `expired` is reported when the session's time passes.
+    #[serde(rename = "type")]
+    kind: KindName,
+    /// The session.
+    session_id: String,
+    /// The session's tenant.
+    tenant: String,
+    /// The state after the event.
+    state: StateName,
+    /// Wrong PINs still allowed after it.
+    attempts_left: u8,
+    /// When it happened (RFC 3339).
+    #[schema(format = DateTime)]
+    at: String,
+    /// True when the stream reported it from the session's state (at the start, or after
+    /// the store connection was restored) rather than as it happened.
+    from_state: bool,
+}
+
+/// One SSE message of the stream, as a client's SSE parser sees it.
+#[derive(ToSchema)]
+pub struct EventMessage {
+    /// The SSE `event:` name: the event's `type` (`created`, `opened`, `submitted`,
+    /// `reveal_failed`, `revealed`, `locked`, `cancelled`, `expired`), or `error` for a last
+    /// message whose data is an error body.
+    pub event: String,
+    /// The SSE `id:`: the event's id.
+    pub id: String,
+    /// The SSE `data:`: an `EventView` as JSON (for `error`, an error body).
+    pub data: String,
+}
+
+impl From<&SessionEvent> for EventView {
+    fn from(event: &SessionEvent) -> Self {
+        EventView {
+            id: event.id.to_string(),
+            kind: KindName(event.kind),
+            session_id: event.session.to_string(),
+            tenant: event.tenant.as_str().to_owned(),
+            state: StateName(event.state),
+            attempts_left: event.attempts_left,
+            at: rfc3339(event.at),
+            from_state: event.from_state,
+        }
+    }
+}
+
+fn message(event: &SessionEvent) -> Event {
+    let data = serde_json::to_string(&EventView::from(event)).unwrap_or_default();
+    Event::default()
+        .event(event.kind.as_str())
+        .id(event.id.to_string())
+        .data(data)
+}
+
+fn error_message(error: pci_vault::Error) -> Event {
+    let (_, body) = ApiError::Vault(error).parts();
+    let data = serde_json::to_string(&body).unwrap_or_default();
+    Event::default().event("error").data(data)
+}
+
+/// The events of `watch`, ending after the terminal one or an error.
+fn stream(watch: SessionWatch) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(Some(watch), |watch| async move {
+        let mut watch = watch?;
+        match watch.next().await? {
+            Ok(event) => Some((Ok(message(&event)), Some(watch))),
+            Err(error) => Some((Ok(error_message(error)), None)),
+        }
+    })
+}
+
+/// A session's events as they happen, as Server-Sent Events (`text/event-stream`): its
+/// current state first, then each event once, ending after `revealed`, `locked`,
+/// `cancelled` or `expired`. Heartbeat comments every 15 s.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/events",
+    tag = "agent",
+    security(("api_key" = [])),
+    params(SessionIdPath),
+    responses(
+        (status = 200, description = "A stream of SSE messages: `event:` the event type, \
+            `id:` the event id, `data:` an EventView as JSON; a last `error` message with \
+            an error body if the session can no longer be read",
+            content_type = "text/event-stream", body = EventMessage),
+        EventErrors,
+    )
+)]
+pub async fn session_events(
+    Agent(vault): Agent,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let watch = vault.watch(&id).await?;
+    Ok(Sse::new(stream(watch)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+documented_errors! {
+    /// The errors of `session_events`, before the stream starts.
+    EventErrors {
+        codes: [InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable],
+        own: [ApiError::Unauthorized],
+    }
+}

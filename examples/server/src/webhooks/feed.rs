@@ -1,0 +1,68 @@
+//! What feeds the webhooks: a watch on each session this process created, for a tenant
+//! with a receiver, from creation until the session ends.
+//!
+//! A session's events are published through the store whichever process caused them
+//! (the form server that took the submission, another replica that took the reveal), so
+//! the process that created the session sees them all and is the one that delivers them:
+//! each event is enqueued once, by one process. If that process stops before the session
+//! ends, the rest of the session's events are not delivered (see the README's Webhooks
+//! section).
+
+use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
+
+use super::{WebhookEvent, WebhookEventKind, Webhooks};
+
+/// Starts delivering the events of `id`, which `vault` (acting for the session's tenant)
+/// just created, when that tenant has a receiver. Returns at once.
+pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
+    if !webhooks.is_configured(vault.tenant()) {
+        return;
+    }
+    let (webhooks, vault, id) = (webhooks.clone(), vault.clone(), id.clone());
+    tokio::spawn(async move {
+        let mut watch = match vault.watch(&id).await {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(code = %e.code(), "webhooks: cannot watch a new session; its events will not be delivered");
+                return;
+            }
+        };
+        while let Some(item) = watch.next().await {
+            match item {
+                Ok(event) => {
+                    if let Some(event) = webhook_event(&event) {
+                        webhooks.enqueue(event);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(code = %e.code(), "webhooks: a session's watch ended early; its later events will not be delivered");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// The delivery of a session event; `None` for `created`, which is the state a watch
+/// starts from rather than something that happened.
+pub fn webhook_event(event: &SessionEvent) -> Option<WebhookEvent> {
+    let kind = match event.kind {
+        SessionEventKind::Opened => WebhookEventKind::Opened,
+        SessionEventKind::Submitted => WebhookEventKind::Submitted,
+        SessionEventKind::RevealFailed => WebhookEventKind::RevealFailed,
+        SessionEventKind::Revealed => WebhookEventKind::Revealed,
+        SessionEventKind::Locked => WebhookEventKind::Locked,
+        SessionEventKind::Cancelled => WebhookEventKind::Cancelled,
+        SessionEventKind::Expired => WebhookEventKind::Expired,
+        _ => return None,
+    };
+    Some(WebhookEvent {
+        id: event.id.to_string(),
+        kind,
+        session: event.session.clone(),
+        tenant: event.tenant.clone(),
+        state: event.state,
+        at: event.at,
+        attempts_left: (kind == WebhookEventKind::RevealFailed).then_some(event.attempts_left),
+    })
+}

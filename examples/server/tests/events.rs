@@ -1,0 +1,241 @@
+//! `GET /v1/sessions/{id}/events`: Server-Sent Events for the agent, against the real
+//! server binary.
+
+#![cfg(test)] // test code throughout: clippy.toml's allow-*-in-tests apply (testkit/README.md)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{KEY, TestServer, error_code};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// An open event stream, read message by message.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+    /// Everything received, to check it for secrets.
+    received: String,
+}
+
+/// One SSE message: its `event:`, `id:` and parsed `data:`.
+#[derive(Debug)]
+struct Message {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+impl EventStream {
+    async fn open(server: &TestServer, id: &str) -> Self {
+        let response = server
+            .client
+            .get(server.url(&format!("/v1/sessions/{id}/events")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            common::header(&response, "content-type"),
+            "text/event-stream"
+        );
+        EventStream {
+            response,
+            buffer: String::new(),
+            received: String::new(),
+        }
+    }
+
+    /// The next message, skipping heartbeat comments; `None` when the stream ends.
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut message = Message {
+                    event: String::new(),
+                    id: String::new(),
+                    data: Value::Null,
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        message.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        message.id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        message.data = serde_json::from_str(v.trim()).unwrap();
+                    }
+                }
+                if message.event.is_empty() {
+                    continue; // a comment: the heartbeat
+                }
+                return Some(message);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("no message within 10 s")
+                .unwrap()?;
+            let text = std::str::from_utf8(&chunk).unwrap();
+            self.buffer.push_str(text);
+            self.received.push_str(text);
+        }
+    }
+}
+
+/// The stream gives the state first, then submitted, reveal_failed with the attempts
+/// left, revealed — each once, with the same id in `id:` and the data — and ends; it holds
+/// no card data and no PIN.
+#[tokio::test]
+async fn events_stream_from_the_state_to_the_reveal_and_end() {
+    let server = TestServer::start("events-sse");
+    let id = server.create_id().await;
+    let mut stream = EventStream::open(&server, &id).await;
+    let first = stream.next().await.unwrap();
+    assert_eq!(first.event, "created");
+    assert_eq!(first.data["type"], "created");
+    assert_eq!(first.data["state"], "pending");
+    assert_eq!(first.data["session_id"], id.as_str());
+    assert_eq!(first.data["tenant"], "default");
+    assert_eq!(first.data["from_state"], true);
+    assert_eq!(first.data["id"], first.id.as_str());
+    assert_eq!(first.id.len(), 32);
+
+    // The customer's form page: informative `opened`.
+    let page = server.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let opened = stream.next().await.unwrap();
+    assert_eq!(opened.event, "opened");
+
+    let pin = server.submit_card(&id).await;
+    server.remember_secret(&pin);
+    let submitted = stream.next().await.unwrap();
+    assert_eq!(
+        (
+            submitted.event.as_str(),
+            &submitted.data["state"],
+            &submitted.data["attempts_left"]
+        ),
+        ("submitted", &Value::from("submitted"), &Value::from(5))
+    );
+    assert_eq!(submitted.data["from_state"], false);
+
+    let wrong = if pin == "000000" { "111111" } else { "000000" };
+    let (status, _) = server.reveal(&id, wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let failed = stream.next().await.unwrap();
+    assert_eq!(
+        (failed.event.as_str(), &failed.data["attempts_left"]),
+        ("reveal_failed", &Value::from(4))
+    );
+
+    let (status, _) = server.reveal(&id, &pin).await;
+    assert_eq!(status, StatusCode::OK);
+    let revealed = stream.next().await.unwrap();
+    assert_eq!(revealed.event, "revealed");
+    assert_eq!(revealed.data["state"], "revealed");
+    assert!(stream.next().await.is_none(), "the stream did not end");
+
+    let ids = [
+        &first.id,
+        &opened.id,
+        &submitted.id,
+        &failed.id,
+        &revealed.id,
+    ];
+    for (i, a) in ids.iter().enumerate() {
+        assert!(!ids[i + 1..].contains(a), "two events share an id");
+    }
+    for secret in ["4242424242424242", "424242", "12/34", "Ada Lovelace", &pin] {
+        assert!(
+            !stream.received.contains(secret),
+            "the event stream holds card data or the PIN"
+        );
+    }
+    server.stop(&[&id]);
+}
+
+/// A stream opened after the submit starts with `submitted`; a cancel ends it.
+#[tokio::test]
+async fn a_late_stream_starts_from_submitted_and_ends_at_cancel() {
+    let server = TestServer::start("events-late");
+    let id = server.create_id().await;
+    let pin = server.submit_card(&id).await;
+    server.remember_secret(&pin);
+    let mut stream = EventStream::open(&server, &id).await;
+    let first = stream.next().await.unwrap();
+    assert_eq!(
+        (first.event.as_str(), &first.data["from_state"]),
+        ("submitted", &Value::from(true))
+    );
+    let (status, _) = server
+        .agent_call(reqwest::Method::DELETE, &format!("/v1/sessions/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stream.next().await.unwrap().event, "cancelled");
+    assert!(stream.next().await.is_none());
+    server.stop(&[&id]);
+}
+
+/// Without the API key: 401; an unknown session: 404; a malformed id: 400 — each before
+/// any stream starts, as JSON errors.
+#[tokio::test]
+async fn event_stream_errors_come_before_the_stream() {
+    let server = TestServer::start("events-errors");
+    let id = server.create_id().await;
+    let anonymous = server.get(&format!("/v1/sessions/{id}/events")).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let unknown = pci_vault::SessionId::generate().to_string();
+    let (status, body) = server
+        .agent_call(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{unknown}/events"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "NOT_FOUND")
+    );
+    let (status, body) = server
+        .agent_call(reqwest::Method::GET, "/v1/sessions/not-an-id/events", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
+    );
+    server.stop(&[&id]);
+}
+
+/// The OpenAPI document describes the stream.
+#[tokio::test]
+async fn openapi_describes_the_event_stream() {
+    let server = TestServer::start("events-openapi");
+    let doc: Value = server.get("/openapi.json").await.json().await.unwrap();
+    let op = &doc["paths"]["/v1/sessions/{id}/events"]["get"];
+    assert!(
+        op["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{op}"
+    );
+    assert!(op["responses"]["404"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["EventView"]["properties"]["attempts_left"].is_object());
+    assert!(schemas["EventMessage"]["properties"]["data"].is_object());
+    let kinds = schemas["KindName"]["enum"].as_array().unwrap();
+    for kind in [
+        "created",
+        "opened",
+        "submitted",
+        "reveal_failed",
+        "revealed",
+        "locked",
+        "cancelled",
+        "expired",
+    ] {
+        assert!(
+            kinds.iter().any(|v| v == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    server.stop(&[]);
+}
