@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Harness, test_keyring, visa_form};
+use super::{Harness, visa_form};
 use crate::audit::{AuditAction, AuditOutcome, MemoryAuditSink};
 use crate::error::{Error, ErrorCode, Result};
 use crate::pin::Pin;
@@ -417,7 +417,7 @@ struct Run {
 fn run_on(h: &dyn Harness) -> Run {
     let faulty = FaultyStore::new(h.store());
     let audit = Arc::new(MemoryAuditSink::new());
-    let vault = Vault::builder(faulty.clone(), Arc::new(test_keyring()))
+    let vault = Vault::builder(faulty.clone(), h.keys())
         .clock(h.clock())
         .audit_sink(audit.clone())
         .attempt_grace(GRACE)
@@ -550,7 +550,7 @@ pub async fn every_write_of_every_operation_under_every_fault(h: &dyn Harness) {
 /// (read-and-claim, tombstone); a wrong PIN with attempts left takes one.
 pub async fn a_full_cycle_takes_five_round_trips(h: &dyn Harness) {
     let counting = Arc::new(Counting::new(h.store()));
-    let (vault, _) = super::vault_on(counting.clone(), h, Arc::new(test_keyring()));
+    let (vault, _) = super::vault_on(counting.clone(), h, h.keys());
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await

@@ -1,0 +1,1 @@
+//! An AWS KMS key provider for pci-vault (in progress).
