@@ -6,13 +6,15 @@ mod store;
 use std::fmt;
 use std::sync::Arc;
 
+use pci_vault_keys::CountingProvider;
+
 use pci_vault::{
     AuditSink, Error, KeyEncryptionKey, KeyId, Keyring, Result, SessionOptions, SessionOverrides,
     Tenant, Vault,
 };
 use zeroize::Zeroizing;
 
-pub use pci_vault_keys::KeySource;
+pub use pci_vault_keys::{KeySource, KeyUsage, KeyWraps};
 pub use pci_vault_memory::MemoryLimits;
 pub use pci_vault_redis::RedisOptions;
 pub use store::StoreConfig;
@@ -40,6 +42,9 @@ pub struct VaultConfig {
     pub audit_key: Option<Zeroizing<Vec<u8>>>,
     /// Where audit events go; `None` writes them through `tracing`.
     pub audit_sink: Option<Arc<dyn AuditSink>>,
+    /// Wraps per key-encryption key after which the vault warns that the key is due for
+    /// rotation ([`KeyUsage::DEFAULT_WARNING_LIMIT`] unless set; at least 1).
+    pub wrap_warning_limit: u64,
 }
 
 /// What [`VaultConfig::open`] returns: the vault and what the host should tell its
@@ -54,6 +59,9 @@ pub struct OpenedVault {
     pub store_warnings: Vec<String>,
     /// Warnings about the key source (an ephemeral development key), one sentence each.
     pub key_warnings: Vec<String>,
+    /// How many data keys each key-encryption key has wrapped in this process, and whether
+    /// one is due for rotation: for the host's metrics and health checks.
+    pub key_usage: Arc<KeyUsage>,
 }
 
 impl OpenedVault {
@@ -79,6 +87,7 @@ impl VaultConfig {
             tenant: None,
             audit_key: None,
             audit_sink: None,
+            wrap_warning_limit: KeyUsage::DEFAULT_WARNING_LIMIT,
         }
     }
 
@@ -92,8 +101,8 @@ impl VaultConfig {
     /// - `INVALID_ARGUMENT` for a malformed option (session defaults out of range, a
     ///   malformed tenant, an audit key of another length than 32 bytes, memory bounds of 0,
     ///   a malformed Redis option, inline key material that is not a key).
-    /// - `KEY_UNAVAILABLE` when the key source cannot be loaded (the message names the
-    ///   source, never the key).
+    /// - `KEY_UNAVAILABLE` when the key source cannot be loaded, or the HSM or KMS refuses
+    ///   or cannot be reached (the message names the source, never a key or a PIN).
     /// - `STORE_UNAVAILABLE` when Redis cannot be reached; the message never shows a
     ///   password.
     pub async fn open(self) -> Result<OpenedVault> {
@@ -106,7 +115,16 @@ impl VaultConfig {
             .transpose()?;
         self.store.check()?;
         let key_warnings = self.keys.warnings();
-        let keys = self.keys.open()?;
+        if self.wrap_warning_limit == 0 {
+            return Err(Error::InvalidArgument(
+                "the wrap warning limit is at least 1",
+            ));
+        }
+        let key_usage = Arc::new(KeyUsage::new(self.wrap_warning_limit));
+        let keys: Arc<dyn pci_vault::KeyProvider> = Arc::new(CountingProvider::new(
+            self.keys.connect().await?,
+            key_usage.clone(),
+        ));
         let attempt_grace = self.store.attempt_grace();
         let (store, store_warnings) = self.store.open().await?;
         let mut builder = Vault::builder(store, keys).session_defaults(defaults);
@@ -128,6 +146,7 @@ impl VaultConfig {
             vault,
             store_warnings,
             key_warnings,
+            key_usage,
         })
     }
 }
@@ -173,6 +192,7 @@ impl fmt::Debug for VaultConfig {
             .field("tenant", &self.tenant)
             .field("audit_key", &self.audit_key.as_ref().map(|_| "[REDACTED]"))
             .field("audit_sink", &self.audit_sink)
+            .field("wrap_warning_limit", &self.wrap_warning_limit)
             .finish()
     }
 }
