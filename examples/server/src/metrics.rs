@@ -4,7 +4,7 @@
 //! itself, so no session id reaches a metric label or a log line. Vault outcomes are
 //! counted from the audit events, which the vault emits after each stored change.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,9 +12,11 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use pci_vault::{AuditEvent, AuditSink, TracingAuditSink};
+use pci_vault_config::KeyUsage;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -39,6 +41,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    key_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabels {
     limit: &'static str,
 }
@@ -55,6 +62,9 @@ struct Inner {
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
+    key_wraps: Family<KeyLabels, Gauge>,
+    key_rotation_due: Family<KeyLabels, Gauge>,
+    key_usage: OnceLock<Arc<KeyUsage>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -89,17 +99,50 @@ impl Metrics {
             "Requests refused by a per-client rate limit",
             rate_limited.clone(),
         );
+        let key_wraps = Family::<KeyLabels, Gauge>::default();
+        let key_rotation_due = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_wraps",
+            "Data keys wrapped by each key-encryption key in this process",
+            key_wraps.clone(),
+        );
+        registry.register(
+            "key_rotation_due",
+            "1 when a key-encryption key reached the wrap warning limit: rotate it",
+            key_rotation_due.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             requests,
             durations,
             outcomes,
             rate_limited,
+            key_wraps,
+            key_rotation_due,
+            key_usage: OnceLock::new(),
         }))
+    }
+
+    /// Reports the wrap counts of `usage` (the opened vault's) from now on.
+    pub fn watch_key_usage(&self, usage: Arc<KeyUsage>) {
+        let _ = self.0.key_usage.set(usage);
     }
 
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        if let Some(usage) = self.0.key_usage.get() {
+            for key in usage.wraps() {
+                let labels = KeyLabels {
+                    key_id: key.key_id.as_str().to_owned(),
+                };
+                let wraps = i64::try_from(key.wraps).unwrap_or(i64::MAX);
+                self.0.key_wraps.get_or_create(&labels).set(wraps);
+                self.0
+                    .key_rotation_due
+                    .get_or_create(&labels)
+                    .set(i64::from(key.rotation_due));
+            }
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.0.registry).is_err() {
             tracing::error!("could not encode the metrics");
