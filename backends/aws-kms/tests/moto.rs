@@ -370,3 +370,39 @@ async fn a_silent_endpoint_times_out() {
     assert!(started.elapsed() < Duration::from_secs(3));
     held.join().unwrap();
 }
+
+/// The key-source string, through the one vault configuration: an operator switches to KMS
+/// by configuration alone, and the wraps are counted under the KMS key's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_key_source_string_opens_a_vault_on_kms() {
+    use pci_vault_config::{KeySource, StoreConfig, VaultConfig};
+    let keys = keys().await;
+    let client = client();
+    let alias = format!("alias/pci-vault-config-{}", std::process::id());
+    client
+        .call(
+            "CreateAlias",
+            &json!({ "AliasName": alias, "TargetKeyId": keys.k1 }),
+        )
+        .await
+        .unwrap();
+    let text = format!(
+        "aws-kms:key={alias};region={REGION};endpoint={};timeout-ms=2000;retries=1",
+        endpoint()
+    );
+    let source = KeySource::parse(&text).unwrap();
+    let opened = VaultConfig::new(StoreConfig::default(), source)
+        .open()
+        .await
+        .unwrap();
+    let vault = &opened.vault;
+    let t = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = vault.submit(&t.id, &visa_form()).await.unwrap();
+    vault.reveal(&t.id, &receipt.pin).await.unwrap();
+    let wraps = opened.key_usage.wraps();
+    assert_eq!(wraps.len(), 1);
+    assert_eq!(wraps.first().unwrap().key_id.as_str(), keys.k1);
+}

@@ -417,3 +417,38 @@ fn a_wrong_pin_is_named_in_a_fresh_process() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
+
+/// The key-source string, through the one vault configuration: an operator switches to the
+/// HSM by configuration alone, and the wraps are counted under the HSM key's label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_key_source_string_opens_a_vault_on_the_hsm() {
+    use pci_vault_config::{KeySource, StoreConfig, VaultConfig};
+    let token = tokio::task::spawn_blocking(token).await.unwrap();
+    let text = format!(
+        "pkcs11:module={};token={};key=k2;previous=k1;pin-file={};sessions=2",
+        token.module.display(),
+        token_label(),
+        token.pin_file.display()
+    );
+    let source = KeySource::parse(&text).unwrap();
+    assert_eq!(
+        source.describe(),
+        format!("pkcs11 (token {}, key k2, 1 previous)", token_label())
+    );
+    let opened = VaultConfig::new(StoreConfig::default(), source)
+        .open()
+        .await
+        .unwrap();
+    let vault = &opened.vault;
+    let t = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = vault.submit(&t.id, &visa_form()).await.unwrap();
+    let form = vault.reveal(&t.id, &receipt.pin).await.unwrap();
+    assert_eq!(form.card().unwrap().masked_number, "424242******4242");
+    let wraps = opened.key_usage.wraps();
+    assert_eq!(wraps.len(), 1);
+    assert_eq!(wraps.first().unwrap().key_id.as_str(), "k2");
+    assert_eq!(wraps.first().unwrap().wraps, 1);
+}
