@@ -7,6 +7,8 @@ mod store;
 use std::fmt;
 use std::sync::Arc;
 
+use pci_vault_keys::CountingProvider;
+
 use pci_vault::{
     AuditSink, Error, KeyEncryptionKey, KeyId, Keyring, Result, SessionOptions, SessionOverrides,
     Tenant, Vault,
@@ -14,7 +16,7 @@ use pci_vault::{
 use zeroize::Zeroizing;
 
 pub use observe::{Call, Observer};
-pub use pci_vault_keys::KeySource;
+pub use pci_vault_keys::{KeySource, KeyUsage, KeyWraps};
 pub use pci_vault_memory::MemoryLimits;
 pub use pci_vault_redis::RedisOptions;
 pub use store::{MemoryGauge, MemoryUsage, StoreConfig};
@@ -45,6 +47,9 @@ pub struct VaultConfig {
     /// Receives the time and outcome of every store and key-provider call; `None` reports
     /// nothing.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Wraps per key-encryption key after which the vault warns that the key is due for
+    /// rotation ([`KeyUsage::DEFAULT_WARNING_LIMIT`] unless set; at least 1).
+    pub wrap_warning_limit: u64,
 }
 
 /// What [`VaultConfig::open`] returns: the vault and what the host should tell its
@@ -61,6 +66,9 @@ pub struct OpenedVault {
     pub key_warnings: Vec<String>,
     /// The occupancy of the memory store against its bounds; `None` for other stores.
     pub memory: Option<MemoryGauge>,
+    /// How many data keys each key-encryption key has wrapped in this process, and whether
+    /// one is due for rotation: for the host's metrics and health checks.
+    pub key_usage: Arc<KeyUsage>,
 }
 
 impl OpenedVault {
@@ -87,6 +95,7 @@ impl VaultConfig {
             audit_key: None,
             audit_sink: None,
             observer: None,
+            wrap_warning_limit: KeyUsage::DEFAULT_WARNING_LIMIT,
         }
     }
 
@@ -100,8 +109,8 @@ impl VaultConfig {
     /// - `INVALID_ARGUMENT` for a malformed option (session defaults out of range, a
     ///   malformed tenant, an audit key of another length than 32 bytes, memory bounds of 0,
     ///   a malformed Redis option, inline key material that is not a key).
-    /// - `KEY_UNAVAILABLE` when the key source cannot be loaded (the message names the
-    ///   source, never the key).
+    /// - `KEY_UNAVAILABLE` when the key source cannot be loaded, or the HSM or KMS refuses
+    ///   or cannot be reached (the message names the source, never a key or a PIN).
     /// - `STORE_UNAVAILABLE` when Redis cannot be reached; the message never shows a
     ///   password.
     pub async fn open(self) -> Result<OpenedVault> {
@@ -114,7 +123,16 @@ impl VaultConfig {
             .transpose()?;
         self.store.check()?;
         let key_warnings = self.keys.warnings();
-        let keys = self.keys.open()?;
+        if self.wrap_warning_limit == 0 {
+            return Err(Error::InvalidArgument(
+                "the wrap warning limit is at least 1",
+            ));
+        }
+        let key_usage = Arc::new(KeyUsage::new(self.wrap_warning_limit));
+        let keys: Arc<dyn pci_vault::KeyProvider> = Arc::new(CountingProvider::new(
+            self.keys.connect().await?,
+            key_usage.clone(),
+        ));
         let attempt_grace = self.store.attempt_grace();
         let (store, store_warnings, memory) = self.store.open().await?;
         let (store, keys) = match self.observer {
@@ -150,6 +168,7 @@ impl VaultConfig {
             store_warnings,
             key_warnings,
             memory,
+            key_usage,
         })
     }
 }
@@ -196,6 +215,7 @@ impl fmt::Debug for VaultConfig {
             .field("audit_key", &self.audit_key.as_ref().map(|_| "[REDACTED]"))
             .field("audit_sink", &self.audit_sink)
             .field("observer", &self.observer)
+            .field("wrap_warning_limit", &self.wrap_warning_limit)
             .finish()
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pci_vault::store::{Claim, Claimed};
+use pci_vault::store::{Claim, Claimed, EventSubscription};
 use pci_vault::{
     CasOutcome, DataKey, EphemeralStore, Error, ErrorCode, KeyProvider, Result, Version, Versioned,
     WrappedKey,
@@ -119,6 +119,34 @@ impl EphemeralStore for ObservedStore {
         let started = Instant::now();
         let result = self.inner.ping().await;
         timed(&*self.observer, "store", "ping", started, result)
+    }
+
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .replace_and_publish(key, expected, version, value, event)
+            .await;
+        timed(&*self.observer, "store", "replace", started, result)
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        let started = Instant::now();
+        let result = self.inner.publish(key, event).await;
+        timed(&*self.observer, "store", "publish", started, result)
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
+        let started = Instant::now();
+        let result = self.inner.subscribe(key).await;
+        timed(&*self.observer, "store", "subscribe", started, result)
     }
 }
 

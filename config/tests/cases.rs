@@ -42,6 +42,7 @@ enum Keys {
     Keyring(Vec<Entry>),
     Env(String),
     File(PathBuf),
+    Source(String),
 }
 
 #[derive(Deserialize)]
@@ -84,6 +85,7 @@ fn config(case: &Case) -> Result<VaultConfig> {
         }))?,
         Keys::Env(var) => KeySource::Env(var.clone()),
         Keys::File(path) => KeySource::File(path.clone()),
+        Keys::Source(text) => KeySource::parse(text)?,
     };
     let mut config = VaultConfig::new(store, keys);
     let mut defaults = SessionOverrides::new();
@@ -240,4 +242,33 @@ async fn audit_keys_are_32_bytes() {
             "invalid argument: the audit key is 32 bytes"
         );
     }
+}
+
+#[tokio::test]
+async fn wraps_are_counted_per_key_and_the_limit_is_flagged() {
+    let keys = inline_keyring([("k1", Zeroizing::new(vec![9u8; 32]))]).expect("a keyring");
+    let mut config = VaultConfig::new(StoreConfig::default(), keys);
+    config.wrap_warning_limit = 2;
+    let opened = config.open().await.expect("a vault");
+    let defaults = opened.vault.session_defaults().clone();
+    assert!(opened.key_usage.wraps().is_empty());
+    for n in 1..=3u64 {
+        opened
+            .vault
+            .create_session(&defaults)
+            .await
+            .expect("a session");
+        let wraps = opened.key_usage.wraps();
+        assert_eq!(wraps.len(), 1);
+        let k1 = wraps.first().expect("one key");
+        assert_eq!(k1.key_id.as_str(), "k1");
+        assert_eq!(k1.wraps, n);
+        assert_eq!(k1.rotation_due, n >= 2);
+    }
+    assert_eq!(opened.key_usage.warning_limit(), 2);
+
+    let mut zero = VaultConfig::new(StoreConfig::default(), KeySource::Development);
+    zero.wrap_warning_limit = 0;
+    let err = zero.open().await.expect_err("a limit of 0");
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
 }

@@ -542,6 +542,29 @@ impl EphemeralStore for Scheduled {
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
+
+    /// Through [`replace`](EphemeralStore::replace), with its faults and pauses; the
+    /// targets watch no events, so none is published.
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        _event: &[u8],
+    ) -> Result<CasOutcome> {
+        self.replace(key, expected, version, value).await
+    }
+
+    async fn publish(&self, _key: &str, _event: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _key: &str) -> Result<Box<dyn pci_vault::store::EventSubscription>> {
+        Err(pci_vault::Error::store_unavailable(
+            "the fuzz store delivers no events",
+        ))
+    }
 }
 
 /// The clock of a fixture: a manual clock that the target moves, plus, while an operation

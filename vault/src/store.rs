@@ -203,8 +203,9 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
     /// a conflict, and not again when a repeated call finds `version` already stored. So an
     /// event is never announced for a write that did not happen, and never twice.
     ///
-    /// The default writes without publishing, for stores that deliver no events (their
-    /// [`subscribe`](Self::subscribe) fails).
+    /// Required, with no default, so that a store wrapper cannot forget to forward it and
+    /// silently drop every event. A store that delivers no events implements it as
+    /// [`replace`](Self::replace) and fails [`subscribe`](Self::subscribe).
     async fn replace_and_publish(
         &self,
         key: &str,
@@ -212,19 +213,13 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
         version: Version,
         value: &[u8],
         event: &[u8],
-    ) -> Result<CasOutcome> {
-        let _ = event;
-        self.replace(key, expected, version, value).await
-    }
+    ) -> Result<CasOutcome>;
 
     /// Publishes `event` to the subscribers of `key` without a write: for what changes
     /// nothing stored (a form page fetched) or whose write was a claim (a wrong PIN).
     /// Delivery is at most once; a subscriber that misses it learns the entry's state by
-    /// reading it. The default publishes nothing.
-    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
-        let _ = (key, event);
-        Ok(())
-    }
+    /// reading it.
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()>;
 
     /// Subscribes to the events of `key`. Every event published after this returns, by
     /// any process sharing the store, is delivered in order, until the subscription is
@@ -233,13 +228,8 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// `STORE_UNAVAILABLE` when the store cannot subscribe now, or delivers no events at
-    /// all (the default).
-    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>> {
-        let _ = key;
-        Err(crate::Error::store_unavailable(
-            "this store delivers no session events",
-        ))
-    }
+    /// all.
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn EventSubscription>>;
 }
 
 #[async_trait]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pci_vault::conformance::{test_keyring, visa_form};
+use pci_vault::store::EventSubscription;
 use pci_vault::{
     CasOutcome, Claim, Claimed, EphemeralStore, Error, ErrorCode, Pin, Result, SessionId,
     SessionOptions, Vault, Version, Versioned,
@@ -103,6 +104,29 @@ impl EphemeralStore for LostSubmitReply {
             }
         }
         Err(Error::store_unavailable("reply lost"))
+    }
+
+    /// Through [`replace`](EphemeralStore::replace), so the fault above applies to every
+    /// state change; these tests watch no events, so none is published.
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        v: Version,
+        value: &[u8],
+        _event: &[u8],
+    ) -> Result<CasOutcome> {
+        self.replace(key, expected, v, value).await
+    }
+
+    async fn publish(&self, _key: &str, _event: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _key: &str) -> Result<Box<dyn EventSubscription>> {
+        Err(Error::store_unavailable(
+            "this test store delivers no events",
+        ))
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
@@ -218,6 +242,29 @@ impl EphemeralStore for WrongGuessBeforeTombstone {
             assert_eq!(got.err().map(|e| e.code()), Some(ErrorCode::WrongPin));
         }
         self.inner.replace(key, expected, v, value).await
+    }
+
+    /// Through [`replace`](EphemeralStore::replace), so the fault above applies to every
+    /// state change; these tests watch no events, so none is published.
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        v: Version,
+        value: &[u8],
+        _event: &[u8],
+    ) -> Result<CasOutcome> {
+        self.replace(key, expected, v, value).await
+    }
+
+    async fn publish(&self, _key: &str, _event: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _key: &str) -> Result<Box<dyn EventSubscription>> {
+        Err(Error::store_unavailable(
+            "this test store delivers no events",
+        ))
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {

@@ -3,11 +3,14 @@
 
 mod error;
 mod reload;
+mod source;
 mod text;
+mod usage;
 
 pub use error::LoadError;
 pub use reload::{DEFAULT_CHECK_INTERVAL, KeyDirectory, KeyFile};
 pub use text::parse_keyring;
+pub use usage::{CountingProvider, KeyUsage, KeyWraps};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +64,12 @@ pub enum KeySource {
     Development,
     /// A provider the host brings (its own KMS or HSM client).
     Provider(Arc<dyn KeyProvider>),
+    /// Keys in an HSM, over PKCS#11.
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(pci_vault_pkcs11::Pkcs11Config),
+    /// A key in AWS KMS.
+    #[cfg(feature = "aws-kms")]
+    AwsKms(pci_vault_aws_kms::AwsKmsConfig),
 }
 
 impl KeySource {
@@ -72,10 +81,32 @@ impl KeySource {
         }
     }
 
-    /// Loads the keys now.
+    /// Loads the keys now, or connects to the HSM or KMS.
     ///
     /// # Errors
-    /// [`LoadError`] when the source cannot be read or its key material is bad.
+    /// `KEY_UNAVAILABLE` when the source cannot be read, its key material is bad, or the
+    /// HSM or KMS refuses or cannot be reached (the message names the source and the
+    /// reason, never a key or a PIN); `INVALID_ARGUMENT` for a malformed KMS endpoint.
+    pub async fn connect(self) -> pci_vault::Result<Arc<dyn KeyProvider>> {
+        Ok(match self {
+            #[cfg(feature = "pkcs11")]
+            KeySource::Pkcs11(config) => {
+                Arc::new(pci_vault_pkcs11::Pkcs11Provider::connect(config).await?)
+            }
+            #[cfg(feature = "aws-kms")]
+            KeySource::AwsKms(config) => {
+                Arc::new(pci_vault_aws_kms::AwsKmsProvider::connect(config).await?)
+            }
+            local => local.open()?,
+        })
+    }
+
+    /// Loads the keys of a local source now (a keyring, a variable, a file, a directory,
+    /// a development key, a host's provider).
+    ///
+    /// # Errors
+    /// [`LoadError`] when the source cannot be read or its key material is bad, and for an
+    /// HSM or KMS source, which opens with [`KeySource::connect`].
     pub fn open(self) -> Result<Arc<dyn KeyProvider>, LoadError> {
         Ok(match self {
             KeySource::Keyring(ring) => Arc::new(ring),
@@ -84,6 +115,20 @@ impl KeySource {
             KeySource::Directory(path) => Arc::new(KeyDirectory::open(path)?),
             KeySource::Development => Arc::new(development_keyring()),
             KeySource::Provider(provider) => provider,
+            #[cfg(feature = "pkcs11")]
+            KeySource::Pkcs11(config) => {
+                return Err(LoadError::new(
+                    config.describe(),
+                    "opens with KeySource::connect",
+                ));
+            }
+            #[cfg(feature = "aws-kms")]
+            KeySource::AwsKms(config) => {
+                return Err(LoadError::new(
+                    config.describe(),
+                    "opens with KeySource::connect",
+                ));
+            }
         })
     }
 }

@@ -5,7 +5,8 @@
 //! calls the core (at once, or on the binding's tokio runtime when it waits), [`results`]
 //! shapes what the Promises resolve to, and [`errors`] is the one place where failures
 //! become JavaScript errors with the stable codes; [`audit`] hands audit events to a
-//! JavaScript callback. The package's README and `index.d.ts` document the JavaScript API;
+//! JavaScript callback; [`key_provider`] lets a JavaScript object wrap and unwrap data keys.
+//! The package's README and `index.d.ts` document the JavaScript API;
 //! `test/` exercises it from Node.
 //!
 //! The Rust side allocates with mimalloc: a cycle makes a few dozen small allocations,
@@ -16,6 +17,7 @@ mod audit;
 mod audit_ref;
 mod errors;
 mod events;
+mod key_provider;
 mod options;
 mod results;
 mod vault;

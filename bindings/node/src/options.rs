@@ -100,6 +100,18 @@ pub(crate) struct KeyOptions {
     /// `true`: a random key for this process only. Sessions cannot be opened by another
     /// process or after a restart. For development and tests.
     pub development: Option<bool>,
+    /// A key-source string, as the server's `--key-source` takes it: `development`,
+    /// `env:VAR`, `file:PATH`, `dir:PATH`, `pkcs11:module=…;token=…;key=…;pin-file=…` (an
+    /// HSM) or `aws-kms:key=…;region=…` (AWS KMS). See docs/KEYS.md.
+    pub source: Option<String>,
+    /// Your own KMS or HSM client: `wrap(dataKey, aad)` resolves to `{ keyId, ciphertext }`,
+    /// `unwrap({ keyId, ciphertext }, aad)` to the 32-byte data key (or `null` when the
+    /// ciphertext or `aad` does not authenticate). A call that throws, rejects or takes
+    /// longer than `timeoutMs` is `KEY_UNAVAILABLE`. Wipe `dataKey` with `fill(0)` when done.
+    #[napi(ts_type = "KeyProvider")]
+    pub provider: Option<String>,
+    /// With `provider`: longest wait for one call, 1–60,000 ms (default 5,000).
+    pub timeout_ms: Option<u32>,
 }
 
 /// One key-encryption key.
@@ -299,9 +311,23 @@ fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
 
 fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
     const NAME: &str = "options.keys";
-    const SOURCES: [&str; 5] = ["keyring", "env", "file", "directory", "development"];
+    const SOURCES: [&str; 7] = [
+        "keyring",
+        "env",
+        "file",
+        "directory",
+        "development",
+        "source",
+        "provider",
+    ];
     let object = args::object(value, NAME)?;
-    args::only_known(&object, NAME, &SOURCES)?;
+    args::only_known(&object, NAME, &[&SOURCES[..], &["timeoutMs"]].concat())?;
+    let timeout = args::property(&object, "timeoutMs")?;
+    if timeout.is_some() && args::property(&object, "provider")?.is_none() {
+        return Err(Failure::invalid(
+            "options.keys.timeoutMs goes with options.keys.provider",
+        ));
+    }
     let mut given = Vec::new();
     for source in SOURCES {
         if let Some(value) = args::property(&object, source)? {
@@ -312,7 +338,7 @@ fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
     let (Some((source, value)), None) = (given.next(), given.next()) else {
         return Err(Failure::type_error(
             NAME,
-            "exactly one of keyring, env, file, directory, development",
+            "exactly one of keyring, env, file, directory, development, source, provider",
         ));
     };
     Ok(match source {
@@ -324,6 +350,8 @@ fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
         "env" => KeySource::Env(env_var_name(value, "options.keys.env")?),
         "file" => KeySource::File(file_path(value, "options.keys.file")?),
         "directory" => KeySource::Directory(file_path(value, "options.keys.directory")?),
+        "source" => KeySource::parse(&args::string(value, "options.keys.source")?)?,
+        "provider" => crate::key_provider::key_source(value, timeout)?,
         _ => {
             if !args::boolean(value, "options.keys.development")? {
                 return Err(Failure::type_error("options.keys.development", "true"));

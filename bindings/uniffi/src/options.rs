@@ -98,6 +98,13 @@ pub enum KeySource {
         /// The directory's path.
         path: String,
     },
+    /// A key-source string, as the server's `--key-source` takes it: `development`,
+    /// `env:VAR`, `file:PATH`, `dir:PATH`, `pkcs11:module=…;token=…;key=…;pin-file=…` (an
+    /// HSM) or `aws-kms:key=…;region=…` (AWS KMS). See docs/KEYS.md.
+    Source {
+        /// The key-source string.
+        text: String,
+    },
     /// The host's own KMS or HSM client: see `KeyProvider`.
     Provider {
         /// The host's implementation.
@@ -167,6 +174,7 @@ impl KeySource {
             KeySource::File { path } => Core::File(PathBuf::from(path)),
             KeySource::Directory { path } => Core::Directory(PathBuf::from(path)),
             KeySource::Development => Core::Development,
+            KeySource::Source { text } => Core::parse(&text)?,
             KeySource::Provider { provider } => Core::Provider(Arc::new(HostKeyProvider(provider))),
         })
     }

@@ -104,6 +104,11 @@ impl fmt::Debug for KeySource {
             KeySource::Directory { path } => {
                 f.debug_struct("Directory").field("path", path).finish()
             }
+            KeySource::Source { text } => {
+                let described = pci_vault_config::KeySource::parse(text)
+                    .map_or_else(|_| "<invalid key source>".to_owned(), |k| k.describe());
+                f.debug_struct("Source").field("text", &described).finish()
+            }
             KeySource::Provider { .. } => f.write_str("Provider"),
             KeySource::Development => f.write_str("Development"),
         }

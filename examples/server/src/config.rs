@@ -89,8 +89,19 @@ pub struct Args {
     /// Keyring file, or a directory with one file per key (a Kubernetes secret mount);
     /// reloaded when it changes. Without it, the keyring is read from PCI_VAULT_KEYS; with
     /// neither, an ephemeral development key is used (with a warning).
-    #[arg(long, env = "PCI_VAULT_KEYS_FILE")]
+    #[arg(long, env = "PCI_VAULT_KEYS_FILE", conflicts_with = "key_source")]
     pub keys_file: Option<PathBuf>,
+
+    /// Where the keys are, as one key-source string: `development`, `env:VAR`,
+    /// `file:PATH`, `dir:PATH`, `pkcs11:module=…;token=…;key=…;pin-file=…` (an HSM) or
+    /// `aws-kms:key=…;region=…` (AWS KMS); see docs/KEYS.md. Instead of --keys-file.
+    #[arg(long, env = "PCI_VAULT_KEY_SOURCE")]
+    pub key_source: Option<String>,
+
+    /// Data keys a key-encryption key may wrap in this process before the server warns
+    /// that it is due for rotation (a log line and the pci_vault_key_rotation_due metric).
+    #[arg(long, env = "PCI_VAULT_KEY_WRAP_WARNING_LIMIT")]
+    pub key_wrap_warning_limit: Option<u64>,
 
     /// Agent API keys, comma-separated; `tenant=key` binds a key to a tenant, a bare key
     /// acts for the default tenant; labelled key-1, key-2, ... in order. Without it or
@@ -205,6 +216,13 @@ impl std::fmt::Debug for Args {
             .field("public_url", &self.public_url)
             .field("store", &"[see --store]")
             .field("keys_file", &self.keys_file)
+            .field(
+                "key_source",
+                &self
+                    .key_source
+                    .as_deref()
+                    .map(|s| KeySource::parse(s).map(|k| k.describe())),
+            )
             .field("api_keys", &self.api_keys.as_ref().map(|_| "[REDACTED]"))
             .field("api_keys_file", &self.api_keys_file)
             .field("audit_key_file", &self.audit_key_file)
@@ -326,24 +344,31 @@ impl Args {
         }
     }
 
-    /// Where the keys come from: `--keys-file` (a file, or a directory of key files),
-    /// else `PCI_VAULT_KEYS`, else a development key.
-    pub fn key_source(&self) -> KeySource {
-        match &self.keys_file {
+    /// Where the keys come from: `--key-source`, else `--keys-file` (a file, or a
+    /// directory of key files), else `PCI_VAULT_KEYS`, else a development key.
+    ///
+    /// # Errors
+    /// [`ConfigError::Vault`] (`INVALID_ARGUMENT`) for a malformed `--key-source`.
+    pub fn key_source(&self) -> Result<KeySource, ConfigError> {
+        if let Some(text) = &self.key_source {
+            return Ok(KeySource::parse(text)?);
+        }
+        Ok(match &self.keys_file {
             Some(path) if path.is_dir() => KeySource::Directory(path.clone()),
             Some(path) => KeySource::File(path.clone()),
             None if std::env::var_os(pci_vault_keys::DEFAULT_ENV_VAR).is_some() => {
                 KeySource::Env(pci_vault_keys::DEFAULT_ENV_VAR.to_owned())
             }
             None => KeySource::Development,
-        }
+        })
     }
 
     /// The vault's configuration: these flags read into the one [`VaultConfig`].
     ///
     /// # Errors
     /// [`ConfigError::Store`] when `--store` is malformed, [`ConfigError::AuditKey`] when
-    /// the audit key file cannot be used.
+    /// the audit key file cannot be used, [`ConfigError::Vault`] when `--key-source` is
+    /// malformed.
     pub fn vault_config(&self) -> Result<VaultConfig, ConfigError> {
         let mut store =
             StoreConfig::parse(&self.store).map_err(|e| ConfigError::Store(e.to_string()))?;
@@ -358,7 +383,10 @@ impl Args {
             }
             _ => {}
         }
-        let mut config = VaultConfig::new(store, self.key_source());
+        let mut config = VaultConfig::new(store, self.key_source()?);
+        if let Some(limit) = self.key_wrap_warning_limit {
+            config.wrap_warning_limit = limit;
+        }
         let mut defaults = SessionOverrides::new();
         defaults.ttl_seconds = self.session_ttl_seconds;
         defaults.pin_length = self.session_pin_length;
@@ -387,6 +415,7 @@ impl Args {
             ErrorCode::StoreUnavailable => ConfigError::Store(e.to_string()),
             _ => ConfigError::Vault(e),
         })?;
+        metrics.watch_key_usage(opened.key_usage.clone());
         Ok((opened, store))
     }
 

@@ -12,7 +12,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use pci_vault::{AuditEvent, AuditSink, TracingAuditSink};
-use pci_vault_config::{Call, MemoryGauge, Observer};
+use pci_vault_config::{Call, KeyUsage, MemoryGauge, Observer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
@@ -44,6 +44,11 @@ struct RouteLabels {
 struct OutcomeLabels {
     action: &'static str,
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    key_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +111,9 @@ struct Inner {
     reloads: Family<ReloadLabels, Counter>,
     calls: CallDurations,
     call_errors: Family<CallErrorLabels, Counter>,
+    key_wraps: Family<KeyLabels, Gauge>,
+    key_rotation_due: Family<KeyLabels, Gauge>,
+    key_usage: OnceLock<Arc<KeyUsage>>,
 }
 
 /// What a reload reloaded, for [`Metrics::reloaded`].
@@ -217,6 +225,18 @@ impl Metrics {
                 },
             }),
         );
+        let key_wraps = Family::<KeyLabels, Gauge>::default();
+        let key_rotation_due = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_wraps",
+            "Data keys wrapped by each key-encryption key in this process",
+            key_wraps.clone(),
+        );
+        registry.register(
+            "key_rotation_due",
+            "1 when a key-encryption key reached the wrap warning limit: rotate it",
+            key_rotation_due.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry: root,
             memory,
@@ -230,7 +250,15 @@ impl Metrics {
             reloads,
             calls,
             call_errors,
+            key_wraps,
+            key_rotation_due,
+            key_usage: OnceLock::new(),
         }))
+    }
+
+    /// Reports the wrap counts of `usage` (the opened vault's) from now on.
+    pub fn watch_key_usage(&self, usage: Arc<KeyUsage>) {
+        let _ = self.0.key_usage.set(usage);
     }
 
     /// Reports the memory store's occupancy from now on (once; later calls are ignored).
@@ -280,6 +308,19 @@ impl Metrics {
 
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        if let Some(usage) = self.0.key_usage.get() {
+            for key in usage.wraps() {
+                let labels = KeyLabels {
+                    key_id: key.key_id.as_str().to_owned(),
+                };
+                let wraps = i64::try_from(key.wraps).unwrap_or(i64::MAX);
+                self.0.key_wraps.get_or_create(&labels).set(wraps);
+                self.0
+                    .key_rotation_due
+                    .get_or_create(&labels)
+                    .set(i64::from(key.rotation_due));
+            }
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.0.registry).is_err() {
             tracing::error!("could not encode the metrics");

@@ -70,6 +70,11 @@ fn flags(case: &Value, dir: &tempfile::TempDir) -> Result<Vec<String>, &'static 
             "--keys-file".to_owned(),
             path.as_str().expect("file").to_owned(),
         ]);
+    } else if let Some(source) = keys.get("source") {
+        flags.extend([
+            "--key-source".to_owned(),
+            source.as_str().expect("source").to_owned(),
+        ]);
     } else if keys.get("env").is_some() {
         return Err("the server reads PCI_VAULT_KEYS only");
     }

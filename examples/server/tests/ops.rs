@@ -46,6 +46,8 @@ async fn health_readiness_and_metrics() {
         "pci_vault_vault_operations_total{action=\"submitted\",outcome=\"success\"} 1",
         "pci_vault_vault_operations_total{action=\"revealed\",outcome=\"success\"} 1",
         "pci_vault_http_request_duration_seconds_bucket",
+        "pci_vault_key_wraps{key_id=\"dev\"} 1",
+        "pci_vault_key_rotation_due{key_id=\"dev\"} 0",
         "# EOF",
     ] {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
@@ -433,4 +435,63 @@ fn help_lists_every_flag_and_variable() {
         !help.contains("a-secret-key-in-the-environment"),
         "--help printed an API key"
     );
+}
+
+/// `--key-source` selects the keys by one string, and the wrap count per key id reaches the
+/// metrics and, at the warning limit, the log.
+#[tokio::test]
+async fn key_source_flag_and_wrap_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keyring");
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    std::fs::write(&keys, format!("ops-k1:{key}\n")).unwrap();
+    let source = format!("file:{}", keys.display());
+    let server = TestServer::start_with(
+        "ops-key-source",
+        Options {
+            args: vec!["--key-source", &source, "--key-wrap-warning-limit", "2"],
+            ..Options::default()
+        },
+    );
+    server.remember_secret(&key);
+    let first = server.create_id().await;
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains("pci_vault_key_wraps{key_id=\"ops-k1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pci_vault_key_rotation_due{key_id=\"ops-k1\"} 0"),
+        "{text}"
+    );
+    let second = server.create_id().await;
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains("pci_vault_key_wraps{key_id=\"ops-k1\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pci_vault_key_rotation_due{key_id=\"ops-k1\"} 1"),
+        "{text}"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("key-encryption key ops-k1 has wrapped 2 data keys"),
+        "{log}"
+    );
+    server.stop(&[&first, &second]);
+}
+
+/// A malformed `--key-source` stops the server at start, without repeating the text.
+#[test]
+fn a_malformed_key_source_stops_the_server() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["--listen", "127.0.0.1:0", "--key-source", "vault:hunter2"])
+        .env_remove("PCI_VAULT_KEYS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a key source is"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }

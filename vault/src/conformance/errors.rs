@@ -1,13 +1,11 @@
 //! Every error code the library produces is reachable, with the right code.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::flow::wrong_pin;
-use super::{Harness, test_keyring, vault, vault_on, visa_form};
+use super::{Harness, vault, vault_on, visa_form};
 use crate::error::{Error, ErrorCode};
 use crate::form::FormInput;
-use crate::keys::{KeyEncryptionKey, KeyId, Keyring};
 use crate::pin::Pin;
 use crate::session::{SessionId, SessionOptions};
 
@@ -143,11 +141,7 @@ pub async fn every_error_code_is_reachable(h: &dyn Harness) {
         ErrorCode::Locked,
     );
 
-    let other_keys = Arc::new(Keyring::single(
-        KeyId::new("other").unwrap(),
-        KeyEncryptionKey::generate(),
-    ));
-    let (stranger, _) = vault_on(h.store(), h, other_keys);
+    let (stranger, _) = vault_on(h.store(), h, h.renamed_keys());
     check(
         &mut seen,
         "unknown key id",
@@ -176,7 +170,7 @@ pub async fn every_error_code_is_reachable(h: &dyn Harness) {
     );
 
     if let Some(bounded) = h.bounded_store().await {
-        let (small, _) = vault_on(bounded, h, Arc::new(test_keyring()));
+        let (small, _) = vault_on(bounded, h, h.keys());
         let mut result = Ok(());
         for _ in 0..10_000 {
             if let Err(e) = small.create_session(&SessionOptions::default()).await {
@@ -192,7 +186,7 @@ pub async fn every_error_code_is_reachable(h: &dyn Harness) {
         );
     }
     if let Some(down) = h.unreachable_store().await {
-        let (unreachable, _) = vault_on(down, h, Arc::new(test_keyring()));
+        let (unreachable, _) = vault_on(down, h, h.keys());
         check(
             &mut seen,
             "store down",
@@ -230,16 +224,7 @@ pub async fn rotation_keeps_sealed_records_readable(h: &dyn Harness) {
         .unwrap();
     let receipt = before.submit(&t.id, &visa_form()).await.unwrap();
 
-    let old = test_keyring();
-    let old_id = old.primary().clone();
-    let old_kek = KeyEncryptionKey::from_bytes(&super::TEST_KEK).unwrap();
-    let new_id = KeyId::new("conformance-k2").unwrap();
-    let rotated = Keyring::new(
-        new_id.clone(),
-        [(new_id, KeyEncryptionKey::generate()), (old_id, old_kek)],
-    )
-    .unwrap();
-    let (after, _) = vault_on(h.store(), h, Arc::new(rotated));
+    let (after, _) = vault_on(h.store(), h, h.rotated_keys());
     let form = after.reveal(&t.id, &receipt.pin).await.unwrap();
     assert_eq!(form.card().unwrap().masked_number, "424242******4242");
 
@@ -262,12 +247,9 @@ pub async fn unknown_key_id_is_key_unavailable(h: &dyn Harness) {
         .create_session(&SessionOptions::default())
         .await
         .unwrap();
-    // Same key bytes under another id: a trial decryption would succeed, a lookup must not.
-    let renamed = Keyring::single(
-        KeyId::new("renamed").unwrap(),
-        KeyEncryptionKey::from_bytes(&super::TEST_KEK).unwrap(),
-    );
-    let (other, _) = vault_on(h.store(), h, Arc::new(renamed));
+    // Same key material under another id: a trial decryption would succeed, a lookup must
+    // not.
+    let (other, _) = vault_on(h.store(), h, h.renamed_keys());
     assert_eq!(
         other.status(&t.id).await.unwrap_err().code(),
         ErrorCode::KeyUnavailable

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Harness, test_keyring, visa_form};
+use super::{Harness, visa_form};
 use crate::audit::{AuditAction, AuditOutcome, MemoryAuditSink};
 use crate::error::{Error, ErrorCode, Result};
 use crate::pin::Pin;
@@ -58,7 +58,8 @@ impl Fault {
 #[derive(Clone)]
 enum Write {
     Create(String, Version, Vec<u8>, Duration),
-    Replace(String, Version, Version, Vec<u8>),
+    /// A replace, and the event it publishes when it is one of `replace_and_publish`.
+    Replace(String, Version, Version, Vec<u8>, Option<Vec<u8>>),
     Delete(String, Version),
     Claim(String, Claim, u8, Vec<u8>),
     Release(String, u64),
@@ -150,9 +151,14 @@ impl FaultyStore {
             Write::Create(k, v, value, ttl) => {
                 Answer::Cas(self.inner.create(k, *v, value, *ttl).await?)
             }
-            Write::Replace(k, e, v, value) => {
+            Write::Replace(k, e, v, value, None) => {
                 Answer::Cas(self.inner.replace(k, *e, *v, value).await?)
             }
+            Write::Replace(k, e, v, value, Some(event)) => Answer::Cas(
+                self.inner
+                    .replace_and_publish(k, *e, *v, value, event)
+                    .await?,
+            ),
             Write::Delete(k, e) => Answer::Cas(self.inner.delete(k, *e).await?),
             Write::Claim(k, c, limit, prefix) => {
                 Answer::Claimed(self.inner.claim(k, *c, *limit, prefix).await?)
@@ -249,8 +255,38 @@ impl EphemeralStore for FaultyStore {
                 expected,
                 version,
                 value.to_vec(),
+                None,
             ))
             .await)
+    }
+
+    /// The same faults as [`replace`](EphemeralStore::replace): a duplicated or late
+    /// write reaches the store twice, which must publish once.
+    async fn replace_and_publish(
+        &self,
+        key: &str,
+        expected: Version,
+        version: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        cas(self
+            .write(Write::Replace(
+                key.into(),
+                expected,
+                version,
+                value.to_vec(),
+                Some(event.to_vec()),
+            ))
+            .await)
+    }
+
+    async fn publish(&self, key: &str, event: &[u8]) -> Result<()> {
+        self.inner.publish(key, event).await
+    }
+
+    async fn subscribe(&self, key: &str) -> Result<Box<dyn crate::store::EventSubscription>> {
+        self.inner.subscribe(key).await
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<CasOutcome> {
@@ -417,7 +453,7 @@ struct Run {
 fn run_on(h: &dyn Harness) -> Run {
     let faulty = FaultyStore::new(h.store());
     let audit = Arc::new(MemoryAuditSink::new());
-    let vault = Vault::builder(faulty.clone(), Arc::new(test_keyring()))
+    let vault = Vault::builder(faulty.clone(), h.keys())
         .clock(h.clock())
         .audit_sink(audit.clone())
         .attempt_grace(GRACE)
@@ -550,7 +586,7 @@ pub async fn every_write_of_every_operation_under_every_fault(h: &dyn Harness) {
 /// (read-and-claim, tombstone); a wrong PIN with attempts left takes one.
 pub async fn a_full_cycle_takes_five_round_trips(h: &dyn Harness) {
     let counting = Arc::new(Counting::new(h.store()));
-    let (vault, _) = super::vault_on(counting.clone(), h, Arc::new(test_keyring()));
+    let (vault, _) = super::vault_on(counting.clone(), h, h.keys());
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await
@@ -604,6 +640,27 @@ impl EphemeralStore for Counting {
     async fn replace(&self, k: &str, e: Version, v: Version, value: &[u8]) -> Result<CasOutcome> {
         self.count();
         self.inner.replace(k, e, v, value).await
+    }
+
+    async fn replace_and_publish(
+        &self,
+        k: &str,
+        e: Version,
+        v: Version,
+        value: &[u8],
+        event: &[u8],
+    ) -> Result<CasOutcome> {
+        self.count();
+        self.inner.replace_and_publish(k, e, v, value, event).await
+    }
+
+    async fn publish(&self, k: &str, event: &[u8]) -> Result<()> {
+        self.count();
+        self.inner.publish(k, event).await
+    }
+
+    async fn subscribe(&self, k: &str) -> Result<Box<dyn crate::store::EventSubscription>> {
+        self.inner.subscribe(k).await
     }
 
     async fn delete(&self, k: &str, e: Version) -> Result<CasOutcome> {

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use crate::audit::MemoryAuditSink;
 use crate::clock::Clock;
 use crate::form::FormInput;
-use crate::keys::{KeyEncryptionKey, KeyId, Keyring};
+use crate::keys::{KeyEncryptionKey, KeyId, KeyProvider, Keyring};
 use crate::store::EphemeralStore;
 use crate::vault::Vault;
 
@@ -69,6 +69,41 @@ pub trait Harness: Send + Sync {
     async fn unreachable_store(&self) -> Option<Arc<dyn EphemeralStore>> {
         None
     }
+
+    /// The key provider the suite's vaults wrap data keys with: [`test_keyring`], unless
+    /// the harness tests a key provider (an HSM, a KMS) on this store.
+    fn keys(&self) -> Arc<dyn KeyProvider> {
+        Arc::new(test_keyring())
+    }
+
+    /// The keys of [`Harness::keys`] after a rotation: a new primary wraps, the old key
+    /// still unwraps what it wrapped.
+    fn rotated_keys(&self) -> Arc<dyn KeyProvider> {
+        let old = test_keyring();
+        let new_id = KeyId::new("conformance-k2").unwrap();
+        let old_kek = KeyEncryptionKey::from_bytes(&TEST_KEK).unwrap();
+        Arc::new(
+            Keyring::new(
+                new_id.clone(),
+                [
+                    (new_id, KeyEncryptionKey::generate()),
+                    (old.primary().clone(), old_kek),
+                ],
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Keys of the same provider that do not know the id [`Harness::keys`] wraps under,
+    /// while holding the same key material where the provider can say so (a keyring with
+    /// the same bytes under another id): a trial decryption would open its records, a
+    /// lookup by id must not.
+    fn renamed_keys(&self) -> Arc<dyn KeyProvider> {
+        Arc::new(Keyring::single(
+            KeyId::new("renamed").unwrap(),
+            KeyEncryptionKey::from_bytes(&TEST_KEK).unwrap(),
+        ))
+    }
 }
 
 /// The key-encryption key the suite's vaults use, fixed so a test can look for its bytes.
@@ -81,17 +116,17 @@ pub fn test_keyring() -> Keyring {
     Keyring::single(id, kek)
 }
 
-/// A vault on the harness's store and clock, with [`test_keyring`] and an in-memory audit
-/// sink the test can read.
+/// A vault on the harness's store, clock and keys, with an in-memory audit sink the test
+/// can read.
 pub fn vault(h: &dyn Harness) -> (Vault, Arc<MemoryAuditSink>) {
-    vault_on(h.store(), h, Arc::new(test_keyring()))
+    vault_on(h.store(), h, h.keys())
 }
 
-/// A vault on `store` with the harness's clock and the given keyring.
+/// A vault on `store` with the harness's clock and the given key provider.
 pub fn vault_on(
     store: Arc<dyn EphemeralStore>,
     h: &dyn Harness,
-    keys: Arc<Keyring>,
+    keys: Arc<dyn KeyProvider>,
 ) -> (Vault, Arc<MemoryAuditSink>) {
     let audit = Arc::new(MemoryAuditSink::new());
     let vault = Vault::builder(store, keys)
@@ -218,11 +253,7 @@ impl EphemeralStore for Interleaved {
 
 /// A vault like [`vault`], on the harness's store wrapped in [`Interleaved`].
 pub fn interleaved_vault(h: &dyn Harness) -> (Vault, Arc<MemoryAuditSink>) {
-    vault_on(
-        Arc::new(Interleaved(h.store())),
-        h,
-        Arc::new(test_keyring()),
-    )
+    vault_on(Arc::new(Interleaved(h.store())), h, h.keys())
 }
 
 /// A valid Visa submission.

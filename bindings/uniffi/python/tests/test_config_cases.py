@@ -23,6 +23,8 @@ def options(case):
         source = pci_vault.KeySource.ENV(var=keys["env"])
     elif "file" in keys:
         source = pci_vault.KeySource.FILE(path=keys["file"])
+    elif "source" in keys:
+        source = pci_vault.KeySource.SOURCE(text=keys["source"])
     else:
         source = pci_vault.KeySource.DEVELOPMENT()
     d = case.get("session_defaults", {})

@@ -1,0 +1,222 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod config;
+mod pool;
+mod token;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cryptoki::object::ObjectHandle;
+use pci_vault::{DataKey, Error, KeyId, KeyProvider, Result, WrappedKey};
+
+pub use config::{PinSource, Pkcs11Config};
+pub use token::create_key;
+
+use pool::SessionPool;
+
+/// The first byte of every wrapped key this provider writes: the format of the rest.
+const FORMAT_V1: u8 = 1;
+/// AES-GCM nonce length, in bytes.
+const IV_LEN: usize = 12;
+/// AES-GCM tag length, in bytes.
+const TAG_LEN: usize = 16;
+/// Length of a wrapped key: format byte, nonce, the encrypted 32-byte data key, tag.
+const WRAPPED_LEN: usize = 1 + IV_LEN + 32 + TAG_LEN;
+/// Bound in front of the vault's associated data, so a ciphertext of this provider never
+/// authenticates as anything else made with the same token key.
+const AAD_LABEL: &[u8] = b"pci-vault pkcs11 wrap v1\0";
+
+/// A key provider whose key-encryption keys live in a PKCS#11 token (an HSM) and never
+/// leave it: data keys are encrypted and decrypted inside the token with `CKM_AES_GCM`.
+///
+/// The primary key wraps; the previous keys only unwrap. A record naming any other key id
+/// is `KEY_UNAVAILABLE` without a call to the token. Every key is checked at open: an AES
+/// key of 32 bytes, sensitive and not extractable.
+///
+/// Calls to the token run on tokio's blocking threads, on a pool of sessions (one call a
+/// session at a time), so the async caller never waits on the token's thread.
+#[derive(Clone)]
+pub struct Pkcs11Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: String,
+    primary: KeyId,
+    keys: BTreeMap<KeyId, ObjectHandle>,
+    pool: SessionPool,
+}
+
+impl Pkcs11Provider {
+    /// Loads the module, finds the token, logs in with the PIN and checks every key.
+    ///
+    /// Blocks on the token: call it from a blocking context or at start
+    /// ([`Pkcs11Provider::connect`] does it on a blocking thread).
+    ///
+    /// # Errors
+    /// `KEY_UNAVAILABLE`, naming what is wrong and never the PIN: the module cannot be
+    /// loaded, no token or several tokens have the label, the PIN is unreadable or wrong,
+    /// the token does not support `CKM_AES_GCM`, a key is missing, ambiguous, not a 32-byte
+    /// AES key, not sensitive or extractable.
+    pub fn open(config: &Pkcs11Config) -> Result<Self> {
+        let (pool, slot_label) = SessionPool::open(config)?;
+        let session = pool.take()?;
+        let mut keys = BTreeMap::new();
+        let checked = (|| {
+            for (id, usage) in std::iter::once((&config.key, token::Usage::Wrap))
+                .chain(config.previous.iter().map(|id| (id, token::Usage::Unwrap)))
+            {
+                let handle = token::find_key(session.session(), &slot_label, id, usage)?;
+                if keys.insert(id.clone(), handle).is_some() {
+                    return Err(Error::InvalidArgument(
+                        "a PKCS#11 key label appears twice in the key source",
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        pool.give_back(session, checked.is_ok());
+        checked?;
+        Ok(Pkcs11Provider {
+            inner: Arc::new(Inner {
+                token: slot_label,
+                primary: config.key.clone(),
+                keys,
+                pool,
+            }),
+        })
+    }
+
+    /// [`Pkcs11Provider::open`] on a blocking thread.
+    ///
+    /// # Errors
+    /// As [`Pkcs11Provider::open`].
+    pub async fn connect(config: Pkcs11Config) -> Result<Self> {
+        tokio::task::spawn_blocking(move || Pkcs11Provider::open(&config))
+            .await
+            .map_err(|_| Error::key_unavailable("opening the PKCS#11 token stopped unexpectedly"))?
+    }
+
+    /// The id (the token label of the key) that wraps new data keys.
+    pub fn primary(&self) -> &KeyId {
+        &self.inner.primary
+    }
+
+    /// Runs `op` with a session of the pool on a blocking thread.
+    async fn with_session<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = self.inner.pool.permit().await?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let session = inner.pool.take()?;
+            let out = op(&inner, session.session());
+            // A session whose call failed for another reason than the data is closed,
+            // not reused: the token may have dropped it.
+            let reusable = match &out {
+                Ok(_) => true,
+                Err(e) => e.code() == pci_vault::ErrorCode::IntegrityError,
+            };
+            inner.pool.give_back(session, reusable);
+            out
+        })
+        .await
+        .map_err(|_| Error::key_unavailable("a PKCS#11 call stopped unexpectedly"))?
+    }
+}
+
+/// The associated data given to the token: a label, the key id and the vault's data.
+fn token_aad(key_id: &KeyId, aad: &[u8]) -> Result<Vec<u8>> {
+    let id = key_id.as_str().as_bytes();
+    let id_len = u8::try_from(id.len())
+        .map_err(|_| Error::InvalidArgument("a key id is at most 64 bytes"))?;
+    let mut out = Vec::with_capacity(AAD_LABEL.len() + 1 + id.len() + aad.len());
+    out.extend_from_slice(AAD_LABEL);
+    out.push(id_len);
+    out.extend_from_slice(id);
+    out.extend_from_slice(aad);
+    Ok(out)
+}
+
+#[async_trait]
+impl KeyProvider for Pkcs11Provider {
+    async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
+        let key_id = self.inner.primary.clone();
+        let token_aad = token_aad(&key_id, aad)?;
+        let mut iv = [0u8; IV_LEN];
+        getrandom::fill(&mut iv)
+            .map_err(|_| Error::key_unavailable("the operating system random source failed"))?;
+        let plain = zeroize::Zeroizing::new(*dek.expose_secret());
+        let id = key_id.clone();
+        let sealed = self
+            .with_session(move |inner, session| {
+                let handle = *inner
+                    .keys
+                    .get(&id)
+                    .ok_or_else(|| Error::key_unavailable("the primary key is missing"))?;
+                token::encrypt(
+                    session,
+                    &inner.token,
+                    &id,
+                    handle,
+                    iv,
+                    &token_aad,
+                    &plain[..],
+                )
+            })
+            .await?;
+        if sealed.len() != 32 + TAG_LEN {
+            return Err(Error::key_unavailable(
+                "the PKCS#11 token returned a ciphertext of an unexpected length",
+            ));
+        }
+        let mut ciphertext = Vec::with_capacity(WRAPPED_LEN);
+        ciphertext.push(FORMAT_V1);
+        ciphertext.extend_from_slice(&iv);
+        ciphertext.extend_from_slice(&sealed);
+        Ok(WrappedKey { key_id, ciphertext })
+    }
+
+    async fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
+        let id = wrapped.key_id.clone();
+        let handle = *self.inner.keys.get(&id).ok_or_else(|| {
+            Error::key_unavailable(format!(
+                "key id {:?} is neither the primary nor a previous key of this PKCS#11 key source",
+                id.as_str()
+            ))
+        })?;
+        let bytes = &wrapped.ciphertext;
+        if bytes.len() != WRAPPED_LEN || bytes.first() != Some(&FORMAT_V1) {
+            return Err(Error::IntegrityError);
+        }
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(bytes.get(1..=IV_LEN).ok_or(Error::IntegrityError)?);
+        let sealed = bytes
+            .get(1 + IV_LEN..)
+            .ok_or(Error::IntegrityError)?
+            .to_vec();
+        let token_aad = token_aad(&id, aad)?;
+        let plain = self
+            .with_session(move |inner, session| {
+                token::decrypt(session, &inner.token, &id, handle, iv, &token_aad, &sealed)
+            })
+            .await?;
+        DataKey::from_slice(&plain)
+    }
+}
+
+impl fmt::Debug for Pkcs11Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11Provider")
+            .field("token", &self.inner.token)
+            .field("primary", &self.inner.primary)
+            .field("key_ids", &self.inner.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
