@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates the Kotlin and Swift sources of the uniffi library (maturin generates the Python
 # module into the wheel: see pyproject.toml). Builds libpci_vault_uniffi and the crate's own
-# uniffi-bindgen (one cargo command: one build of the library), then writes into OUT_DIR:
+# uniffi-bindgen (one cargo command, feature `cli`: the library's API is the same without
+# it), then writes into OUT_DIR:
 #   OUT_DIR/kotlin/uniffi/pci_vault/pci_vault.kt
 #   OUT_DIR/swift/pci_vault.swift, pci_vaultFFI.h, pci_vaultFFI.modulemap
 #   OUT_DIR/libpci_vault_uniffi.so (or .dylib): the library they load
@@ -24,7 +25,7 @@ case "$(uname -s)" in
   *) lib=libpci_vault_uniffi.so ;;
 esac
 
-(cd "$root" && cargo build --locked "${cargo_profile[@]}" -p pci-vault-uniffi)
+(cd "$root" && cargo build --locked "${cargo_profile[@]}" -p pci-vault-uniffi --features cli)
 library=$target_dir/$profile/$lib
 bindgen=$target_dir/$profile/uniffi-bindgen
 

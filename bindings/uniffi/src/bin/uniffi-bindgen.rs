@@ -4,7 +4,7 @@
 //! and Swift.
 //!
 //! ```sh
-//! cargo run -p pci-vault-uniffi --bin uniffi-bindgen -- generate \
+//! cargo run -p pci-vault-uniffi --features cli --bin uniffi-bindgen -- generate \
 //!     --library target/debug/libpci_vault_uniffi.so --language kotlin --out-dir out
 //! ```
 
