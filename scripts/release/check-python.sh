@@ -111,16 +111,25 @@ cp "$sdist" "$place/"
 step "offline, in ${place}: pip wheel $(basename "$sdist") (cargo offline, crates from ~/.cargo/registry)"
 # A debug build: one cargo build serves both the library and the uniffi-bindgen maturin runs
 # (a release build compiles every crate twice); what is checked is that the sdist builds.
-# Build time: the compiled crates.io dependencies come from the workspace's target/ (cargo
-# keys them by registry source, so they are the same); every crate of the sdist has another
-# source path and compiles from the sdist's own files.
+# Build time: the compiled crates.io dependencies come from the workspace's target/. The
+# workspace's own crates are cleaned from it first, so that each compiles from the sdist's
+# files (the log must show it); the next build in the repository compiles them again.
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+own=(pci-vault pci-vault-memory pci-vault-keys pci-vault-redis pci-vault-config pci-vault-uniffi)
+clean=()
+for crate in "${own[@]}"; do clean+=(-p "$crate"); done
+cargo clean --locked --offline --profile dev -q "${clean[@]}"
 start=$SECONDS
 in_place "$place/venv" env MATURIN_PEP517_ARGS="--profile dev" CARGO_TARGET_DIR="$target_dir" \
   python -m pip wheel --no-index --find-links "$place/build-backend" --no-deps \
-  --disable-pip-version-check -q -w "$place/from-sdist" "$(basename "$sdist")"
+  --disable-pip-version-check -v -w "$place/from-sdist" "$(basename "$sdist")" \
+  >"$place/sdist-build.log" 2>&1 || { tail -40 "$place/sdist-build.log"; die "pip could not build a wheel from the sdist"; }
 printf '  built in %ss\n' "$((SECONDS - start))"
+for crate in "${own[@]}"; do
+  grep -Eq "Compiling $crate v[^ ]+ \(/tmp/" "$place/sdist-build.log" \
+    || die "$crate was not compiled from the sdist's files"
+done
 from_sdist=("$place/from-sdist"/pci_vault-*.whl)
 [ -f "${from_sdist[0]}" ] || die "pip built no wheel from $(basename "$sdist")"
 python3 -m venv "$place/sdist-venv"
