@@ -34,8 +34,8 @@ PATH="$PWD/$tools/bin:$PATH" "$tools/bin/maturin" build --release --locked --zig
 "$tools/bin/maturin" sdist -m bindings/uniffi/Cargo.toml -o "$dist"
 wheels=("$dist"/pci_vault-*.whl)
 sdists=("$dist"/pci_vault-*.tar.gz)
-[ "${#wheels[@]}" -eq 1 ] && [ -f "${wheels[0]}" ] || die "expected one wheel in $dist"
-[ "${#sdists[@]}" -eq 1 ] && [ -f "${sdists[0]}" ] || die "expected one sdist in $dist"
+if [ "${#wheels[@]}" -ne 1 ] || [ ! -f "${wheels[0]}" ]; then die "expected one wheel in $dist"; fi
+if [ "${#sdists[@]}" -ne 1 ] || [ ! -f "${sdists[0]}" ]; then die "expected one sdist in $dist"; fi
 wheel=${wheels[0]}
 sdist=${sdists[0]}
 case "$(basename "$wheel")" in
@@ -96,7 +96,8 @@ print("  imported", package)
 
 step "offline, in ${place}: $install_command (the wheel), then the README quick start"
 python3 -m venv "$place/venv"
-in_place "$place/venv" $install_command --no-index --find-links "$place/wheels" \
+read -r -a install_argv <<<"$install_command"
+in_place "$place/venv" "${install_argv[@]}" --no-index --find-links "$place/wheels" \
   --only-binary :all: --disable-pip-version-check -q
 check_installed "$place/venv"
 release_report "$wheel" "auditwheel show: manylinux_2_17_x86_64; $install_command + README quick start, offline venv in /tmp"
