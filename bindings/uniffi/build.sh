@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds libpci_vault_uniffi and the uniffi-bindgen it was built with (one cargo command, so
-# both share one feature set and nothing is built twice), then generates the Python, Kotlin
-# and Swift sources into OUT_DIR:
-#   OUT_DIR/python/pci_vault.py + libpci_vault_uniffi.so   (what the Python package ships)
+# Generates the Kotlin and Swift sources of the uniffi library (maturin generates the Python
+# module into the wheel: see pyproject.toml). Builds libpci_vault_uniffi and the crate's own
+# uniffi-bindgen (one cargo command, feature `cli`: the library's API is the same without
+# it), then writes into OUT_DIR:
 #   OUT_DIR/kotlin/uniffi/pci_vault/pci_vault.kt
 #   OUT_DIR/swift/pci_vault.swift, pci_vaultFFI.h, pci_vaultFFI.modulemap
+#   OUT_DIR/libpci_vault_uniffi.so (or .dylib): the library they load
 # Usage: bindings/uniffi/build.sh [--release] [OUT_DIR]   (default: target/uniffi/<profile>)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,15 +25,15 @@ case "$(uname -s)" in
   *) lib=libpci_vault_uniffi.so ;;
 esac
 
-(cd "$root" && cargo build --locked "${cargo_profile[@]}" -p pci-vault-uniffi -p pci-vault-uniffi-bindgen)
+(cd "$root" && cargo build --locked "${cargo_profile[@]}" -p pci-vault-uniffi --features cli)
 library=$target_dir/$profile/$lib
 bindgen=$target_dir/$profile/uniffi-bindgen
 
 rm -rf "$out"
-mkdir -p "$out/python" "$out/kotlin" "$out/swift"
-for language in python kotlin swift; do
-  (cd "$root" && "$bindgen" generate --no-format --library "$library" --language "$language" \
-    --out-dir "$out/$language" >/dev/null)
+mkdir -p "$out/kotlin" "$out/swift"
+for language in kotlin swift; do
+  (cd "$root/bindings/uniffi" && "$bindgen" generate --no-format --library "$library" \
+    --language "$language" --out-dir "$out/$language" >/dev/null)
 done
-cp "$library" "$out/python/$lib"
+cp "$library" "$out/$lib"
 echo "$out"

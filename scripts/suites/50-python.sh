@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The uniffi bindings (bindings/uniffi): builds the shared library and uniffi-bindgen,
-# generates the Python, Kotlin and Swift sources (Kotlin and Swift must generate; they are
-# not compiled here), installs the Python package into a venv under .test-run/ and runs its
-# tests against a throwaway Redis.
+# The uniffi bindings (bindings/uniffi): builds the shared library and its uniffi-bindgen,
+# generates the Kotlin and Swift sources (they must generate; they are not compiled here),
+# builds the Python wheel with maturin, installs it into a venv under .test-run/ and runs
+# the Python tests against a throwaway Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -16,22 +16,30 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 
 out="$PWD/target/uniffi/debug"
-step "build libpci_vault_uniffi + uniffi-bindgen; generate Python, Kotlin, Swift into ${out#"$PWD"/}"
+step "build libpci_vault_uniffi + its uniffi-bindgen; generate Kotlin, Swift into ${out#"$PWD"/}"
 bindings/uniffi/build.sh "$out" >/dev/null
-for generated in python/pci_vault.py python/libpci_vault_uniffi.so \
-  kotlin/uniffi/pci_vault/pci_vault.kt swift/pci_vault.swift swift/pci_vaultFFI.h; do
+for generated in libpci_vault_uniffi.so kotlin/uniffi/pci_vault/pci_vault.kt \
+  swift/pci_vault.swift swift/pci_vaultFFI.h; do
   [ -s "$out/$generated" ] || die "bindings/uniffi/build.sh did not produce $generated"
   printf '  %s\n' "$generated"
 done
 
 venv=.test-run/venv
-step "Python venv ($venv): pinned test tools and the pci-vault package"
+step "Python venv ($venv): pinned build and test tools"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  -r bindings/uniffi/python/requirements-test.txt
-# Always reinstall: the library may have changed since the last run.
-PCI_VAULT_UNIFFI_DIR="$out" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  --no-build-isolation --no-deps --force-reinstall ./bindings/uniffi
+  -r bindings/uniffi/python/requirements-build.txt -r bindings/uniffi/python/requirements-test.txt
+
+# A debug wheel of the library just built (the release wheel and the sdist are the release
+# check's: scripts/release/check-python.sh). Always reinstall: the library may have changed.
+wheels=.test-run/python-wheel
+rm -rf "$wheels"
+step "maturin: the pci-vault wheel (debug) into $wheels, installed into $venv"
+"$venv/bin/maturin" build --locked -m bindings/uniffi/Cargo.toml -o "$wheels" >/dev/null
+wheel=("$wheels"/pci_vault-*.whl)
+[ -f "${wheel[0]}" ] || die "maturin built no wheel into $wheels"
+printf '  %s\n' "$(basename "${wheel[0]}")"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "${wheel[0]}"
 
 start_redis
 

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+// docs.rs builds with nightly and `--cfg docsrs`: feature-gated items (`conformance`) show
+// the feature they need. Other builds never see the attribute.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 #[cfg(feature = "bench")]

@@ -1,17 +1,17 @@
 """pci-vault: one-time, PIN-gated storage of a payment card form (the Rust pci-vault engine).
 
-Everything public comes from the uniffi-generated module `pci_vault._uniffi`, which loads the
-shared library beside it; see the package README. This file only adds the exit hook below
-and makes `SessionEvents` an async iterator.
+Everything public comes from the uniffi-generated module `pci_vault._uniffi.pci_vault`, which
+loads the shared library beside it; see the package README. This file only adds the exit hook
+below and makes `SessionEvents` an async iterator.
 """
 
 import atexit as _atexit
 import time as _time
 
-from ._uniffi import *  # noqa: F401,F403 (the generated module's __all__)
-from ._uniffi import __all__  # noqa: F401
-from ._uniffi import SessionEvents as _SessionEvents
-from ._uniffi import stop_audit_delivery as _stop_audit_delivery
+from ._uniffi.pci_vault import *  # noqa: F401,F403 (the generated module's __all__)
+from ._uniffi.pci_vault import __all__  # noqa: F401
+from ._uniffi.pci_vault import SessionEvents as _SessionEvents
+from ._uniffi.pci_vault import stop_audit_delivery as _stop_audit_delivery
 
 
 def _events_aiter(self):

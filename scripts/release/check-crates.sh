@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Release check of the Rust crates: `cargo package` for every publishable crate of the
+# workspace, in one command, offline (crates from ~/.cargo/registry). Cargo packages them in
+# dependency order and verifies each .crate by building it alone, with its dependencies from
+# crates.io and the crates of this workspace from the .crate files it just made, as
+# `cargo publish` will. Then each .crate must carry LICENSE and README.md, and pci-vault's
+# published manifest no dev-dependency on a crate that depends on pci-vault.
+# Run by scripts/suites/60-release.sh (it sets PCI_VAULT_RELEASE_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib.sh
+[ -n "${PCI_VAULT_RELEASE_DIR:-}" ] || die "run from scripts/suites/60-release.sh"
+
+# What ships to crates.io, in dependency order. Everything else in the workspace says
+# publish = false (test kit, benchmarks, bindings, the example server).
+crates=(pci-vault pci-vault-memory pci-vault-keys pci-vault-redis pci-vault-config)
+publishable=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
+import json, sys
+for package in json.load(sys.stdin)["packages"]:
+    if package["publish"] != []:
+        print(package["name"])' | sort | tr '\n' ' ')
+expected=$(printf '%s\n' "${crates[@]}" | sort | tr '\n' ' ')
+[ "$publishable" = "$expected" ] \
+  || die "publishable crates are: $publishable; this check packages: $expected"
+
+packages=()
+for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
+step "cargo package ${crates[*]} (offline; each verified by building the .crate alone)"
+start=$SECONDS
+# --allow-dirty: the test command runs on a working tree with changes too; `cargo publish`
+# itself still refuses one.
+offline cargo package --locked --offline --allow-dirty "${packages[@]}"
+printf '  packaged and verified in %ss\n' "$((SECONDS - start))"
+
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+version=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
+import json, sys
+print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "pci-vault"))')
+out="$PCI_VAULT_RELEASE_DIR/crates"
+mkdir -p "$out"
+for crate in "${crates[@]}"; do
+  file="$target_dir/package/$crate-$version.crate"
+  [ -f "$file" ] || die "cargo package made no $file"
+  cp "$file" "$out/"
+  listing=$(tar -tzf "$file")
+  for member in Cargo.toml LICENSE README.md; do
+    grep -qx "$crate-$version/$member" <<<"$listing" || die "$crate-$version.crate has no $member"
+  done
+  release_report "$out/$crate-$version.crate" "cargo package: built alone from the .crate (offline); LICENSE, README.md inside"
+done
+
+# pci-vault's dev-dependencies on its own backends are path-only, so that crates.io takes
+# pci-vault first: cargo leaves them out of the published manifest.
+manifest=$(tar -xzOf "$out/pci-vault-$version.crate" "pci-vault-$version/Cargo.toml")
+if grep -Eq '^\[dev-dependencies\.pci-vault-(memory|keys)\]' <<<"$manifest"; then
+  die "pci-vault's published manifest names pci-vault-memory or pci-vault-keys: crates.io would refuse it before they exist"
+fi
