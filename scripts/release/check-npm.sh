@@ -83,6 +83,9 @@ out="$PCI_VAULT_RELEASE_DIR/npm"
 version=$(node -p 'require("./bindings/node/package.json").version')
 loader="$out/pci-vault-node-$version.tgz"
 native="$out/pci-vault-node-linux-x64-gnu-$version.tgz"
+for tarball in "$loader" "$native"; do
+  tar -tzf "$tarball" | grep -qx 'package/LICENSE' || die "$(basename "$tarball") has no LICENSE"
+done
 
 [ -d bindings/node/node_modules ] || (cd bindings/node && npm ci --no-audit --no-fund)
 step "npm run release:pack (bindings/node)"
