@@ -83,14 +83,14 @@ out="$PCI_VAULT_RELEASE_DIR/npm"
 version=$(node -p 'require("./bindings/node/package.json").version')
 loader="$out/pci-vault-node-$version.tgz"
 native="$out/pci-vault-node-linux-x64-gnu-$version.tgz"
-for tarball in "$loader" "$native"; do
-  tar -tzf "$tarball" | grep -qx 'package/LICENSE' || die "$(basename "$tarball") has no LICENSE"
-done
 
 [ -d bindings/node/node_modules ] || (cd bindings/node && npm ci --no-audit --no-fund)
 step "npm run release:pack (bindings/node)"
 rm -rf "$out"
 (cd bindings/node && npm run release:pack -- "$out")
+for tarball in "$loader" "$native"; do
+  tar -tzf "$tarball" | grep -qx 'package/LICENSE' || die "$(basename "$tarball") has no LICENSE"
+done
 { [ -f "$loader" ] && [ -f "$native" ]; } || die "release:pack made no $loader and $native"
 
 step "what the tarballs hold"
