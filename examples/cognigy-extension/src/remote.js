@@ -106,7 +106,7 @@ class RemoteVault {
     return { id: created.id, url: created.url, expiresAt: toDate(created.expires_at) };
   }
 
-  /** `GET /v1/sessions/{id}`: the state, times, attempts left and metadata. */
+  /** `GET /v1/sessions/{id}`: the state, times, attempts left, metadata and, once submitted, the masked card. */
   async status(id) {
     const view = await this.request('GET', sessionPath(id));
     return {
@@ -117,6 +117,7 @@ class RemoteVault {
       attemptsLeft: view.attempts_left,
       metadata: view.metadata ?? {},
       fields: view.fields ?? [],
+      card: view.card ? { brand: view.card.brand, maskedNumber: view.card.masked_number } : null,
     };
   }
 

@@ -110,6 +110,7 @@ describe(`extension, ${TRANSPORT} transport, on Redis`, () => {
     let run = await execute(sessionStatus, { config, context: link.context });
     assert.equal(run.output, 'sessionStatusPending');
     assert.equal(run.context.pciVault.state, 'pending');
+    assert.equal(run.context.pciVault.card, null);
     run = await execute(revealCard, { config: { ...config, pin: '123456' }, context: run.context });
     assert.equal(run.output, 'revealCardNotSubmitted');
     assert.equal(run.context.pciVault.error.code, 'NOT_SUBMITTED');
@@ -119,6 +120,9 @@ describe(`extension, ${TRANSPORT} transport, on Redis`, () => {
     run = await execute(sessionStatus, { config, context: run.context });
     assert.equal(run.output, 'sessionStatusSubmitted');
     assert.equal(run.context.pciVault.attemptsLeft, 5);
+    // The card to confirm with the customer before the PIN: brand and masked number only.
+    assert.deepEqual(run.context.pciVault.card, { brand: 'visa', maskedNumber: '424242******4242' });
+    noCardData(run.context, 'the status context');
 
     const wrong = pin === '000000' ? '111111' : '000000';
     run = await execute(revealCard, { config: { ...config, pin: `it is ${wrong}` }, input: { text: `it is ${wrong}` }, context: run.context });
@@ -140,6 +144,7 @@ describe(`extension, ${TRANSPORT} transport, on Redis`, () => {
     assert.equal(run.output, 'revealCardAlreadyRevealed');
     run = await execute(sessionStatus, { config, context: run.context });
     assert.equal(run.output, 'sessionStatusRevealed');
+    assert.equal(run.context.pciVault.card, null);
   });
 
   test('the full form can go to a context key instead', async () => {

@@ -1,6 +1,8 @@
 'use strict';
 // Where a payment session is: pending, submitted, revealed, cancelled or locked. The state
-// (never card data) goes into the context, and the flow follows one output per state.
+// goes into the context, with the card's brand and masked number (first 6, last 4) while it
+// is submitted, so the bot can ask "Visa ending 4242?" before the PIN; nothing else of the
+// card. The flow follows one output per state.
 
 const { createNodeDescriptor } = require('@cognigy/extension-tools');
 
@@ -35,6 +37,7 @@ const sessionStatus = createNodeDescriptor({
       attemptsLeft: status.attemptsLeft,
       expiresAt: status.expiresAt.toISOString(),
       submittedAt: status.submittedAt ? status.submittedAt.toISOString() : null,
+      card: status.card ? { brand: status.card.brand, maskedNumber: status.card.maskedNumber } : null,
       error: null,
     });
     return BY_STATE[status.state] ?? 'sessionStatusError';
