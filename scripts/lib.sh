@@ -94,3 +94,23 @@ offline() {
       CARGO_NET_OFFLINE=true "$@"
   fi
 }
+
+# use_loopback_npm_registry SCRIPT DIR WORK: serves the npm tarballs in DIR on a free
+# loopback port with SCRIPT (a copy of scripts/release/npm-registry.js), points npm at it
+# alone — a cache under WORK, no audit, fund or update check, the registry reached past any
+# proxy — and stops it when the calling shell exits. For the release checks' clean places.
+use_loopback_npm_registry() {
+  local script=$1 tarballs=$2 work=$3
+  node "$script" "$tarballs" "$work/port" &
+  PCI_VAULT_NPM_REGISTRY_PID=$!
+  trap 'kill "$PCI_VAULT_NPM_REGISTRY_PID" 2>/dev/null; wait "$PCI_VAULT_NPM_REGISTRY_PID" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+  [ -s "$work/port" ] || die "the loopback registry did not start"
+  npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
+  export npm_config_registry
+  export npm_config_cache="$work/npm-cache" npm_config_audit=false npm_config_fund=false
+  export npm_config_update_notifier=false
+  # Where `offline` works by pointing proxies at a closed port: the loopback registry is
+  # reached directly.
+  export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 npm_config_noproxy=127.0.0.1
+}

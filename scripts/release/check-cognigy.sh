@@ -14,18 +14,7 @@ if [ "${1:-}" = "--in-clean-place" ]; then
   work=$2 lib=$3
   # shellcheck source=scripts/lib.sh
   . "$lib"
-  node "$work/npm-registry.js" "$work/public" "$work/port" &
-  registry_pid=$!
-  trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  [ -s "$work/port" ] || die "the loopback registry did not start"
-  npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
-  export npm_config_registry
-  export npm_config_cache="$work/npm-cache" npm_config_audit=false npm_config_fund=false
-  export npm_config_update_notifier=false
-  # Where `offline` works by pointing proxies at a closed port: the loopback registry is
-  # reached directly.
-  export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 npm_config_noproxy=127.0.0.1
+  use_loopback_npm_registry "$work/npm-registry.js" "$work/public" "$work"
 
   cd "$work/upload"
   echo "+ npm ci"

@@ -12,20 +12,10 @@ GLIBC_BASELINE=2.17
 # The part that runs in the clean place: no network, an empty HOME, no NODE_PATH, cwd under
 # /tmp.
 if [ "${1:-}" = "--in-clean-place" ]; then
-  tarballs=$2 work=$3 registry=$4
-  die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-  node "$registry" "$tarballs" "$work/port" &
-  registry_pid=$!
-  trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-  [ -s "$work/port" ] || die "the loopback registry did not start"
-  npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
-  export npm_config_registry
-  export npm_config_cache="$work/npm-cache" npm_config_audit=false npm_config_fund=false
-  export npm_config_update_notifier=false
-  # Where `offline` works by pointing proxies at a closed port: the loopback registry is
-  # reached directly.
-  export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 npm_config_noproxy=127.0.0.1
+  tarballs=$2 work=$3 registry=$4 lib=$5
+  # shellcheck source=scripts/lib.sh
+  . "$lib"
+  use_loopback_npm_registry "$registry" "$tarballs" "$work"
 
   mkdir -p "$work/project"
   cd "$work/project"
@@ -120,8 +110,9 @@ cp scripts/release/npm-registry.js "$registry"
 cp "$0" "$work/check-npm.sh"
 mkdir -p "$work/home" "$work/tarballs"
 cp "$loader" "$native" "$work/tarballs/"
+lib="$PWD/scripts/lib.sh"
 (cd "$work" && offline env -u NODE_PATH HOME="$work/home" \
-  bash "$work/check-npm.sh" --in-clean-place "$work/tarballs" "$work" "$registry")
+  bash "$work/check-npm.sh" --in-clean-place "$work/tarballs" "$work" "$registry" "$lib")
 
 release_report "$loader" "npm install @pci-vault/node (offline, empty project); README quick start with require and with import"
 release_report "$native" "installed by npm as the loader's optional dependency; objdump -T: newest GLIBC_$newest <= $GLIBC_BASELINE"

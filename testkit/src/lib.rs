@@ -10,6 +10,7 @@
 )]
 
 pub mod cards;
+pub mod harness;
 pub mod keys;
 pub mod memory;
 pub mod proxy;

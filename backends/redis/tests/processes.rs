@@ -24,6 +24,7 @@ use std::sync::Arc;
 use pci_vault::conformance::{test_keyring, visa_form};
 use pci_vault::{Error, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
+use pci_vault_testkit::harness::Selection;
 use pci_vault_testkit::redis::RedisServer;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -277,24 +278,7 @@ fn main() {
         worker(&url);
         return;
     }
-    // The libtest arguments that matter here: a name filter, `--skip NAME`, `--list`.
-    let (mut filter, mut skip, mut list) = (None, Vec::new(), false);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--list" => list = true,
-            "--skip" => skip.extend(args.next()),
-            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
-                args.next();
-            }
-            flag if flag.starts_with('-') => {}
-            name => filter = Some(name.to_owned()),
-        }
-    }
-    let selected = |name: &str| {
-        filter.as_deref().is_none_or(|f| name.contains(f))
-            && !skip.iter().any(|s| name.contains(s.as_str()))
-    };
+    let tests = Selection::from_args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -303,15 +287,10 @@ fn main() {
     let mut server = None;
     macro_rules! run {
         ($($name:ident),*) => {$(
-            let name = stringify!($name);
-            if list {
-                println!("{name}: test");
-            } else if selected(name) {
+            tests.run(stringify!($name), || {
                 let server = server.get_or_insert_with(|| RedisServer::start(&[]));
-                eprintln!("test {name} ...");
                 runtime.block_on($name(server));
-                eprintln!("test {name} ... ok");
-            }
+            });
         )*};
     }
     run!(
