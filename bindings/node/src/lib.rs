@@ -18,6 +18,7 @@ mod audit_ref;
 mod errors;
 mod events;
 mod key_provider;
+mod key_usage;
 mod options;
 mod results;
 mod vault;

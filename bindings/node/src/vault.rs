@@ -13,10 +13,12 @@ use napi::bindgen_prelude::{
 use napi::{Env, Result};
 use napi_derive::napi;
 use pci_vault::{FormInput, FormSpec, Pin, RevealedForm, SessionId, Tenant};
+use pci_vault_config::KeyUsage;
 
 use crate::args::{self, Arg};
 use crate::errors::Failure;
 use crate::events::SessionEvents;
+use crate::key_usage::KeyWrapCount;
 use crate::options::{read_config, read_create_options};
 use crate::results::{
     RevealedBuffers, RevealedFields, SessionStatus, SessionTicket, SubmitReceipt,
@@ -42,6 +44,8 @@ use crate::results::{
 pub struct Vault {
     inner: pci_vault::Vault,
     store_warnings: Arc<[String]>,
+    /// The wrap counts of the keys; shared with `forTenant` vaults.
+    key_usage: Arc<KeyUsage>,
 }
 
 #[napi]
@@ -67,6 +71,7 @@ impl Vault {
                 Ok(Vault {
                     inner: opened.vault,
                     store_warnings: opened.store_warnings.into(),
+                    key_usage: opened.key_usage,
                 })
             },
             |_, vault| Ok(vault),
@@ -83,6 +88,7 @@ impl Vault {
             Ok(tenant) => Ok(Vault {
                 inner: self.inner.for_tenant(tenant),
                 store_warnings: Arc::clone(&self.store_warnings),
+                key_usage: Arc::clone(&self.key_usage),
             }),
             Err(failure) => Err(failure.into_js(env)),
         }
@@ -100,6 +106,18 @@ impl Vault {
     #[napi(getter)]
     pub fn store_warnings(&self) -> Vec<String> {
         self.store_warnings.to_vec()
+    }
+
+    /// How many data keys each key-encryption key has wrapped in this process, and whether
+    /// one reached the wrap warning limit (2^30 per key): export it to monitoring and
+    /// rotate a key before it is due. Key ids only, never key material.
+    #[napi]
+    pub fn key_usage(&self) -> Vec<KeyWrapCount> {
+        self.key_usage
+            .wraps()
+            .into_iter()
+            .map(KeyWrapCount::from)
+            .collect()
     }
 
     /// Creates a session and resolves to its id and expiry. The customer's link is

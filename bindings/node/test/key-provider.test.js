@@ -81,6 +81,10 @@ for (const store of STORES) {
     assert.ok(wraps.length >= 1);
     assert.ok(wraps.every((g) => g.dataKeyLength === 32));
     assert.ok(provider.given.some((g) => g.op === 'unwrap'));
+    // The vault counted each of those wraps under the provider's key id, for every tenant.
+    const usage = [{ keyId: 'js-kek-1', wraps: wraps.length, rotationDue: false }];
+    assert.deepEqual(vault.keyUsage(), usage);
+    assert.deepEqual(vault.forTenant('acme').keyUsage(), usage);
     for (const { aad } of provider.given) {
       for (const secret of ['4242424242424242', CARD.card_number, pin]) {
         assert.ok(!aad.includes(secret), 'the associated data holds a secret');

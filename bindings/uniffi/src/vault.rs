@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use pci_vault::{ExposeSecret, FormInput, Pin, SessionId, Tenant};
-use pci_vault_config::VaultConfig;
+use pci_vault_config::{KeyUsage, VaultConfig};
 use zeroize::Zeroizing;
 
 use crate::audit::HostAuditSink;
@@ -22,6 +22,19 @@ pub struct Vault {
     /// The queue to the host's audit sink, if `open` was given one; shared with
     /// `for_tenant` vaults, so their events go through the same queue, in order.
     audit: Option<Arc<HostAuditSink>>,
+    /// The wrap counts of the keys; shared with `for_tenant` vaults.
+    key_usage: Arc<KeyUsage>,
+}
+
+/// One key-encryption key's wrap count in this process.
+#[derive(Debug, uniffi::Record)]
+pub struct KeyWrapCount {
+    /// The key id, as records name it.
+    pub key_id: String,
+    /// Data keys it wrapped since the vault was opened.
+    pub wraps: u64,
+    /// Whether it reached the wrap warning limit: rotate it.
+    pub rotation_due: bool,
 }
 
 /// What `create_session` returns: the id for the link `{public_base_url}/forms/{id}` and
@@ -135,6 +148,7 @@ impl Vault {
             inner: opened.vault,
             store_warnings: opened.store_warnings.into(),
             audit,
+            key_usage: opened.key_usage,
         }))
     }
 
@@ -146,6 +160,7 @@ impl Vault {
             inner: self.inner.for_tenant(Tenant::new(tenant)?),
             store_warnings: Arc::clone(&self.store_warnings),
             audit: self.audit.clone(),
+            key_usage: Arc::clone(&self.key_usage),
         }))
     }
 
@@ -159,6 +174,21 @@ impl Vault {
     /// server, and when the ACL does not allow reading the settings. Log them at start.
     pub fn store_warnings(&self) -> Vec<String> {
         self.store_warnings.to_vec()
+    }
+
+    /// How many data keys each key-encryption key has wrapped in this process, and whether
+    /// one reached the wrap warning limit (2^30 per key): export it to monitoring and
+    /// rotate a key before it is due. Key ids only, never key material.
+    pub fn key_usage(&self) -> Vec<KeyWrapCount> {
+        self.key_usage
+            .wraps()
+            .into_iter()
+            .map(|key| KeyWrapCount {
+                key_id: key.key_id.as_str().to_owned(),
+                wraps: key.wraps,
+                rotation_due: key.rotation_due,
+            })
+            .collect()
     }
 
     /// Waits until every audit event recorded before this call has been handed to the

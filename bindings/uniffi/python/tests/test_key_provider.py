@@ -88,6 +88,12 @@ async def test_the_vault_wraps_and_unwraps_through_the_host(store):
     assert all(c[1].key_id == "hsm:slot-1" for c in unwraps)
     assert threading.get_ident() not in hsm.threads, "called on the event loop's thread"
 
+    # The vault counted the host's wraps under its key id, shared by every tenant's handle.
+    wraps = sum(1 for c in hsm.calls if c[0] == "wrap")
+    for handle in (vault, vault.for_tenant("acme")):
+        [usage] = handle.key_usage()
+        assert (usage.key_id, usage.wraps, usage.rotation_due) == ("hsm:slot-1", wraps, False)
+
     if store.kind == "redis":
         # The store holds the wrapped key (the handle), never the data key.
         [key] = store.keys()
