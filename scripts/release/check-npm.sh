@@ -79,7 +79,7 @@ step "npm run release:pack (bindings/node)"
 rm -rf "$out"
 (cd bindings/node && npm run release:pack -- "$out")
 for tarball in "$loader" "$native"; do
-  tar -tzf "$tarball" | grep -qx 'package/LICENSE' || die "$(basename "$tarball") has no LICENSE"
+  tar -tzf "$tarball" | grep -x 'package/LICENSE' >/dev/null || die "$(basename "$tarball") has no LICENSE"
 done
 { [ -f "$loader" ] && [ -f "$native" ]; } || die "release:pack made no $loader and $native"
 
