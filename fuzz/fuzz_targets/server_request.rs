@@ -557,7 +557,12 @@ struct Server {
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
+        // Time on, paused: the router's body and request timeouts need a timer, and paused
+        // time jumps over every wait, so a timeout fires only where a request really waits
+        // that long.
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         let clock = Arc::new(ManualClock::new(std::time::UNIX_EPOCH + START));
