@@ -67,9 +67,12 @@ def seen_pins(seen_dir):
 
 
 def pin_patterns(pins):
-    """A pattern per PIN of 4 digits or more: the whole number, not part of a longer one or
-    of a decimal fraction."""
-    return [re.compile(r"(?<![0-9.])" + p + r"(?![0-9])") for p in sorted(pins) if len(p) >= 4]
+    """A pattern per PIN of 4 digits or more: the whole number, not part of a longer one, of
+    a decimal fraction, or of an identifier (a hex request id or a base64url session id
+    holds runs of digits; a PIN that leaks stands apart, after `=`, `:`, a quote or a
+    space)."""
+    return [re.compile(r"(?<![0-9A-Za-z._-])" + p + r"(?![0-9A-Za-z_-])")
+            for p in sorted(pins) if len(p) >= 4]
 
 
 def log_files(logs):

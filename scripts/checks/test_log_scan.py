@@ -62,6 +62,13 @@ class Pins(unittest.TestCase):
     def test_not_part_of_another_number_or_a_fraction(self):
         self.assertEqual(scan("1482913 4829130 0.482913", pins={"482913"}), [])
 
+    def test_not_part_of_an_identifier(self):
+        self.assertEqual(scan('"request_id":"58d3824abc" id=Ab_3824-x', pins={"3824"}), [])
+
+    def test_a_seen_pin_next_to_punctuation(self):
+        for text in ('"x":"3824"', "x=3824,", "(3824).", "code 3824"):
+            self.assertEqual(scan(text, pins={"3824"}), ["a.log:1: a PIN a test saw"], text)
+
     def test_pins_shorter_than_4_digits_are_ignored(self):
         self.assertEqual(s.pin_patterns({"123"}), [])
 
