@@ -10,8 +10,10 @@ use tokio::sync::Mutex;
 use crate::error::VaultError;
 use crate::vault::{SessionState, Vault};
 
-/// One event of a session. Never card data or a PIN.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// One event of a session. Never card data or a PIN; its `repr()` shows only the start of
+/// the session id (`redact.rs`).
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct SessionEvent {
     /// Unique to this event (32 hex digits).
     pub id: String,

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::events::SessionEvent;
 use crate::options::{KeySource, KeyringEntry, VaultOptions, store_config};
 use crate::vault::{Receipt, RevealedForm, SessionStatus, Ticket};
 
@@ -32,6 +33,7 @@ macro_rules! display_as_debug {
 }
 
 display_as_debug!(
+    SessionEvent,
     Ticket,
     Receipt,
     SessionStatus,
@@ -46,6 +48,21 @@ impl fmt::Debug for Ticket {
         f.debug_struct("Ticket")
             .field("id", &IdPrefix(&self.id))
             .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SessionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionEvent")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("session_id", &IdPrefix(&self.session_id))
+            .field("tenant", &self.tenant)
+            .field("state", &self.state)
+            .field("attempts_left", &self.attempts_left)
+            .field("at", &self.at)
+            .field("from_state", &self.from_state)
             .finish()
     }
 }

@@ -34,6 +34,9 @@ async def test_watch_yields_the_state_then_each_event_once(store):
     assert rest == ["revealed"]
     for event in (first, submitted, failed):
         assert "4242" not in repr(event) and receipt.pin not in repr(event)
+        # The session id is the customer's credential: repr() and str() show its start only.
+        assert ticket.id not in repr(event) and ticket.id not in str(event)
+        assert ticket.id[:6] in repr(event)
 
     other = await vault.create_session(None)
     events = await vault.watch(other.id)
