@@ -12,7 +12,7 @@ use axum::extract::connect_info::Connected;
 use axum_server::{AddrListener, Address};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The address of a connection accepted by a [`LimitedListener`].
@@ -28,6 +28,25 @@ impl Connected<PeerAddr> for SocketAddr {
     fn connect_info(peer: PeerAddr) -> Self {
         peer.0
     }
+}
+
+/// Binds a listening socket at `addr` whose kernel queue holds `backlog` connections that
+/// are not yet accepted (the kernel caps it at `net.core.somaxconn`). The standard
+/// library's queue of 128 overflows in a burst of new connections (a load balancer's
+/// reconnects, a restart): the kernel then drops handshakes, and those clients wait for
+/// their retransmissions, seconds apart.
+///
+/// # Errors
+/// When the socket cannot be created or bound, or listen fails. Needs a tokio runtime.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)?.into_std()
 }
 
 /// A listener that holds at most `limit` connections open.

@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::{admin_router, main_router};
 use crate::config::{Args, LogFormat, PublicUrl};
-use crate::listener::{LimitedListener, PeerAddr};
+use crate::listener::{self, LimitedListener, PeerAddr};
 use crate::metrics::Metrics;
 use crate::ratelimit::{AuthFailures, RateLimit};
 use crate::reload::{TlsFiles, spawn_maintenance};
@@ -97,11 +97,14 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
     }
     let vault = opened.vault;
 
-    let listener = std::net::TcpListener::bind(args.listen).map_err(io("binding --listen"))?;
+    // Past the connection limit, new connections wait in the kernel's queue: as many as
+    // the limit.
+    let backlog = args.max_connections.get();
+    let listener = listener::bind(args.listen, backlog).map_err(io("binding --listen"))?;
     let local = listener.local_addr().map_err(io("binding --listen"))?;
     let admin = args
         .admin_listen
-        .map(|addr| std::net::TcpListener::bind(addr).map_err(io("binding --admin-listen")))
+        .map(|addr| listener::bind(addr, backlog).map_err(io("binding --admin-listen")))
         .transpose()?;
     let public_url = match &args.public_url {
         Some(url) => PublicUrl::parse(url)?,

@@ -213,6 +213,36 @@ async fn the_server_stays_healthy_under_500_slow_connections() {
 }
 
 #[tokio::test]
+async fn a_burst_of_connections_waits_in_the_kernel_queue_while_the_server_is_busy() {
+    // The server is stopped, so it accepts nothing: every handshake of the burst must fit in
+    // the listen queue (as long as the connection limit, 1024 by default). A queue of 128
+    // would drop the rest, and their clients would wait for retransmissions.
+    let server = TestServer::start("hardening-listen-queue");
+    let addr = host_port(&server.base);
+    server.signal("STOP");
+    let connects: Vec<_> = (0..600)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_millis(900), TcpStream::connect(addr))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for connect in connects {
+        held.extend(connect.await.unwrap());
+    }
+    server.signal("CONT");
+    assert_eq!(held.len(), 600, "handshakes dropped by a full listen queue");
+    drop(held);
+    assert_eq!(server.get("/healthz").await.status(), StatusCode::OK);
+    server.stop(&[]);
+}
+
+#[tokio::test]
 async fn past_the_connection_limit_the_admin_listener_still_answers() {
     // 300 descriptors cannot hold 500 connections; the limit of 200 keeps the process
     // within them, and the admin listener answers while the main one is full.

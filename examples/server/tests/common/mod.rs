@@ -316,6 +316,16 @@ impl TestServer {
         (status, body)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().unwrap();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     /// Sends SIGTERM, waits for a clean exit, and checks the log: it holds no remembered
     /// secret, no test card number, and no full session id of `ids`.
     pub fn stop(mut self, ids: &[&str]) -> String {
