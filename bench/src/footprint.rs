@@ -20,10 +20,7 @@ fn form() -> FormInput {
 }
 
 async fn fill(vault: &Vault, sessions: usize) -> Result<(), String> {
-    let options = SessionOptions {
-        ttl: Duration::from_secs(600),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_ttl(Duration::from_secs(600));
     let input = form();
     for _ in 0..sessions {
         let t = vault
@@ -48,10 +45,9 @@ fn rss() -> u64 {
 /// The memory store: bytes it counts per session, and this process's RSS growth per session.
 pub(crate) async fn memory(sessions: usize) -> Result<String, String> {
     let store = Arc::new(MemoryStore::with_clock(
-        MemoryLimits {
-            max_entries: 50_000_000,
-            max_bytes: 16 << 30,
-        },
+        MemoryLimits::default()
+            .with_max_entries(50_000_000)
+            .with_max_bytes(16 << 30),
         Arc::new(SystemClock),
     ));
     let vault = Vault::builder(store.clone(), Arc::new(Keyring::ephemeral()))

@@ -44,10 +44,9 @@ async fn cycle(vault: &Vault, options: &SessionOptions, input: &FormInput) -> Re
 }
 
 pub(crate) async fn run_memory(plan: &Plan) -> Result<RunResult, String> {
-    let limits = MemoryLimits {
-        max_entries: 50_000_000,
-        max_bytes: 16 << 30,
-    };
+    let limits = MemoryLimits::default()
+        .with_max_entries(50_000_000)
+        .with_max_bytes(16 << 30);
     let store = Arc::new(MemoryStore::with_clock(limits, Arc::new(SystemClock)));
     run(
         plan,
@@ -164,10 +163,7 @@ pub(crate) async fn round_trips(
     let vault = Vault::builder(Arc::new(store), Arc::new(Keyring::ephemeral()))
         .build()
         .map_err(|e| e.to_string())?;
-    let options = SessionOptions {
-        ttl,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_ttl(ttl);
     let input = form();
     let kinds = ["create", "submit", "reveal", "reveal-wrong"];
     for kind in kinds {
@@ -191,10 +187,7 @@ async fn run(
     let vault = Vault::builder(store, Arc::new(Keyring::ephemeral()))
         .build()
         .map_err(|e| e.to_string())?;
-    let options = Arc::new(SessionOptions {
-        ttl: plan.ttl,
-        ..SessionOptions::default()
-    });
+    let options = Arc::new(SessionOptions::default().with_ttl(plan.ttl));
     let input = Arc::new(form());
     let one = move || {
         let (vault, options, input) = (vault.clone(), options.clone(), input.clone());

@@ -324,10 +324,7 @@ fn check_form(input: &Input, now: SystemTime) {
 
     let fx = Fixture::at(now);
     let (vault, _) = fx.vault();
-    let options = SessionOptions {
-        form: spec,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_form(spec);
     let ticket = run(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
     let mut form = FormInput::new();
     for (name, value) in &submission {

@@ -153,12 +153,10 @@ fn make(fx: &Fixture, vault: &Vault, plan: &Plan) -> Session {
     } else {
         Ok(Metadata::default())
     };
-    let options = SessionOptions {
-        pin_length: 4 + plan.pin_length % 9,
-        max_attempts: 1 + plan.max_attempts % 10,
-        metadata: metadata.unwrap_or_else(|e| panic!("{e}")),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(4 + plan.pin_length % 9)
+        .with_max_attempts(1 + plan.max_attempts % 10)
+        .with_metadata(metadata.unwrap_or_else(|e| panic!("{e}")));
     let before = fx.entries();
     let ticket = run(vault.create_session(&options)).unwrap_or_else(|e| panic!("{e}"));
     let key = Fixture::new_key(&before, &fx.entries());

@@ -614,10 +614,7 @@ impl FormPost {
         let server = server();
         // Every earlier session has expired (TTL 1 s): the store holds only this one.
         server.clock.advance(Duration::from_millis(1001));
-        let options = SessionOptions {
-            ttl: Duration::from_secs(1),
-            ..SessionOptions::default()
-        };
+        let options = SessionOptions::default().with_ttl(Duration::from_secs(1));
         let ticket = server
             .runtime
             .block_on(server.vault.create_session(&options))

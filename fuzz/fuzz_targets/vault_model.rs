@@ -482,12 +482,10 @@ fn create(w: &mut World, other: bool, pin_length: u8, max_attempts: u8, ttl: u8)
         t if t < 128 => u64::from(t),
         t => u64::from(t - 127) * 60,
     };
-    let options = SessionOptions {
-        pin_length: 3 + pin_length % 11,
-        max_attempts: max_attempts % 12,
-        ttl: Duration::from_secs(ttl_secs),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(3 + pin_length % 11)
+        .with_max_attempts(max_attempts % 12)
+        .with_ttl(Duration::from_secs(ttl_secs));
     let valid = (4..=12).contains(&options.pin_length)
         && (1..=10).contains(&options.max_attempts)
         && (1..=86_400).contains(&ttl_secs);
@@ -1206,12 +1204,10 @@ fn faulty_create(w: &mut World, other: bool, max_attempts: u8, ttl: u8, faults: 
         return;
     }
     let tenant = if other { acme() } else { Tenant::default() };
-    let options = SessionOptions {
-        pin_length: 4,
-        max_attempts: 1 + max_attempts % 10,
-        ttl: Duration::from_secs(1 + u64::from(ttl) * 30),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(4)
+        .with_max_attempts(1 + max_attempts % 10)
+        .with_ttl(Duration::from_secs(1 + u64::from(ttl) * 30));
     let before = w.fx.entries();
     w.fx.scheduled.set_faults(faults);
     let got =

@@ -91,10 +91,7 @@ impl Harness for MemoryHarness {
     }
 
     async fn bounded_store(&self) -> Option<Arc<dyn EphemeralStore>> {
-        let limits = MemoryLimits {
-            max_entries: 3,
-            ..MemoryLimits::default()
-        };
+        let limits = MemoryLimits::default().with_max_entries(3);
         Some(Arc::new(MemoryStore::with_clock(
             limits,
             self.clock.clone(),

@@ -69,18 +69,14 @@ fn operations(c: &mut Criterion) {
         .unwrap();
     // Finished sessions stay as tombstones until their TTL: a short TTL and a large bound
     // keep the store from filling during a long measurement.
-    let limits = MemoryLimits {
-        max_entries: 10_000_000,
-        max_bytes: 8 << 30,
-    };
+    let limits = MemoryLimits::default()
+        .with_max_entries(10_000_000)
+        .with_max_bytes(8 << 30);
     let store = MemoryStore::with_clock(limits, Arc::new(SystemClock));
     let vault = Vault::builder(Arc::new(store), Arc::new(Keyring::ephemeral()))
         .build()
         .unwrap();
-    let options = SessionOptions {
-        ttl: std::time::Duration::from_secs(1),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_ttl(std::time::Duration::from_secs(1));
     let form = card_form();
     c.bench_function("vault/full cycle on memory (create, submit, reveal)", |b| {
         b.iter(|| {

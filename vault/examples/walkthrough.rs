@@ -18,10 +18,8 @@ async fn main() -> Result<(), Error> {
         Vault::builder(Arc::new(MemoryStore::new()), Arc::new(Keyring::ephemeral())).build()?;
 
     println!("1. The agent asks for a payment link.");
-    let options = SessionOptions {
-        metadata: Metadata::new([("conversation", "demo-1")])?,
-        ..SessionOptions::default()
-    };
+    let options =
+        SessionOptions::default().with_metadata(Metadata::new([("conversation", "demo-1")])?);
     let ticket = vault.create_session(&options).await?;
     println!("   link: http://127.0.0.1:8080/forms/{}", ticket.id);
     println!("   state: {}", vault.status(&ticket.id).await?.state);

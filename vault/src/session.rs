@@ -223,8 +223,24 @@ impl Metadata {
 }
 
 /// What `create_session` is asked for. Every field has a default and a range
-/// (`docs/CONTRACTS.md`, "Defaults and limits").
+/// (`docs/CONTRACTS.md`, "Defaults and limits"), checked when a session is created.
+///
+/// Start from [`SessionOptions::default`] and change what differs; new options may be added,
+/// so the struct cannot be written as a literal outside this crate:
+///
+/// ```
+/// use std::time::Duration;
+/// use pci_vault::{Metadata, SessionOptions};
+///
+/// let options = SessionOptions::default()
+///     .with_ttl(Duration::from_secs(300))
+///     .with_pin_length(8)
+///     .with_metadata(Metadata::new([("conversation", "c-1")])?);
+/// assert!(options.validate().is_ok());
+/// # Ok::<(), pci_vault::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionOptions {
     /// How long the link and any data live: 1 s – 24 h, default 15 min. Whole seconds.
     pub ttl: Duration,
@@ -257,6 +273,41 @@ impl SessionOptions {
     pub const MAX_ATTEMPTS: u8 = 10;
     /// Default wrong PINs allowed.
     pub const DEFAULT_ATTEMPTS: u8 = 5;
+
+    /// These options with `ttl` as the time to live (checked at creation).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// These options with a PIN of `pin_length` digits (checked at creation).
+    #[must_use]
+    pub fn with_pin_length(mut self, pin_length: u8) -> Self {
+        self.pin_length = pin_length;
+        self
+    }
+
+    /// These options allowing `max_attempts` wrong PINs (checked at creation).
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u8) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// These options asking the customer for the fields of `form`.
+    #[must_use]
+    pub fn with_form(mut self, form: FormSpec) -> Self {
+        self.form = form;
+        self
+    }
+
+    /// These options carrying `metadata` for the agent.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
 
     /// Checks every option against its range.
     ///

@@ -226,10 +226,7 @@ async fn well_formed_pins_of_another_length_count_as_wrong_guesses() {
 async fn a_pin_from_one_session_opens_no_other() {
     let fx = Fixture::new();
     let (vault, _) = fx.vault();
-    let twelve = SessionOptions {
-        pin_length: 12,
-        ..SessionOptions::default()
-    };
+    let twelve = SessionOptions::default().with_pin_length(12);
     let (a, _) = fx.session(&vault, &twelve).await;
     let (b, key_b) = fx.session(&vault, &twelve).await;
     let pin_a = vault.submit(&a, &visa_form()).await.unwrap().pin;
@@ -506,14 +503,13 @@ async fn oversized_values_and_too_many_fields_are_refused() {
     }
 
     // A text field takes 1 KiB and not a byte more, and no control character.
-    let with_note = SessionOptions {
-        form: FormSpec::new(vec![
+    let with_note = SessionOptions::default().with_form(
+        FormSpec::new(vec![
             FieldSpec::named("card_number").unwrap(),
             FieldSpec::new("note", FieldKind::Text, true).unwrap(),
         ])
         .unwrap(),
-        ..SessionOptions::default()
-    };
+    );
     let customer = Customer::on(Fixture::new(), with_note);
     let note = |text: &str| {
         FormInput::new()

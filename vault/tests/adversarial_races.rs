@@ -59,10 +59,7 @@ async fn pin_guesses_from_two_processes_and_a_stranger_race_a_right_reveal() {
     let processes = two_processes(&fx);
     let acme = Tenant::new("acme").unwrap();
     // Twelve digits, so that another session's PIN is never this one's by chance.
-    let options = SessionOptions {
-        pin_length: 12,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_pin_length(12);
     let (other, _) = fx.session(&processes[0].0, &options).await;
     let other_pin = processes[0]
         .0

@@ -302,10 +302,7 @@ async fn records_moved_between_sessions_states_and_tenants_never_open() {
 async fn an_expired_record_written_back_is_not_found() {
     let fx = Fixture::new();
     let (vault, _) = fx.vault();
-    let short = SessionOptions {
-        ttl: Duration::from_secs(60),
-        ..SessionOptions::default()
-    };
+    let short = SessionOptions::default().with_ttl(Duration::from_secs(60));
     let (id, key) = fx.session(&vault, &short).await;
     let pin = vault.submit(&id, &visa_form()).await.unwrap().pin;
     let saved = fx.raw(&key).await;

@@ -166,11 +166,9 @@ async fn submit_with_lost_reply(meanwhile: Meanwhile) -> Result<(), Error> {
         .build()
         .unwrap();
     store.vault.set(vault.clone()).unwrap();
-    let options = SessionOptions {
-        pin_length: 10,
-        max_attempts: 1,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(10)
+        .with_max_attempts(1);
     let ticket = vault.create_session(&options).await.unwrap();
     *store.session.lock().unwrap() = Some(ticket.id.clone());
     vault.submit(&ticket.id, &visa_form()).await.map(|_| ())
@@ -307,11 +305,9 @@ async fn revealed_tombstone_counts_a_concurrent_wrong_guess() {
         .build()
         .unwrap();
     store.vault.set(vault.clone()).unwrap();
-    let options = SessionOptions {
-        pin_length: 10,
-        max_attempts: 3,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(10)
+        .with_max_attempts(3);
     let ticket = vault.create_session(&options).await.unwrap();
     *store.session.lock().unwrap() = Some(ticket.id.clone());
     let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();

@@ -164,12 +164,10 @@ async fn flow() -> Secrets {
         .build()
         .unwrap();
     tracing::debug!(?vault, "vault built");
-    let options = SessionOptions {
-        pin_length: 12,
-        max_attempts: 3,
-        metadata: Metadata::new([("conversation", "c-77")]).unwrap(),
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default()
+        .with_pin_length(12)
+        .with_max_attempts(3)
+        .with_metadata(Metadata::new([("conversation", "c-77")]).unwrap());
     let mut secrets = Secrets {
         pins: Vec::new(),
         ids: Vec::new(),

@@ -69,10 +69,7 @@ async fn debug_of_every_secret_type_is_redacted() {
         .clock(fx.clock.clone())
         .build()
         .unwrap();
-    let options = SessionOptions {
-        pin_length: 12,
-        ..SessionOptions::default()
-    };
+    let options = SessionOptions::default().with_pin_length(12);
     let (id, key) = fx.session(&vault, &options).await;
     let input = discover();
     let receipt = vault.submit(&id, &input).await.unwrap();

@@ -17,12 +17,31 @@ use pci_vault::{
 };
 
 /// Bounds of a [`MemoryStore`].
+///
+/// Start from [`MemoryLimits::default`] and change what differs: new bounds may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryLimits {
     /// Most live entries.
     pub max_entries: usize,
     /// Most bytes of keys and values together (plus a fixed overhead per entry).
     pub max_bytes: usize,
+}
+
+impl MemoryLimits {
+    /// These limits with at most `max_entries` live entries.
+    #[must_use]
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// These limits with at most `max_bytes` of keys, values and overhead.
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
 }
 
 impl Default for MemoryLimits {

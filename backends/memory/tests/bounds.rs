@@ -20,10 +20,7 @@ fn store(limits: MemoryLimits) -> (Arc<MemoryStore>, Arc<ManualClock>) {
 
 #[tokio::test]
 async fn entry_bound_gives_capacity_exceeded_and_frees_on_expiry() {
-    let (store, clock) = store(MemoryLimits {
-        max_entries: 2,
-        ..MemoryLimits::default()
-    });
+    let (store, clock) = store(MemoryLimits::default().with_max_entries(2));
     let ttl = Duration::from_secs(10);
     assert!(matches!(
         store
@@ -60,10 +57,11 @@ async fn entry_bound_gives_capacity_exceeded_and_frees_on_expiry() {
 
 #[tokio::test]
 async fn byte_bound_covers_growth_by_replace() {
-    let (store, _) = store(MemoryLimits {
-        max_entries: 10,
-        max_bytes: 1_000,
-    });
+    let (store, _) = store(
+        MemoryLimits::default()
+            .with_max_entries(10)
+            .with_max_bytes(1_000),
+    );
     let v = match store
         .create(
             "k",
@@ -180,10 +178,7 @@ async fn dump_of_every_record_holds_no_secret() {
         .unwrap();
     let mut pins = Vec::new();
     for _ in 0..20 {
-        let options = SessionOptions {
-            pin_length: 12,
-            ..SessionOptions::default()
-        };
+        let options = SessionOptions::default().with_pin_length(12);
         let t = vault.create_session(&options).await.unwrap();
         pins.push(vault.submit(&t.id, &visa_form()).await.unwrap().pin);
     }

@@ -84,10 +84,7 @@ async fn redis_never_holds_or_sees_a_secret() {
     let mut admin = server.admin().await;
 
     let ticket = vault
-        .create_session(&SessionOptions {
-            pin_length: 12,
-            ..SessionOptions::default()
-        })
+        .create_session(&SessionOptions::default().with_pin_length(12))
         .await
         .unwrap();
     let receipt = vault.submit(&ticket.id, &amex_form()).await.unwrap();
