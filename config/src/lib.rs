@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 pub use observe::{Call, Observer};
 pub use pci_vault_keys::{KeySource, KeyUsage, KeyWraps};
 pub use pci_vault_memory::MemoryLimits;
-pub use pci_vault_redis::RedisOptions;
-pub use store::{MemoryGauge, MemoryUsage, StoreConfig};
+pub use pci_vault_redis::{MinReplicas, RedisOptions};
+pub use store::{MemoryGauge, MemoryUsage, StoreConfig, StoreSettings};
 
 /// Everything a vault is opened with. Front-ends fill it from their host's values; only
 /// [`VaultConfig::open`] checks and uses them, so every front-end opens the same vault from

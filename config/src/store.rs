@@ -1,12 +1,14 @@
 //! Where sessions are kept: the one store string parser, and opening the store.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pci_vault::{EphemeralStore, Error, Result, SystemClock};
 use pci_vault_memory::{MemoryLimits, MemoryStore};
-use pci_vault_redis::{RedisOptions, RedisStore};
+use pci_vault_redis::{MinReplicas, RedisOptions, RedisStore};
 
 /// The store of a [`VaultConfig`](crate::VaultConfig). New stores (and new ways to reach
 /// Redis) become new variants.
@@ -28,11 +30,17 @@ const STORE_SYNTAX: &str = "a store is `memory`, `memory?max_entries=N&max_bytes
                             rediss:// URL, or a comma-separated list of them";
 const MEMORY_OPTIONS: &str =
     "memory store options are max_entries and max_bytes, whole numbers of at least 1";
+const REDIS_OPTIONS: &str = "Redis store options are min_replicas (1-64) and \
+                             min_replicas_timeout_ms (with min_replicas), whole numbers";
+/// How long writes wait for `min_replicas` when the store string does not say.
+const DEFAULT_MIN_REPLICAS_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl StoreConfig {
     /// Parses a store string: `memory` (any case), `memory?max_entries=N&max_bytes=N`, a
     /// `redis://` or `rediss://` URL, or several comma-separated URLs (the seed nodes of a
-    /// cluster, by the Redis store's own rule, [`RedisOptions::from_list`]).
+    /// cluster, by the Redis store's own rule, [`RedisOptions::from_list`]). A Redis store
+    /// string may end in `?min_replicas=N[&min_replicas_timeout_ms=N]` (default 500 ms):
+    /// the replicas that must acknowledge every write ([`RedisOptions::min_replicas`]).
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for anything else; the message never repeats the text.
@@ -42,14 +50,15 @@ impl StoreConfig {
         if name.eq_ignore_ascii_case("memory") {
             return memory_limits(query).map(StoreConfig::Memory);
         }
-        let options = RedisOptions::from_list(text);
+        let (list, query) = text.rsplit_once('?').unwrap_or((text, ""));
+        let options = RedisOptions::from_list(list);
         let redis_urls = !options.urls.is_empty()
             && options
                 .urls
                 .iter()
                 .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
         if redis_urls {
-            Ok(StoreConfig::Redis(options))
+            redis_query(query)?.apply(StoreConfig::Redis(options))
         } else {
             Err(Error::InvalidArgument(STORE_SYNTAX))
         }
@@ -63,7 +72,7 @@ impl StoreConfig {
     }
 
     /// The store for logs and tests, without credentials: `memory (N entries, N bytes)` or
-    /// `redis (single node|cluster[, TLS], N URL(s))`.
+    /// `redis (single node|cluster[, TLS], N URL(s)[, writes wait for N replica(s), N ms])`.
     pub fn describe(&self) -> String {
         match self {
             StoreConfig::Memory(limits) => format!(
@@ -71,14 +80,19 @@ impl StoreConfig {
                 limits.max_entries, limits.max_bytes
             ),
             StoreConfig::Redis(options) => format!(
-                "redis ({}{}, {} URL(s))",
+                "redis ({}{}, {} URL(s){})",
                 if options.cluster {
                     "cluster"
                 } else {
                     "single node"
                 },
                 if options.is_tls() { ", TLS" } else { "" },
-                options.urls.len()
+                options.urls.len(),
+                options.min_replicas.map_or(String::new(), |min| format!(
+                    ", writes wait for {} replica(s), {} ms",
+                    min.count,
+                    min.timeout.as_millis()
+                )),
             ),
         }
     }
@@ -122,6 +136,120 @@ impl StoreConfig {
                 (Arc::new(store), warnings, None)
             }
         })
+    }
+}
+
+/// Store settings a host gives beside its store string, each optional: a binding's store
+/// object, a server's flags. [`StoreSettings::apply`] puts them over a parsed
+/// [`StoreConfig`], so every front-end tunes a store the same way; the store checks the
+/// ranges when it opens. A memory setting on a Redis store, or a Redis setting on the
+/// memory store, is refused rather than ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreSettings {
+    /// Memory: most live entries.
+    pub max_entries: Option<u64>,
+    /// Memory: most bytes of keys, values and overhead.
+    pub max_bytes: Option<u64>,
+    /// Redis: whether a single URL is the seed of a cluster (several always are).
+    pub cluster: Option<bool>,
+    /// Redis: prefix of every key.
+    pub key_prefix: Option<String>,
+    /// Redis: longest wait for one operation, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Redis: longest wait to connect at open, in milliseconds.
+    pub connect_timeout_ms: Option<u64>,
+    /// Redis over TLS: a PEM file of the CA(s) that sign the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Redis over TLS: a PEM client certificate, with [`client_key_file`](Self::client_key_file).
+    pub client_cert_file: Option<PathBuf>,
+    /// Redis over TLS: the PEM private key of [`client_cert_file`](Self::client_cert_file).
+    pub client_key_file: Option<PathBuf>,
+    /// Redis: replicas that must acknowledge every write.
+    pub min_replicas: Option<u64>,
+    /// Redis: longest wait for them, in milliseconds (with `min_replicas`; default 500).
+    pub min_replicas_timeout_ms: Option<u64>,
+}
+
+impl StoreSettings {
+    /// No settings: [`StoreSettings::apply`] returns the store unchanged.
+    pub fn new() -> Self {
+        StoreSettings::default()
+    }
+
+    /// `store` with every setting given here.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a setting of another kind of store, a client certificate
+    /// without its key (or the reverse), or a replica wait without replicas.
+    pub fn apply(self, mut store: StoreConfig) -> Result<StoreConfig> {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let millis = Duration::from_millis;
+        match &mut store {
+            StoreConfig::Memory(limits) => {
+                if self.has_redis_settings() {
+                    return Err(Error::InvalidArgument("Redis settings need a Redis store"));
+                }
+                if let Some(n) = self.max_entries {
+                    limits.max_entries = size(n);
+                }
+                if let Some(n) = self.max_bytes {
+                    limits.max_bytes = size(n);
+                }
+            }
+            StoreConfig::Redis(options) => {
+                if self.max_entries.is_some() || self.max_bytes.is_some() {
+                    return Err(Error::InvalidArgument(
+                        "memory store bounds need the memory store",
+                    ));
+                }
+                options.cluster |= self.cluster.unwrap_or(false);
+                if let Some(prefix) = self.key_prefix {
+                    options.key_prefix = prefix;
+                }
+                if let Some(ms) = self.timeout_ms {
+                    options.timeout = millis(ms);
+                }
+                if let Some(ms) = self.connect_timeout_ms {
+                    options.connect_timeout = millis(ms);
+                }
+                if self.ca_file.is_some() {
+                    options.ca_file = self.ca_file;
+                }
+                match (self.client_cert_file, self.client_key_file) {
+                    (Some(cert), Some(key)) => options.client_cert = Some((cert, key)),
+                    (None, None) => {}
+                    _ => {
+                        return Err(Error::InvalidArgument(
+                            "a client certificate and its key go together",
+                        ));
+                    }
+                }
+                match (self.min_replicas, self.min_replicas_timeout_ms) {
+                    (None, None) => {}
+                    (None, Some(_)) => return Err(Error::InvalidArgument(REDIS_OPTIONS)),
+                    (Some(count), ms) => {
+                        options.min_replicas = Some(MinReplicas::new(
+                            u32::try_from(count).unwrap_or(u32::MAX),
+                            ms.map_or(DEFAULT_MIN_REPLICAS_TIMEOUT, millis),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn has_redis_settings(&self) -> bool {
+        self.cluster.is_some()
+            || self.key_prefix.is_some()
+            || self.timeout_ms.is_some()
+            || self.connect_timeout_ms.is_some()
+            || self.ca_file.is_some()
+            || self.client_cert_file.is_some()
+            || self.client_key_file.is_some()
+            || self.min_replicas.is_some()
+            || self.min_replicas_timeout_ms.is_some()
     }
 }
 
@@ -204,11 +332,35 @@ fn memory_limits(query: &str) -> Result<MemoryLimits> {
     Ok(limits)
 }
 
+/// The settings of `?min_replicas=N&min_replicas_timeout_ms=N` after a Redis store string.
+fn redis_query(query: &str) -> Result<StoreSettings> {
+    let mut settings = StoreSettings::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or(Error::InvalidArgument(REDIS_OPTIONS))?;
+        let value = value
+            .parse::<u32>()
+            .map_err(|_| Error::InvalidArgument(REDIS_OPTIONS))?;
+        let slot = match key {
+            "min_replicas" => &mut settings.min_replicas,
+            "min_replicas_timeout_ms" => &mut settings.min_replicas_timeout_ms,
+            _ => return Err(Error::InvalidArgument(REDIS_OPTIONS)),
+        };
+        if slot.replace(u64::from(value)).is_some() {
+            return Err(Error::InvalidArgument(REDIS_OPTIONS));
+        }
+    }
+    Ok(settings)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::StoreConfig;
+    use super::{StoreConfig, StoreSettings};
+    use pci_vault::ErrorCode;
+    use pci_vault_redis::MinReplicas;
 
     #[test]
     fn the_attempt_grace_is_twice_the_redis_timeout() {
@@ -223,5 +375,45 @@ mod tests {
             options.timeout = Duration::from_secs(45);
         }
         assert_eq!(redis.attempt_grace(), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn settings_reach_their_store_and_no_other() {
+        let mut memory = StoreSettings::new();
+        memory.max_entries = Some(7);
+        match memory.clone().apply(StoreConfig::parse("memory").unwrap()) {
+            Ok(StoreConfig::Memory(limits)) => assert_eq!(limits.max_entries, 7),
+            other => panic!("{other:?}"),
+        }
+        let redis_store = || StoreConfig::parse("redis://127.0.0.1:1").unwrap();
+        let err = memory.apply(redis_store()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+
+        let mut redis = StoreSettings::new();
+        redis.key_prefix = Some("t:".into());
+        redis.timeout_ms = Some(900);
+        redis.min_replicas = Some(2);
+        match redis.clone().apply(redis_store()) {
+            Ok(StoreConfig::Redis(options)) => {
+                assert_eq!(options.key_prefix, "t:");
+                assert_eq!(options.timeout, Duration::from_millis(900));
+                assert_eq!(
+                    options.min_replicas,
+                    Some(MinReplicas::new(2, Duration::from_millis(500)))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = redis
+            .apply(StoreConfig::parse("memory").unwrap())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
+
+        let mut half_pair = StoreSettings::new();
+        half_pair.client_cert_file = Some("/c.pem".into());
+        assert!(half_pair.apply(redis_store()).is_err());
+        let mut wait_alone = StoreSettings::new();
+        wait_alone.min_replicas_timeout_ms = Some(100);
+        assert!(wait_alone.apply(redis_store()).is_err());
     }
 }

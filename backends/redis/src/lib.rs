@@ -268,17 +268,16 @@ impl RedisStore {
                 && deleted == 1;
             Ok::<(bool, Option<i64>), redis::RedisError>((applied, acknowledged))
         };
+        let wanted = self
+            .options
+            .min_replicas
+            .map_or(0, |min| i64::from(min.count));
         let checked = match tokio::time::timeout(self.options.connect_timeout, outcome).await {
-            Ok(Ok((true, Some(acknowledged))))
-                if self
-                    .options
-                    .min_replicas
-                    .is_some_and(|min| acknowledged < i64::from(min.count)) =>
-            {
+            Ok(Ok((true, Some(acknowledged)))) if acknowledged < wanted => {
                 Err(Error::store_unavailable(format!(
-                    "redis: {acknowledged} replicas acknowledged the store's test write, fewer \
-                     than min_replicas ({:?}); check that the replicas are up and replicating",
-                    self.options.min_replicas
+                    "redis: {acknowledged} replica(s) acknowledged the store's test write, \
+                     min_replicas asks for {wanted}; check that the replicas are up and \
+                     replicating"
                 )))
             }
             Ok(Ok((true, _))) => Ok(()),

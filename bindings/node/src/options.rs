@@ -8,14 +8,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, JsValue, Object, Unknown};
 use napi_derive::napi;
 use pci_vault::{FormSpec, Metadata, SessionOptions, SessionOverrides};
-use pci_vault_config::{
-    KeySource, MemoryLimits, RedisOptions, StoreConfig, VaultConfig, inline_keyring,
-};
+use pci_vault_config::{KeySource, StoreConfig, StoreSettings, VaultConfig, inline_keyring};
 
 use crate::args::{self, Arg};
 use crate::audit::JsAuditSink;
@@ -79,6 +76,12 @@ pub(crate) struct StoreOptions {
     pub client_cert_file: Option<String>,
     /// Redis over TLS: the PEM private key of `clientCertFile`.
     pub client_key_file: Option<String>,
+    /// Redis (single node or Sentinel): replicas that must acknowledge every write, 1–64.
+    /// A write they do not acknowledge in time answers `STORE_UNAVAILABLE`. Default: none.
+    pub min_replicas: Option<u32>,
+    /// With `minReplicas`: longest wait for them, in ms, shorter than `timeoutMs`
+    /// (default 500).
+    pub min_replicas_timeout_ms: Option<u32>,
 }
 
 /// Where the key-encryption keys come from: exactly one of the properties.
@@ -205,49 +208,18 @@ pub(crate) fn read_config(value: Unknown<'_>) -> Arg<VaultConfig> {
 }
 
 fn read_store(value: Unknown<'_>) -> Arg<StoreConfig> {
+    const NAME: &str = "options.store";
     if value.get_type()? == napi::ValueType::String {
-        return Ok(StoreConfig::parse(&args::string(value, "options.store")?)?);
+        return Ok(StoreConfig::parse(&args::string(value, NAME)?)?);
     }
-    let object = args::object(value, "options.store")?;
+    let object = args::object(value, NAME)?;
     let kind = match args::property(&object, "type")? {
         Some(kind) => args::string(kind, "options.store.type")?,
         None => String::new(),
     };
-    match kind.as_str() {
-        "memory" => {
-            args::only_known(
-                &object,
-                "options.store",
-                &["type", "maxEntries", "maxBytes"],
-            )?;
-            let mut limits = MemoryLimits::default();
-            if let Some(value) = args::property(&object, "maxEntries")? {
-                limits.max_entries = size(value, "options.store.maxEntries")?;
-            }
-            if let Some(value) = args::property(&object, "maxBytes")? {
-                limits.max_bytes = size(value, "options.store.maxBytes")?;
-            }
-            Ok(StoreConfig::Memory(limits))
-        }
-        "redis" => read_redis(&object).map(StoreConfig::Redis),
-        _ => Err(Failure::type_error(
-            "options.store.type",
-            "'memory' or 'redis'",
-        )),
-    }
-}
-
-/// A memory bound; `VaultConfig::open` refuses 0.
-fn size(value: Unknown<'_>, name: &str) -> Arg<usize> {
-    Ok(usize::try_from(args::whole(value, name)?).unwrap_or(usize::MAX))
-}
-
-fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
-    const NAME: &str = "options.store";
-    args::only_known(
-        object,
-        NAME,
-        &[
+    let known: &[&str] = match kind.as_str() {
+        "memory" => &["type", "maxEntries", "maxBytes"],
+        "redis" => &[
             "type",
             "url",
             "cluster",
@@ -257,56 +229,66 @@ fn read_redis(object: &Object<'_>) -> Arg<RedisOptions> {
             "caFile",
             "clientCertFile",
             "clientKeyFile",
+            "minReplicas",
+            "minReplicasTimeoutMs",
         ],
-    )?;
-    let urls = match args::property(object, "url")? {
-        None => {
+        _ => {
             return Err(Failure::type_error(
-                "options.store.url",
-                "a string or an array of strings",
+                "options.store.type",
+                "'memory' or 'redis'",
             ));
         }
+    };
+    args::only_known(&object, NAME, known)?;
+    let store = if kind == "memory" {
+        StoreConfig::default()
+    } else {
+        StoreConfig::redis(redis_urls(&object)?)
+    };
+    let whole = |key: &str| -> Arg<Option<u64>> {
+        args::property(&object, key)?
+            .map(|value| args::whole(value, &format!("{NAME}.{key}")))
+            .transpose()
+    };
+    let path = |key: &str| -> Arg<Option<PathBuf>> {
+        args::property(&object, key)?
+            .map(|value| file_path(value, &format!("{NAME}.{key}")))
+            .transpose()
+    };
+    let mut settings = StoreSettings::new();
+    settings.max_entries = whole("maxEntries")?;
+    settings.max_bytes = whole("maxBytes")?;
+    settings.cluster = args::property(&object, "cluster")?
+        .map(|value| args::boolean(value, "options.store.cluster"))
+        .transpose()?;
+    settings.key_prefix = args::property(&object, "keyPrefix")?
+        .map(|value| args::string(value, "options.store.keyPrefix"))
+        .transpose()?;
+    settings.timeout_ms = whole("timeoutMs")?;
+    settings.connect_timeout_ms = whole("connectTimeoutMs")?;
+    settings.ca_file = path("caFile")?;
+    settings.client_cert_file = path("clientCertFile")?;
+    settings.client_key_file = path("clientKeyFile")?;
+    settings.min_replicas = whole("minReplicas")?;
+    settings.min_replicas_timeout_ms = whole("minReplicasTimeoutMs")?;
+    Ok(settings.apply(store)?)
+}
+
+/// `url`: one URL, or an array of them (several are cluster seeds).
+fn redis_urls(object: &Object<'_>) -> Arg<Vec<String>> {
+    match args::property(object, "url")? {
+        None => Err(Failure::type_error(
+            "options.store.url",
+            "a string or an array of strings",
+        )),
         Some(value) if value.is_array()? => {
             args::array(value, "options.store.url", 1024, "at most 1024 Redis URLs")?
                 .into_iter()
                 .map(|url| args::string(url, "options.store.url[]"))
-                .collect::<Arg<Vec<String>>>()?
+                .collect()
         }
-        Some(value) => vec![args::string(value, "options.store.url")?],
-    };
-    // The Redis store's own rule: several URLs are cluster seeds.
-    let mut options = RedisOptions::from_list(&urls.join(","));
-    options.urls = urls;
-    if let Some(value) = args::property(object, "cluster")? {
-        options.cluster = args::boolean(value, "options.store.cluster")?;
+        Some(value) => Ok(vec![args::string(value, "options.store.url")?]),
     }
-    if let Some(value) = args::property(object, "keyPrefix")? {
-        options.key_prefix = args::string(value, "options.store.keyPrefix")?;
-    }
-    // The store checks the ranges when it connects.
-    let timeout = |value, name| args::whole(value, name).map(Duration::from_millis);
-    if let Some(value) = args::property(object, "timeoutMs")? {
-        options.timeout = timeout(value, "options.store.timeoutMs")?;
-    }
-    if let Some(value) = args::property(object, "connectTimeoutMs")? {
-        options.connect_timeout = timeout(value, "options.store.connectTimeoutMs")?;
-    }
-    let path = |key: &str| -> Arg<Option<PathBuf>> {
-        args::property(object, key)?
-            .map(|value| file_path(value, &format!("{NAME}.{key}")))
-            .transpose()
-    };
-    options.ca_file = path("caFile")?;
-    options.client_cert = match (path("clientCertFile")?, path("clientKeyFile")?) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        _ => {
-            return Err(Failure::invalid(
-                "clientCertFile and clientKeyFile go together",
-            ));
-        }
-    };
-    Ok(options)
 }
 
 fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {

@@ -173,6 +173,26 @@ test('STORE_UNAVAILABLE: Redis unreachable at open, and gone after open', async 
   }), 'STORE_UNAVAILABLE', ['s3cret-password']);
 });
 
+test('STORE_UNAVAILABLE: a store whose writes too few replicas acknowledge', async () => {
+  // A single node has no replica: a vault that wants one for every write fails to open,
+  // whether it asks in the store object or in the store string.
+  const redis = await startRedis();
+  try {
+    const keys = { keyring: [keyringEntry()] };
+    const plain = await Vault.open({ store: redis.url, keys });
+    assert.equal((await plain.createSession()).id.length, 43);
+    for (const store of [
+      { type: 'redis', url: redis.url, minReplicas: 1, minReplicasTimeoutMs: 50 },
+      `${redis.url}?min_replicas=1&min_replicas_timeout_ms=50`,
+    ]) {
+      const e = await expectCode(Vault.open({ store, keys }), 'STORE_UNAVAILABLE');
+      assert.match(e.message, /0 replica\(s\) acknowledged/);
+    }
+  } finally {
+    await redis.stop();
+  }
+});
+
 test('STORE_UNAVAILABLE, not a hang: a server that never answers, a paused Redis', async (t) => {
   // A loopback server that accepts connections and never says a word.
   const sockets = new Set();

@@ -203,11 +203,6 @@ impl From<Error> for VaultError {
     }
 }
 
-/// An `INVALID_ARGUMENT` for a binding-level check.
-pub(crate) fn invalid_argument(reason: &'static str) -> VaultError {
-    Error::InvalidArgument(reason).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pci_vault::SessionOverrides;
-use pci_vault_config::{StoreConfig, inline_keyring};
+use pci_vault_config::{StoreConfig, StoreSettings, inline_keyring};
 use zeroize::Zeroizing;
 
 use crate::audit::AuditSink;
-use crate::error::{VaultError, invalid_argument};
+use crate::error::VaultError;
 use crate::key_provider::{HostKeyProvider, KeyProvider};
 
 /// How to open a vault: the store, the keys and the session defaults.
@@ -69,6 +68,14 @@ pub struct RedisSettings {
     /// PEM private key of `client_cert_file`.
     #[uniffi(default = None)]
     pub client_key_file: Option<String>,
+    /// Replicas that must acknowledge every write (single node or Sentinel), 1–64. A write
+    /// they do not acknowledge in time answers `STORE_UNAVAILABLE`. Default: none.
+    #[uniffi(default = None)]
+    pub min_replicas: Option<u32>,
+    /// With `min_replicas`: longest wait for them, in milliseconds, shorter than
+    /// `timeout_ms`; default 500.
+    #[uniffi(default = None)]
+    pub min_replicas_timeout_ms: Option<u32>,
 }
 
 /// Where the key-encryption keys come from.
@@ -185,39 +192,28 @@ pub(crate) fn store_config(
     store: &str,
     settings: Option<RedisSettings>,
 ) -> Result<StoreConfig, VaultError> {
-    let mut config = StoreConfig::parse(store)?;
-    let Some(settings) = settings else {
-        return Ok(config);
+    let store = StoreConfig::parse(store)?;
+    let Some(redis) = settings else {
+        return Ok(store);
     };
-    let StoreConfig::Redis(options) = &mut config else {
-        return Err(invalid_argument("redis settings need a Redis store URL"));
-    };
-    options.cluster |= settings.cluster;
-    if let Some(prefix) = settings.key_prefix {
-        options.key_prefix = prefix;
-    }
-    if let Some(ms) = settings.timeout_ms {
-        options.timeout = Duration::from_millis(u64::from(ms));
-    }
-    if let Some(ms) = settings.connect_timeout_ms {
-        options.connect_timeout = Duration::from_millis(u64::from(ms));
-    }
-    options.ca_file = settings.ca_file.map(PathBuf::from);
-    options.client_cert = match (settings.client_cert_file, settings.client_key_file) {
-        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-        (None, None) => None,
-        _ => {
-            return Err(invalid_argument(
-                "client_cert_file and client_key_file go together",
-            ));
-        }
-    };
-    Ok(config)
+    let mut settings = StoreSettings::new();
+    settings.cluster = Some(redis.cluster);
+    settings.key_prefix = redis.key_prefix;
+    settings.timeout_ms = redis.timeout_ms.map(u64::from);
+    settings.connect_timeout_ms = redis.connect_timeout_ms.map(u64::from);
+    settings.ca_file = redis.ca_file.map(PathBuf::from);
+    settings.client_cert_file = redis.client_cert_file.map(PathBuf::from);
+    settings.client_key_file = redis.client_key_file.map(PathBuf::from);
+    settings.min_replicas = redis.min_replicas.map(u64::from);
+    settings.min_replicas_timeout_ms = redis.min_replicas_timeout_ms.map(u64::from);
+    Ok(settings.apply(store)?)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use std::time::Duration;
 
     use super::*;
 
@@ -276,6 +272,8 @@ mod tests {
                 ca_file: Some("/ca.pem".into()),
                 client_cert_file: None,
                 client_key_file: None,
+                min_replicas: Some(1),
+                min_replicas_timeout_ms: None,
             }),
         );
         assert!(opts.cluster);
@@ -286,6 +284,13 @@ mod tests {
             pci_vault_config::RedisOptions::DEFAULT_CONNECT_TIMEOUT
         );
         assert_eq!(opts.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            opts.min_replicas,
+            Some(pci_vault_config::MinReplicas::new(
+                1,
+                Duration::from_millis(500)
+            ))
+        );
         let several = redis("redis://a:1, redis://b:2", None);
         assert!(several.cluster);
     }

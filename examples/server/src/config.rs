@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand, ValueEnum};
 use pci_vault::{ErrorCode, SessionOverrides};
-use pci_vault_config::{KeySource, OpenedVault, RedisOptions, StoreConfig, VaultConfig};
+use pci_vault_config::{KeySource, OpenedVault, StoreConfig, StoreSettings, VaultConfig};
 use zeroize::Zeroizing;
 
 use crate::auth::{ApiKeySet, ApiKeys};
@@ -44,8 +44,10 @@ pub struct Args {
     pub public_url: Option<String>,
 
     /// Session store: `memory` (bounds as `memory?max_entries=N&max_bytes=N`, or the two
-    /// flags below), or `redis://…`, `rediss://…`, or a comma-separated list of cluster seed
-    /// URLs.
+    /// flags below), or `redis://…`, `rediss://…`, a comma-separated list of cluster seed
+    /// URLs, or `redis+sentinel://host:port[,host:port]/master`. A Redis store may end in
+    /// `?min_replicas=N[&min_replicas_timeout_ms=N]`: replicas that must acknowledge every
+    /// write (default wait 500 ms).
     #[arg(long, env = "PCI_VAULT_STORE", default_value = "memory")]
     pub store: String,
 
@@ -53,16 +55,16 @@ pub struct Args {
     /// a session answers 503 CAPACITY_EXCEEDED.
     /// Default: the store string's `max_entries`, else 100000.
     #[arg(long, env = "PCI_VAULT_MEMORY_MAX_ENTRIES")]
-    pub memory_max_entries: Option<usize>,
+    pub memory_max_entries: Option<u64>,
 
     /// Most bytes the memory store holds (sealed records, keys and bookkeeping).
     /// Default: the store string's `max_bytes`, else 256 MiB.
     #[arg(long, env = "PCI_VAULT_MEMORY_MAX_BYTES")]
-    pub memory_max_bytes: Option<usize>,
+    pub memory_max_bytes: Option<u64>,
 
-    /// Prefix of every Redis key the store writes.
-    #[arg(long, env = "PCI_VAULT_REDIS_KEY_PREFIX", default_value = RedisOptions::DEFAULT_KEY_PREFIX)]
-    pub redis_key_prefix: String,
+    /// Prefix of every Redis key the store writes. Default: `pci-vault:`.
+    #[arg(long, env = "PCI_VAULT_REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
 
     /// PEM file of the CA(s) that sign the Redis server's certificate (`rediss://`), instead
     /// of the system roots.
@@ -370,19 +372,14 @@ impl Args {
     /// the audit key file cannot be used, [`ConfigError::Vault`] when `--key-source` is
     /// malformed.
     pub fn vault_config(&self) -> Result<VaultConfig, ConfigError> {
-        let mut store =
-            StoreConfig::parse(&self.store).map_err(|e| ConfigError::Store(e.to_string()))?;
-        match &mut store {
-            StoreConfig::Memory(limits) => {
-                limits.max_entries = self.memory_max_entries.unwrap_or(limits.max_entries);
-                limits.max_bytes = self.memory_max_bytes.unwrap_or(limits.max_bytes);
-            }
-            StoreConfig::Redis(options) => {
-                options.key_prefix.clone_from(&self.redis_key_prefix);
-                options.ca_file.clone_from(&self.redis_ca_file);
-            }
-            _ => {}
-        }
+        let mut settings = StoreSettings::new();
+        settings.max_entries = self.memory_max_entries;
+        settings.max_bytes = self.memory_max_bytes;
+        settings.key_prefix.clone_from(&self.redis_key_prefix);
+        settings.ca_file.clone_from(&self.redis_ca_file);
+        let store = StoreConfig::parse(&self.store)
+            .and_then(|store| settings.apply(store))
+            .map_err(|e| ConfigError::Store(e.to_string()))?;
         let mut config = VaultConfig::new(store, self.key_source()?);
         if let Some(limit) = self.key_wrap_warning_limit {
             config.wrap_warning_limit = limit;

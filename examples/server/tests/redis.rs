@@ -164,3 +164,46 @@ fn an_unreachable_redis_fails_at_start_without_its_password() {
     assert!(text.contains("--store: store unavailable"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn a_store_whose_writes_no_replica_acknowledges_fails_at_start() {
+    // A single node has no replica: a server that wants one for every write refuses to
+    // start, saying so, rather than fail every write later.
+    let redis = RedisServer::start(&[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
+        .args([
+            "--store",
+            &format!("{}?min_replicas=1&min_replicas_timeout_ms=50", redis.url()),
+        ])
+        .env_remove("PCI_VAULT_KEYS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("0 replica(s) acknowledged the store's test write, min_replicas asks for 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn memory_bounds_with_a_redis_store_are_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
+        .args([
+            "--store",
+            "redis://127.0.0.1:1",
+            "--memory-max-entries",
+            "10",
+        ])
+        .env_remove("PCI_VAULT_KEYS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("memory store bounds need the memory store"),
+        "{text}"
+    );
+}

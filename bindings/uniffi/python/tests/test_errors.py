@@ -200,11 +200,34 @@ async def test_invalid_open_options():
                                redis=pci_vault.RedisSettings(key_prefix="{tag}")),
         pci_vault.VaultOptions(keys=keyring("k1"), store="rediss://127.0.0.1:1",
                                redis=pci_vault.RedisSettings(client_cert_file="/tmp/c.pem")),
+        pci_vault.VaultOptions(keys=keyring("k1"), store="redis://127.0.0.1:1",
+                               redis=pci_vault.RedisSettings(min_replicas=0)),
+        pci_vault.VaultOptions(keys=keyring("k1"), store="redis://127.0.0.1:1",
+                               redis=pci_vault.RedisSettings(min_replicas_timeout_ms=100)),
+        pci_vault.VaultOptions(keys=keyring("k1"), store="redis://127.0.0.1:1?min_replicas=x"),
+        pci_vault.VaultOptions(keys=keyring("k1"), store="memory",
+                               redis=pci_vault.RedisSettings(key_prefix="x:")),
         pci_vault.VaultOptions(keys=keyring("k1"),
                                session_defaults=pci_vault.SessionOptions(pin_length=2)),
     ]
     for options in cases:
         await expect_error(VaultError.InvalidArgument, pci_vault.Vault.open(options))
+
+
+async def test_store_unavailable_when_too_few_replicas_acknowledge(redis_server):
+    # A single node has no replica: a vault that wants one for every write fails to open,
+    # whether it asks in the Redis settings or in the store string.
+    server = redis_server()
+    plain = await pci_vault.Vault.open(pci_vault.VaultOptions(keys=keyring("k1"), store=server.url))
+    assert len((await plain.create_session()).id) == 43
+    for options in (
+        pci_vault.VaultOptions(keys=keyring("k1"), store=server.url, redis=pci_vault.RedisSettings(
+            min_replicas=1, min_replicas_timeout_ms=50)),
+        pci_vault.VaultOptions(keys=keyring("k1"),
+                               store=f"{server.url}?min_replicas=1&min_replicas_timeout_ms=50"),
+    ):
+        err = await expect_error(VaultError.StoreUnavailable, pci_vault.Vault.open(options))
+        assert "0 replica(s) acknowledged" in err.message
 
 
 async def test_store_unavailable_at_open_and_when_redis_dies(redis_server):
