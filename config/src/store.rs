@@ -151,7 +151,8 @@ pub struct StoreSettings {
     pub max_entries: Option<u64>,
     /// Memory: most bytes of keys, values and overhead.
     pub max_bytes: Option<u64>,
-    /// Redis: whether a single URL is the seed of a cluster (several always are).
+    /// Redis: whether the URLs name a cluster. Unset, several URLs do; `false` with
+    /// several URLs is refused when the store opens.
     pub cluster: Option<bool>,
     /// Redis: prefix of every key.
     pub key_prefix: Option<String>,
@@ -203,7 +204,9 @@ impl StoreSettings {
                         "memory store bounds need the memory store",
                     ));
                 }
-                options.cluster |= self.cluster.unwrap_or(false);
+                if let Some(cluster) = self.cluster {
+                    options.cluster = cluster;
+                }
                 if let Some(prefix) = self.key_prefix {
                     options.key_prefix = prefix;
                 }
@@ -408,6 +411,14 @@ mod tests {
             .apply(StoreConfig::parse("memory").unwrap())
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument);
+
+        // An explicit `false` is kept, for the store to refuse several URLs.
+        let mut not_a_cluster = StoreSettings::new();
+        not_a_cluster.cluster = Some(false);
+        match not_a_cluster.apply(StoreConfig::parse("redis://a:1,redis://b:2").unwrap()) {
+            Ok(StoreConfig::Redis(options)) => assert!(!options.cluster),
+            other => panic!("{other:?}"),
+        }
 
         let mut half_pair = StoreSettings::new();
         half_pair.client_cert_file = Some("/c.pem".into());

@@ -197,7 +197,8 @@ pub(crate) fn store_config(
         return Ok(store);
     };
     let mut settings = StoreSettings::new();
-    settings.cluster = Some(redis.cluster);
+    // `cluster = False` is the default, not a request: several URLs are still a cluster.
+    settings.cluster = redis.cluster.then_some(true);
     settings.key_prefix = redis.key_prefix;
     settings.timeout_ms = redis.timeout_ms.map(u64::from);
     settings.connect_timeout_ms = redis.connect_timeout_ms.map(u64::from);
