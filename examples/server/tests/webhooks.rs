@@ -32,11 +32,9 @@ use pci_vault_server::config::PublicUrl;
 use pci_vault_server::metrics::Metrics;
 use pci_vault_server::ratelimit::RateLimit;
 use pci_vault_server::state::AppState;
-use pci_vault_server::webhooks::config::WebhookSecret;
-use pci_vault_server::webhooks::signing::{VerifyError, verify};
-use pci_vault_server::webhooks::{
-    WebhookConfig, WebhookEvent, WebhookEventKind, WebhookMetrics, Webhooks,
-};
+use pci_vault_webhooks::config::WebhookSecret;
+use pci_vault_webhooks::signing::{VerifyError, verify};
+use pci_vault_webhooks::{WebhookConfig, WebhookEvent, WebhookEventKind, WebhookMetrics, Webhooks};
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_test_secret_0123456789abcdefABCDEF";

@@ -5,8 +5,8 @@
 //! (the form server that took the submission, another replica that took the reveal), so
 //! the process that created the session sees them all and is the one that delivers them:
 //! each event is enqueued once, by one process. If that process stops before the session
-//! ends, the rest of the session's events are not delivered (see the README's Webhooks
-//! section).
+//! ends, the rest of the session's events are not delivered: a receiver that must not miss
+//! one also reads the session's status.
 
 use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
 

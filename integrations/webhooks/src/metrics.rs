@@ -1,5 +1,5 @@
-//! The webhooks' metrics, registered in the server's registry: labelled by tenant (the
-//! configured ones only, so the label set stays bounded) and by outcome.
+//! The webhooks' metrics, for the host to register in its Prometheus registry: labelled by
+//! tenant (the configured ones only, so the label set stays bounded) and by outcome.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -1,10 +1,11 @@
 //! The webhook in the OpenAPI document: the `webhooks` section's `sessionEvent`, the
-//! request this server sends to a tenant's receiver.
+//! request this server sends to a tenant's receiver. The delivery itself, and the event's
+//! schema, are the `pci-vault-webhooks` crate's.
 
 use utoipa::openapi::path::{PathItem, PathsBuilder};
 use utoipa::{Modify, PartialSchema as _, Path as _, ToSchema as _};
 
-use super::{WebhookEvent, WebhookEventKind};
+use pci_vault_webhooks::{WebhookEvent, WebhookEventKind};
 
 /// The request a tenant's receiver gets for each session event.
 ///
