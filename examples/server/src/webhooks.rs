@@ -5,7 +5,7 @@
 use utoipa::openapi::path::{PathItem, PathsBuilder};
 use utoipa::{Modify, PartialSchema as _, Path as _, ToSchema as _};
 
-use pci_vault_webhooks::{WebhookEvent, WebhookEventKind};
+use pci_vault_webhooks::WebhookEvent;
 
 /// The request a tenant's receiver gets for each session event.
 ///
@@ -42,7 +42,7 @@ use pci_vault_webhooks::{WebhookEvent, WebhookEventKind};
 )]
 fn session_event() {}
 
-/// Adds the `webhooks` section and the event's schemas.
+/// Adds the `webhooks` section and the event's schema.
 pub struct WebhookDocs;
 
 impl Modify for WebhookDocs {
@@ -51,10 +51,6 @@ impl Modify for WebhookDocs {
         components
             .schemas
             .insert(WebhookEvent::name().into_owned(), WebhookEvent::schema());
-        components.schemas.insert(
-            WebhookEventKind::name().into_owned(),
-            WebhookEventKind::schema(),
-        );
         let item = PathItem::new(
             utoipa::openapi::path::HttpMethod::Post,
             __path_session_event::operation(),

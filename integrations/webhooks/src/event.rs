@@ -2,44 +2,20 @@
 
 use std::time::SystemTime;
 
-use pci_vault::{SessionId, SessionState, Tenant};
+use pci_vault::{SessionEventKind, SessionId, SessionState, Tenant};
 use serde::{Serialize, Serializer};
 
-/// What happened to a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookEventKind {
-    /// The customer submitted the form.
-    Submitted,
-    /// A wrong PIN; `attempts_left` says how many remain.
-    RevealFailed,
-    /// The form was revealed (once); its data is destroyed.
-    Revealed,
-    /// Too many wrong PINs; the data is destroyed.
-    Locked,
-    /// The agent cancelled the session; the data is destroyed.
-    Cancelled,
-    /// The session's time ran out.
-    Expired,
-    /// The form page was fetched. Informative only: link previews fetch pages too.
-    Opened,
-}
-
-impl WebhookEventKind {
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookEventKind::Submitted => "submitted",
-            WebhookEventKind::RevealFailed => "reveal_failed",
-            WebhookEventKind::Revealed => "revealed",
-            WebhookEventKind::Locked => "locked",
-            WebhookEventKind::Cancelled => "cancelled",
-            WebhookEventKind::Expired => "expired",
-            WebhookEventKind::Opened => "opened",
-        }
-    }
-}
+/// The kinds of session event a receiver gets, in the core's spelling: every kind but
+/// `created`, which is the state a watch starts from rather than something that happened.
+pub const DELIVERED_KINDS: [SessionEventKind; 7] = [
+    SessionEventKind::Opened,
+    SessionEventKind::Submitted,
+    SessionEventKind::RevealFailed,
+    SessionEventKind::Revealed,
+    SessionEventKind::Locked,
+    SessionEventKind::Cancelled,
+    SessionEventKind::Expired,
+];
 
 /// A session event as the receiver gets it: the body of a delivery. It carries no card
 /// data, no PIN and no secret.
@@ -58,8 +34,10 @@ pub struct WebhookEvent {
     /// Unique per event, the same on every attempt to deliver it (also sent as
     /// `Idempotency-Key`): 1–128 visible ASCII characters.
     pub id: String,
-    /// What happened.
-    pub kind: WebhookEventKind,
+    /// What happened: one of [`DELIVERED_KINDS`].
+    #[serde(serialize_with = "kind_name")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = kind_schema))]
+    pub kind: SessionEventKind,
     /// The session id.
     #[serde(serialize_with = "as_display")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -89,6 +67,10 @@ fn state_name<S: Serializer>(state: &SessionState, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(state.as_str())
 }
 
+fn kind_name<S: Serializer>(kind: &SessionEventKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
 /// `at` in RFC 3339, UTC, to the second: `2026-11-30T14:05:09Z`.
 fn rfc3339<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let at = time::OffsetDateTime::from(*at);
@@ -111,6 +93,19 @@ fn state_schema() -> utoipa::openapi::Object {
         .build()
 }
 
+/// The schema of `kind`: one of the delivered kinds' names.
+#[cfg(feature = "openapi")]
+fn kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .description(Some(
+            "What happened. `opened` (the form page was fetched) is informative only: link \
+             previews fetch pages too.",
+        ))
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DELIVERED_KINDS.map(SessionEventKind::as_str)))
+        .build()
+}
+
 /// Longest event id, in characters.
 pub const MAX_EVENT_ID_LEN: usize = 128;
 
@@ -124,7 +119,7 @@ mod tests {
     fn reveal_failed(session: &SessionId) -> WebhookEvent {
         WebhookEvent {
             id: "evt_1".to_owned(),
-            kind: WebhookEventKind::RevealFailed,
+            kind: SessionEventKind::RevealFailed,
             session: session.clone(),
             tenant: Tenant::new("acme").unwrap(),
             state: SessionState::Submitted,
@@ -149,7 +144,7 @@ mod tests {
                 "attempts_left": 4,
             })
         );
-        event.kind = WebhookEventKind::Revealed;
+        event.kind = SessionEventKind::Revealed;
         event.state = SessionState::Revealed;
         event.attempts_left = None;
         let value = serde_json::to_value(&event).unwrap();
@@ -178,5 +173,9 @@ mod tests {
             serde_json::json!(SessionState::ALL.map(SessionState::as_str))
         );
         assert!(state["description"].is_string(), "{state}");
+        assert_eq!(
+            schema["properties"]["kind"]["enum"],
+            serde_json::json!(DELIVERED_KINDS.map(SessionEventKind::as_str))
+        );
     }
 }

@@ -10,7 +10,7 @@
 
 use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
 
-use super::{WebhookEvent, WebhookEventKind, Webhooks};
+use super::{DELIVERED_KINDS, WebhookEvent, Webhooks};
 
 /// Starts delivering the events of `id`, which `vault` (acting for the session's tenant)
 /// just created, when that tenant has a receiver. Returns at once.
@@ -46,23 +46,14 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
 /// The delivery of a session event; `None` for `created`, which is the state a watch
 /// starts from rather than something that happened.
 pub fn webhook_event(event: &SessionEvent) -> Option<WebhookEvent> {
-    let kind = match event.kind {
-        SessionEventKind::Opened => WebhookEventKind::Opened,
-        SessionEventKind::Submitted => WebhookEventKind::Submitted,
-        SessionEventKind::RevealFailed => WebhookEventKind::RevealFailed,
-        SessionEventKind::Revealed => WebhookEventKind::Revealed,
-        SessionEventKind::Locked => WebhookEventKind::Locked,
-        SessionEventKind::Cancelled => WebhookEventKind::Cancelled,
-        SessionEventKind::Expired => WebhookEventKind::Expired,
-        _ => return None,
-    };
-    Some(WebhookEvent {
+    let kind = event.kind;
+    DELIVERED_KINDS.contains(&kind).then(|| WebhookEvent {
         id: event.id.to_string(),
         kind,
         session: event.session.clone(),
         tenant: event.tenant.clone(),
         state: event.state,
         at: event.at,
-        attempts_left: (kind == WebhookEventKind::RevealFailed).then_some(event.attempts_left),
+        attempts_left: (kind == SessionEventKind::RevealFailed).then_some(event.attempts_left),
     })
 }
