@@ -39,7 +39,7 @@ use pci_vault_server::metrics::Metrics;
 use pci_vault_server::ratelimit::RateLimit;
 use pci_vault_server::request::{BodyKind, MAX_ENTRIES, MalformedBody, Submission};
 use pci_vault_server::state::AppState;
-use pci_vault_server::webhooks::Webhooks;
+use pci_vault_webhooks::Webhooks;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use tower::ServiceExt as _;

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 # What ships to crates.io, in dependency order. Everything else in the workspace says
 # publish = false (test kit, benchmarks, bindings, the example server).
 crates=(pci-vault pci-vault-memory pci-vault-pkcs11 pci-vault-aws-kms pci-vault-keys pci-vault-redis
-  pci-vault-config)
+  pci-vault-config pci-vault-webhooks)
 publishable=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
 import json, sys
 for package in json.load(sys.stdin)["packages"]:

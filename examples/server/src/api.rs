@@ -21,7 +21,7 @@ use crate::error::{ApiError, documented_errors};
 use crate::extract::{Json, SessionIdPath};
 use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
-use crate::webhooks;
+use pci_vault_webhooks as webhooks;
 
 /// What the agent asks for; every member is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]

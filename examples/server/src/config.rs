@@ -262,7 +262,7 @@ pub enum ConfigError {
     Vault(#[from] pci_vault::Error),
     /// The webhooks file is wrong.
     #[error("--webhooks-file: {0}")]
-    Webhooks(#[from] crate::webhooks::WebhookConfigError),
+    Webhooks(#[from] pci_vault_webhooks::WebhookConfigError),
 }
 
 /// Largest audit key file accepted.

@@ -105,7 +105,7 @@ struct Inner {
     durations: Durations,
     outcomes: Family<OutcomeLabels, Counter>,
     rate_limited: Family<LimitLabels, Counter>,
-    webhooks: crate::webhooks::WebhookMetrics,
+    webhooks: pci_vault_webhooks::WebhookMetrics,
     connections: Family<ListenerLabels, Gauge>,
     auth_failures: Family<AuthLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
@@ -178,7 +178,7 @@ impl Metrics {
             "Requests refused by a per-client rate limit",
             rate_limited.clone(),
         );
-        let webhooks = crate::webhooks::WebhookMetrics::new();
+        let webhooks = pci_vault_webhooks::WebhookMetrics::new();
         webhooks.register(registry);
         let connections = Family::<ListenerLabels, Gauge>::default();
         registry.register(
@@ -337,7 +337,7 @@ impl Metrics {
     }
 
     /// The webhooks' counters.
-    pub fn webhooks(&self) -> &crate::webhooks::WebhookMetrics {
+    pub fn webhooks(&self) -> &pci_vault_webhooks::WebhookMetrics {
         &self.0.webhooks
     }
 

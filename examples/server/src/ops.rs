@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::{ApiError, ErrorBody, documented_errors};
 use crate::state::AppState;
-use crate::webhooks::openapi::WebhookDocs;
+use crate::webhooks::WebhookDocs;
 
 /// The answer of `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, ToSchema)]

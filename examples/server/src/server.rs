@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{AuthFailures, RateLimit};
 use crate::reload::{TlsFiles, spawn_maintenance};
 use crate::state::{AppState, Hardening};
-use crate::webhooks::Webhooks;
+use pci_vault_webhooks::Webhooks;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

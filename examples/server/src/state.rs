@@ -10,7 +10,7 @@ use crate::client::TrustedProxies;
 use crate::config::PublicUrl;
 use crate::metrics::Metrics;
 use crate::ratelimit::{AuthFailures, RateLimit};
-use crate::webhooks::Webhooks;
+use pci_vault_webhooks::Webhooks;
 
 /// Failed authentications allowed per minute per client unless configured.
 pub const DEFAULT_AUTH_FAILURE_LIMIT: NonZeroU32 = match NonZeroU32::new(10) {

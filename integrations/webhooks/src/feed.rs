@@ -5,12 +5,12 @@
 //! (the form server that took the submission, another replica that took the reveal), so
 //! the process that created the session sees them all and is the one that delivers them:
 //! each event is enqueued once, by one process. If that process stops before the session
-//! ends, the rest of the session's events are not delivered (see the README's Webhooks
-//! section).
+//! ends, the rest of the session's events are not delivered: a receiver that must not miss
+//! one also reads the session's status.
 
 use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
 
-use super::{WebhookEvent, WebhookEventKind, Webhooks};
+use super::{DELIVERED_KINDS, WebhookEvent, Webhooks};
 
 /// Starts delivering the events of `id`, which `vault` (acting for the session's tenant)
 /// just created, when that tenant has a receiver. Returns at once.
@@ -46,23 +46,14 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
 /// The delivery of a session event; `None` for `created`, which is the state a watch
 /// starts from rather than something that happened.
 pub fn webhook_event(event: &SessionEvent) -> Option<WebhookEvent> {
-    let kind = match event.kind {
-        SessionEventKind::Opened => WebhookEventKind::Opened,
-        SessionEventKind::Submitted => WebhookEventKind::Submitted,
-        SessionEventKind::RevealFailed => WebhookEventKind::RevealFailed,
-        SessionEventKind::Revealed => WebhookEventKind::Revealed,
-        SessionEventKind::Locked => WebhookEventKind::Locked,
-        SessionEventKind::Cancelled => WebhookEventKind::Cancelled,
-        SessionEventKind::Expired => WebhookEventKind::Expired,
-        _ => return None,
-    };
-    Some(WebhookEvent {
+    let kind = event.kind;
+    DELIVERED_KINDS.contains(&kind).then(|| WebhookEvent {
         id: event.id.to_string(),
         kind,
         session: event.session.clone(),
         tenant: event.tenant.clone(),
         state: event.state,
         at: event.at,
-        attempts_left: (kind == WebhookEventKind::RevealFailed).then_some(event.attempts_left),
+        attempts_left: (kind == SessionEventKind::RevealFailed).then_some(event.attempts_left),
     })
 }

@@ -157,7 +157,7 @@ impl Default for DeliverySettings {
     }
 }
 
-/// The webhooks of a server: the endpoints by tenant and how to deliver.
+/// The webhooks of a host: the endpoints by tenant and how to deliver.
 #[derive(Debug)]
 pub struct WebhookConfig {
     /// One receiver per tenant.

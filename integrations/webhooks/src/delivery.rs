@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use pci_vault::SessionEventKind;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Certificate, Client, StatusCode};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::WebhookEventKind;
 use super::config::{DeliverySettings, TenantEndpoint, WebhookConfigError};
 use super::guard::{GuardedResolver, ResolveError};
 use super::metrics::WebhookMetrics;
@@ -23,7 +23,7 @@ pub(super) const MAX_RESPONSE_BYTES: usize = 4096;
 /// same bytes.
 pub(super) struct Queued {
     pub(super) id: String,
-    pub(super) kind: WebhookEventKind,
+    pub(super) kind: SessionEventKind,
     pub(super) body: Bytes,
 }
 

@@ -1,25 +1,12 @@
-//! Signed webhooks: each tenant's session events, POSTed to the tenant's receiver.
-//!
-//! [`Webhooks::enqueue`] takes an event and returns at once: it never waits for the network
-//! and never fails the operation that caused the event. Each tenant has its own bounded
-//! queue and its own deliveries, so a slow or unreachable receiver delays nobody else's;
-//! when a tenant's queue is full, the new event is dropped, counted and logged (without
-//! the session id). A delivery is an HTTPS POST of the event as JSON, signed with the
-//! tenant's secret ([`signing`]), carrying the event id as `Idempotency-Key`; it is retried
-//! with exponential backoff and jitter on a network error, a timeout, 408, 429 or a 5xx,
-//! up to a maximum number of attempts, then dropped and counted. Every connection goes
-//! through the address guard ([`guard`]); no redirect is followed.
-//!
-//! The queue lives in this process: events waiting or in retry when it stops are lost.
-//! Deliveries of one tenant run concurrently and may arrive out of order; `at` and `state`
-//! tell a receiver which is newer, and the event id tells it what it has already seen.
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 
 pub mod config;
 mod delivery;
+mod event;
 pub mod feed;
 pub mod guard;
 mod metrics;
-pub mod openapi;
 pub mod signing;
 
 use std::collections::HashMap;
@@ -28,104 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use pci_vault::{SessionId, SessionState, Tenant};
-use serde::{Serialize, Serializer};
+use pci_vault::Tenant;
 use tokio::sync::mpsc;
-use utoipa::ToSchema;
 
 pub use self::config::{WebhookConfig, WebhookConfigError};
+pub use self::event::{DELIVERED_KINDS, MAX_EVENT_ID_LEN, WebhookEvent};
 pub use self::metrics::WebhookMetrics;
 
 use self::delivery::{Queued, TenantWorker};
-
-/// What happened to a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookEventKind {
-    /// The customer submitted the form.
-    Submitted,
-    /// A wrong PIN; `attempts_left` says how many remain.
-    RevealFailed,
-    /// The form was revealed (once); its data is destroyed.
-    Revealed,
-    /// Too many wrong PINs; the data is destroyed.
-    Locked,
-    /// The agent cancelled the session; the data is destroyed.
-    Cancelled,
-    /// The session's time ran out.
-    Expired,
-    /// The form page was fetched. Informative only: link previews fetch pages too.
-    Opened,
-}
-
-impl WebhookEventKind {
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookEventKind::Submitted => "submitted",
-            WebhookEventKind::RevealFailed => "reveal_failed",
-            WebhookEventKind::Revealed => "revealed",
-            WebhookEventKind::Locked => "locked",
-            WebhookEventKind::Cancelled => "cancelled",
-            WebhookEventKind::Expired => "expired",
-            WebhookEventKind::Opened => "opened",
-        }
-    }
-}
-
-/// A session event as the receiver gets it: the body of a delivery. It carries no card
-/// data, no PIN and no secret.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": "evt_3q2R6sYb0pXcVtE1n4mKfA",
-    "kind": "reveal_failed",
-    "session": "lRq4vXb2mC8u0TzQeYp7sWn1kJd5hGa9oFiLr3xE6yB",
-    "tenant": "default",
-    "state": "submitted",
-    "at": "2026-11-30T14:05:09Z",
-    "attempts_left": 4
-}))]
-pub struct WebhookEvent {
-    /// Unique per event, the same on every attempt to deliver it (also sent as
-    /// `Idempotency-Key`): 1–128 visible ASCII characters.
-    pub id: String,
-    /// What happened.
-    pub kind: WebhookEventKind,
-    /// The session id.
-    #[serde(serialize_with = "as_display")]
-    #[schema(value_type = String)]
-    pub session: SessionId,
-    /// The tenant the session belongs to.
-    #[serde(serialize_with = "as_display")]
-    #[schema(value_type = String)]
-    pub tenant: Tenant,
-    /// The session's state after the event.
-    #[serde(serialize_with = "state_name")]
-    #[schema(value_type = crate::api::StateName)]
-    pub state: SessionState,
-    /// When it happened (RFC 3339, UTC).
-    #[serde(serialize_with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: SystemTime,
-    /// Wrong PINs still allowed; present on `reveal_failed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attempts_left: Option<u8>,
-}
-
-fn as_display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
-fn state_name<S: Serializer>(state: &SessionState, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(state.as_str())
-}
-
-fn rfc3339<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::respond::rfc3339(*at))
-}
-
-/// Longest event id, in characters.
-pub const MAX_EVENT_ID_LEN: usize = 128;
 
 /// The handle operations use to announce events: cheap to clone; a no-op when no webhook
 /// is configured.

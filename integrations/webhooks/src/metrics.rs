@@ -1,5 +1,5 @@
-//! The webhooks' metrics, registered in the server's registry: labelled by tenant (the
-//! configured ones only, so the label set stays bounded) and by outcome.
+//! The webhooks' metrics, for the host to register in its Prometheus registry: labelled by
+//! tenant (the configured ones only, so the label set stays bounded) and by outcome.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,7 +31,10 @@ impl WebhookMetrics {
         Self::default()
     }
 
-    /// Adds the counters to `registry`.
+    /// Adds the counters to `registry`: `webhook_events_queued`, `webhook_events` and
+    /// `webhook_attempts` (counters, so exposed with `_total`), under the registry's prefix.
+    /// The log line of a full queue names `pci_vault_webhook_events_total`: register them
+    /// in a registry prefixed `pci_vault`, as the example server does.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "webhook_events_queued",

@@ -437,12 +437,12 @@ mod tests {
             };
             assert_eq!(classify(host), AddressClass::Loopback, "{url}");
             assert!(
-                crate::webhooks::config::parse_receiver_url(url, false).is_err(),
+                crate::config::parse_receiver_url(url, false).is_err(),
                 "{url}"
             );
             let https = url.replacen("http:", "https:", 1);
             assert!(
-                crate::webhooks::config::parse_receiver_url(&https, false).is_err(),
+                crate::config::parse_receiver_url(&https, false).is_err(),
                 "{https}"
             );
         }

@@ -1,10 +1,11 @@
 //! The webhook in the OpenAPI document: the `webhooks` section's `sessionEvent`, the
-//! request this server sends to a tenant's receiver.
+//! request this server sends to a tenant's receiver. The delivery itself, and the event's
+//! schema, are the `pci-vault-webhooks` crate's.
 
 use utoipa::openapi::path::{PathItem, PathsBuilder};
 use utoipa::{Modify, PartialSchema as _, Path as _, ToSchema as _};
 
-use super::{WebhookEvent, WebhookEventKind};
+use pci_vault_webhooks::WebhookEvent;
 
 /// The request a tenant's receiver gets for each session event.
 ///
@@ -41,7 +42,7 @@ use super::{WebhookEvent, WebhookEventKind};
 )]
 fn session_event() {}
 
-/// Adds the `webhooks` section and the event's schemas.
+/// Adds the `webhooks` section and the event's schema.
 pub struct WebhookDocs;
 
 impl Modify for WebhookDocs {
@@ -50,10 +51,6 @@ impl Modify for WebhookDocs {
         components
             .schemas
             .insert(WebhookEvent::name().into_owned(), WebhookEvent::schema());
-        components.schemas.insert(
-            WebhookEventKind::name().into_owned(),
-            WebhookEventKind::schema(),
-        );
         let item = PathItem::new(
             utoipa::openapi::path::HttpMethod::Post,
             __path_session_event::operation(),
