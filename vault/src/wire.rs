@@ -4,6 +4,7 @@
 
 use crate::audit::AuditOutcome;
 use crate::error::Error;
+use crate::events::SessionEventKind;
 use crate::form::RevealedForm;
 use crate::session::{SessionState, SessionStatus};
 
@@ -15,6 +16,20 @@ impl SessionState {
         SessionState::Revealed,
         SessionState::Cancelled,
         SessionState::Locked,
+    ];
+}
+
+impl SessionEventKind {
+    /// Every kind, in the order of a session's life.
+    pub const ALL: [SessionEventKind; 8] = [
+        SessionEventKind::Created,
+        SessionEventKind::Opened,
+        SessionEventKind::Submitted,
+        SessionEventKind::RevealFailed,
+        SessionEventKind::Revealed,
+        SessionEventKind::Locked,
+        SessionEventKind::Cancelled,
+        SessionEventKind::Expired,
     ];
 }
 

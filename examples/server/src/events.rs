@@ -29,18 +29,6 @@ use crate::respond::rfc3339;
 /// How often a comment line goes out on a quiet stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Every kind of event, in the order of a session's life.
-const KINDS: [SessionEventKind; 8] = [
-    SessionEventKind::Created,
-    SessionEventKind::Opened,
-    SessionEventKind::Submitted,
-    SessionEventKind::RevealFailed,
-    SessionEventKind::Revealed,
-    SessionEventKind::Locked,
-    SessionEventKind::Cancelled,
-    SessionEventKind::Expired,
-];
-
 /// The wire spelling of an event kind.
 pub struct KindName(SessionEventKind);
 
@@ -54,7 +42,7 @@ impl PartialSchema for KindName {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(KINDS.map(SessionEventKind::as_str)))
+            .enum_values(Some(SessionEventKind::ALL.map(SessionEventKind::as_str)))
             .into()
     }
 }

@@ -5,17 +5,20 @@ use std::time::SystemTime;
 use pci_vault::{SessionEventKind, SessionId, SessionState, Tenant};
 use serde::{Serialize, Serializer};
 
-/// The kinds of session event a receiver gets, in the core's spelling: every kind but
-/// `created`, which is the state a watch starts from rather than something that happened.
-pub const DELIVERED_KINDS: [SessionEventKind; 7] = [
-    SessionEventKind::Opened,
-    SessionEventKind::Submitted,
-    SessionEventKind::RevealFailed,
-    SessionEventKind::Revealed,
-    SessionEventKind::Locked,
-    SessionEventKind::Cancelled,
-    SessionEventKind::Expired,
-];
+/// Whether a receiver gets events of this kind: every kind but `created`, which is the state
+/// a watch starts from rather than something that happened.
+pub fn is_delivered(kind: SessionEventKind) -> bool {
+    kind != SessionEventKind::Created
+}
+
+/// The names of the kinds a receiver gets, in the order of a session's life.
+fn delivered_names() -> Vec<&'static str> {
+    SessionEventKind::ALL
+        .into_iter()
+        .filter(|kind| is_delivered(*kind))
+        .map(SessionEventKind::as_str)
+        .collect()
+}
 
 /// A session event as the receiver gets it: the body of a delivery. It carries no card
 /// data, no PIN and no secret.
@@ -34,7 +37,7 @@ pub struct WebhookEvent {
     /// Unique per event, the same on every attempt to deliver it (also sent as
     /// `Idempotency-Key`): 1–128 visible ASCII characters.
     pub id: String,
-    /// What happened: one of [`DELIVERED_KINDS`].
+    /// What happened: a kind that [`is_delivered`].
     #[serde(serialize_with = "kind_name")]
     #[cfg_attr(feature = "openapi", schema(schema_with = kind_schema))]
     pub kind: SessionEventKind,
@@ -102,7 +105,7 @@ fn kind_schema() -> utoipa::openapi::Object {
              previews fetch pages too.",
         ))
         .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(DELIVERED_KINDS.map(SessionEventKind::as_str)))
+        .enum_values(Some(delivered_names()))
         .build()
 }
 
@@ -175,7 +178,7 @@ mod tests {
         assert!(state["description"].is_string(), "{state}");
         assert_eq!(
             schema["properties"]["kind"]["enum"],
-            serde_json::json!(DELIVERED_KINDS.map(SessionEventKind::as_str))
+            serde_json::json!(delivered_names())
         );
     }
 }

@@ -10,7 +10,7 @@
 
 use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
 
-use super::{DELIVERED_KINDS, WebhookEvent, Webhooks};
+use super::{WebhookEvent, Webhooks, is_delivered};
 
 /// Starts delivering the events of `id`, which `vault` (acting for the session's tenant)
 /// just created, when that tenant has a receiver. Returns at once.
@@ -47,7 +47,7 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
 /// starts from rather than something that happened.
 pub fn webhook_event(event: &SessionEvent) -> Option<WebhookEvent> {
     let kind = event.kind;
-    DELIVERED_KINDS.contains(&kind).then(|| WebhookEvent {
+    is_delivered(kind).then(|| WebhookEvent {
         id: event.id.to_string(),
         kind,
         session: event.session.clone(),

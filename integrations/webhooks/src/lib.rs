@@ -19,7 +19,7 @@ use pci_vault::Tenant;
 use tokio::sync::mpsc;
 
 pub use self::config::{WebhookConfig, WebhookConfigError};
-pub use self::event::{DELIVERED_KINDS, MAX_EVENT_ID_LEN, WebhookEvent};
+pub use self::event::{MAX_EVENT_ID_LEN, WebhookEvent, is_delivered};
 pub use self::metrics::WebhookMetrics;
 
 use self::delivery::{Queued, TenantWorker};
