@@ -72,10 +72,7 @@ pub(crate) async fn memory(sessions: usize) -> Result<String, String> {
 /// Redis: `used_memory` growth per session, and `MEMORY USAGE` of one key.
 pub(crate) async fn redis(url: &str, sessions: usize) -> Result<String, String> {
     let prefix = format!("pci-vault-footprint-{}:", std::process::id());
-    let options = RedisOptions {
-        key_prefix: prefix.clone(),
-        ..RedisOptions::new(url)
-    };
+    let options = RedisOptions::new(url).with_key_prefix(prefix.clone());
     let store = RedisStore::connect(options)
         .await
         .map_err(|e| e.to_string())?;

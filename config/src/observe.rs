@@ -15,6 +15,7 @@ use pci_vault::{
 
 /// What a store or key-provider call is reported as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Call {
     /// `store` or `key_provider`.
     pub component: &'static str,

@@ -258,6 +258,7 @@ impl StoreSettings {
 
 /// How full a memory store is, against its bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryUsage {
     /// Entries held (live sessions and tombstones; expired ones not yet purged included).
     pub entries: usize,

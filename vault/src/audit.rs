@@ -75,6 +75,7 @@ impl Actor {
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AuditOutcome {
     /// It did what was asked.
     Success,

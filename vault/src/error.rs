@@ -177,11 +177,22 @@ impl fmt::Display for ErrorCode {
 
 /// One invalid form field: its name and a stable reason, never its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FieldError {
     /// The field name, as in the form spec (`card_number`, `expiry`, ...).
     pub field: String,
     /// Why the value was rejected.
     pub reason: FieldReason,
+}
+
+impl FieldError {
+    /// Field `field` was rejected for `reason`.
+    pub fn new(field: impl Into<String>, reason: FieldReason) -> Self {
+        FieldError {
+            field: field.into(),
+            reason,
+        }
+    }
 }
 
 /// Why a field value was rejected. [`FieldReason::as_str`] is the stable wire spelling.

@@ -275,9 +275,8 @@ impl RedisStore {
         let checked = match tokio::time::timeout(self.options.connect_timeout, outcome).await {
             Ok(Ok((true, Some(acknowledged)))) if acknowledged < wanted => {
                 Err(Error::store_unavailable(format!(
-                    "redis: {acknowledged} replica(s) acknowledged the store's test write, \
-                     min_replicas asks for {wanted}; check that the replicas are up and \
-                     replicating"
+                    "redis: {acknowledged} of {wanted} replicas acknowledged the store's test \
+                     write; check that the replicas are up and replicating"
                 )))
             }
             Ok(Ok((true, _))) => Ok(()),

@@ -13,7 +13,12 @@ use pci_vault::{Error, Result};
 /// `redis://user:password@host:port`. With [`sentinel`](Self::sentinel) set they name
 /// Redis Sentinels, which tell the store where the primary is. `Debug` never shows a
 /// password.
+///
+/// Start from [`RedisOptions::new`], [`cluster`](Self::cluster),
+/// [`sentinel`](Self::sentinel) or [`from_list`](Self::from_list) and change what differs
+/// with the `with_*` methods: new options may be added.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisOptions {
     /// One URL for a single node; the seed nodes of a cluster when [`cluster`](Self::cluster)
     /// is set; the sentinels when [`sentinel`](Self::sentinel) is set.
@@ -168,6 +173,49 @@ impl RedisOptions {
             sentinel: Some(SentinelOptions::new(master_name)),
             ..RedisOptions::new("")
         }
+    }
+
+    /// These options with every key under `prefix`.
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// These options with `timeout` as the longest wait for one operation.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// These options with `timeout` as the longest wait to connect at start.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// These options trusting the CA(s) of the PEM file `path` (`rediss://` only).
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// These options presenting the PEM client certificate `cert` with its key `key`
+    /// (mutual TLS, `rediss://` only).
+    #[must_use]
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// These options waiting for `min` replicas on every write.
+    #[must_use]
+    pub fn with_min_replicas(mut self, min: MinReplicas) -> Self {
+        self.min_replicas = Some(min);
+        self
     }
 
     /// A comma-separated list: one URL is a single node, several are cluster seeds. A list

@@ -86,10 +86,7 @@ impl RedisHarness {
 }
 
 fn tls_options(server: &RedisServer, certs: &TlsFiles) -> RedisOptions {
-    RedisOptions {
-        ca_file: Some(certs.ca.clone()),
-        ..RedisOptions::new(server.url())
-    }
+    RedisOptions::new(server.url()).with_ca_file(certs.ca.clone())
 }
 
 #[async_trait]
@@ -124,16 +121,13 @@ impl Harness for RedisHarness {
         let timeout = Duration::from_millis(500);
         if matches!(self.deployment, Deployment::Cluster) {
             let mut cluster = RedisCluster::single_node(&[]);
-            let options = RedisOptions {
-                timeout,
-                ..RedisOptions::cluster(cluster.urls())
-            };
+            let options = RedisOptions::cluster(cluster.urls()).with_timeout(timeout);
             let store = RedisStore::connect(options).await.unwrap();
             cluster.nodes[0].kill();
             return Some(Arc::new(store));
         }
         let (mut server, options) = self.another_server();
-        let store = RedisStore::connect(RedisOptions { timeout, ..options })
+        let store = RedisStore::connect(options.with_timeout(timeout))
             .await
             .unwrap();
         server.kill();
@@ -161,12 +155,10 @@ mod cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_spreads_sessions_over_every_master() {
     let cluster = RedisCluster::shared();
-    let store = RedisStore::connect(RedisOptions {
-        key_prefix: "spread-test:".into(),
-        ..RedisOptions::cluster(cluster.urls())
-    })
-    .await
-    .unwrap();
+    let store =
+        RedisStore::connect(RedisOptions::cluster(cluster.urls()).with_key_prefix("spread-test:"))
+            .await
+            .unwrap();
     let vault = vault_on(store);
     for _ in 0..30 {
         vault

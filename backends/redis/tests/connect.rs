@@ -129,12 +129,9 @@ async fn acl_user_needs_every_permission_the_readme_grants() {
     assert_mentions(&message, &["ACL user lacks a permission", "key"]);
 
     // The same rules with the store's prefix changed to match them work again.
-    let store = RedisStore::connect(RedisOptions {
-        key_prefix: "elsewhere:".into(),
-        ..as_vault()
-    })
-    .await
-    .unwrap();
+    let store = RedisStore::connect(as_vault().with_key_prefix("elsewhere:"))
+        .await
+        .unwrap();
     round_trip(&vault_on(store)).await;
 }
 
@@ -165,11 +162,8 @@ async fn tls_certificate_from_another_ca_is_refused_at_connect() {
     let certs = TlsFiles::generate();
     // Also on 127.0.0.2, a name the server's certificate does not carry.
     let server = RedisServer::start_tls(&certs, false, &["--bind", "127.0.0.1", "127.0.0.2"]);
-    let message = refused(RedisOptions {
-        ca_file: Some(certs.other_ca.clone()),
-        ..RedisOptions::new(server.url())
-    })
-    .await;
+    let message =
+        refused(RedisOptions::new(server.url()).with_ca_file(certs.other_ca.clone())).await;
     assert_mentions(&message, &["certificate"]);
 
     // The system roots do not know the test CA either.
@@ -177,19 +171,19 @@ async fn tls_certificate_from_another_ca_is_refused_at_connect() {
     assert_mentions(&message, &["certificate"]);
 
     // The right CA, but a name the certificate does not carry.
-    let message = refused(RedisOptions {
-        ca_file: Some(certs.ca.clone()),
-        ..RedisOptions::new(format!("rediss://127.0.0.2:{}", server.port))
-    })
+    let message = refused(
+        RedisOptions::new(format!("rediss://127.0.0.2:{}", server.port))
+            .with_ca_file(certs.ca.clone()),
+    )
     .await;
     assert_mentions(&message, &["certificate"]);
 
     // A plain-text client on the TLS port.
     let started = Instant::now();
-    let message = refused(RedisOptions {
-        connect_timeout: Duration::from_secs(2),
-        ..RedisOptions::new(format!("redis://127.0.0.1:{}", server.port))
-    })
+    let message = refused(
+        RedisOptions::new(format!("redis://127.0.0.1:{}", server.port))
+            .with_connect_timeout(Duration::from_secs(2)),
+    )
     .await;
     assert!(
         started.elapsed() < Duration::from_millis(2_500),
@@ -201,10 +195,10 @@ async fn tls_certificate_from_another_ca_is_refused_at_connect() {
 async fn mutual_tls_needs_a_client_certificate_from_the_servers_ca() {
     let certs = TlsFiles::generate();
     let server = RedisServer::start_tls(&certs, true, &[]);
-    let options = |client: Option<(&std::path::Path, &std::path::Path)>| RedisOptions {
-        ca_file: Some(certs.ca.clone()),
-        client_cert: client.map(|(c, k)| (c.to_owned(), k.to_owned())),
-        ..RedisOptions::new(server.url())
+    let options = |client: Option<(&std::path::Path, &std::path::Path)>| {
+        let mut options = RedisOptions::new(server.url()).with_ca_file(certs.ca.clone());
+        options.client_cert = client.map(|(c, k)| (c.to_owned(), k.to_owned()));
+        options
     };
     refused(options(None)).await;
     refused(options(Some((&certs.stranger_cert, &certs.stranger_key)))).await;
@@ -225,10 +219,10 @@ async fn mutual_tls_needs_a_client_certificate_from_the_servers_ca() {
 async fn unreachable_server_is_refused_within_the_connect_timeout() {
     let port = testkit::free_port();
     let started = Instant::now();
-    let message = refused(RedisOptions {
-        connect_timeout: Duration::from_millis(800),
-        ..RedisOptions::new(format!("redis://:pw-c3@127.0.0.1:{port}"))
-    })
+    let message = refused(
+        RedisOptions::new(format!("redis://:pw-c3@127.0.0.1:{port}"))
+            .with_connect_timeout(Duration::from_millis(800)),
+    )
     .await;
     assert!(
         started.elapsed() < Duration::from_millis(1_300),
@@ -240,11 +234,9 @@ async fn unreachable_server_is_refused_within_the_connect_timeout() {
     let mut server = RedisServer::start(&[]);
     server.freeze();
     let started = Instant::now();
-    let message = refused(RedisOptions {
-        connect_timeout: Duration::from_millis(800),
-        ..RedisOptions::new(server.url())
-    })
-    .await;
+    let message =
+        refused(RedisOptions::new(server.url()).with_connect_timeout(Duration::from_millis(800)))
+            .await;
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1_300), "{took:?}: {message}");
     assert_mentions(&message, &["connect timeout"]);
@@ -278,12 +270,9 @@ async fn malformed_options_are_invalid_arguments_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("ca.pem");
     std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n").unwrap();
-    let err = RedisStore::connect(RedisOptions {
-        ca_file: Some(garbage),
-        ..RedisOptions::new("rediss://127.0.0.1:1")
-    })
-    .await
-    .unwrap_err();
+    let err = RedisStore::connect(RedisOptions::new("rediss://127.0.0.1:1").with_ca_file(garbage))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert_mentions(&err.to_string(), &["CA file", "PEM"]);
 }

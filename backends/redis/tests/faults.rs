@@ -28,10 +28,7 @@ const MARGIN: Duration = Duration::from_millis(300);
 const UNANSWERED: Duration = Duration::from_millis(3 * 400 + 60);
 
 async fn connect(server: &RedisServer) -> Vault {
-    let options = RedisOptions {
-        timeout: TIMEOUT,
-        ..RedisOptions::new(server.url())
-    };
+    let options = RedisOptions::new(server.url()).with_timeout(TIMEOUT);
     vault_on(RedisStore::connect(options).await.unwrap())
 }
 
@@ -214,12 +211,9 @@ async fn killed_server_fails_fast_loses_no_reported_success_and_recovers() {
 async fn frozen_server_times_out_counts_nothing_and_recovers() {
     let mut server = RedisServer::start(&[]);
     let store = Arc::new(
-        RedisStore::connect(RedisOptions {
-            timeout: TIMEOUT,
-            ..RedisOptions::new(server.url())
-        })
-        .await
-        .unwrap(),
+        RedisStore::connect(RedisOptions::new(server.url()).with_timeout(TIMEOUT))
+            .await
+            .unwrap(),
     );
     let vault = Vault::builder(
         store.clone(),

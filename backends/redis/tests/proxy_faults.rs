@@ -44,12 +44,9 @@ enum NetFault {
 }
 
 async fn vault_through(proxy: &FaultProxy) -> Vault {
-    let store = RedisStore::connect(RedisOptions {
-        timeout: TIMEOUT,
-        ..RedisOptions::new(proxy.url())
-    })
-    .await
-    .unwrap();
+    let store = RedisStore::connect(RedisOptions::new(proxy.url()).with_timeout(TIMEOUT))
+        .await
+        .unwrap();
     Vault::builder(Arc::new(store), Arc::new(test_keyring()))
         .attempt_grace(GRACE)
         .build()

@@ -29,16 +29,13 @@ fn wait_for_link(replica: &RedisServer, primary: &RedisServer) {
 }
 
 async fn vault(url: String, min_replicas: Option<MinReplicas>) -> Vault {
-    let options = RedisOptions {
-        timeout: TIMEOUT,
-        min_replicas,
-        ..RedisOptions::new(url)
-    };
+    let mut options = RedisOptions::new(url).with_timeout(TIMEOUT);
+    options.min_replicas = min_replicas;
     vault_on(RedisStore::connect(options).await.unwrap())
 }
 
-fn one_replica() -> Option<MinReplicas> {
-    Some(MinReplicas::new(1, WAIT))
+fn one_replica() -> MinReplicas {
+    MinReplicas::new(1, WAIT)
 }
 
 fn assert_card(form: &pci_vault::RevealedForm) {
@@ -53,7 +50,7 @@ fn assert_card(form: &pci_vault::RevealedForm) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoted_replica_keeps_the_reveal_with_min_replicas() {
     let servers = replicated().await;
-    let on_primary = vault(servers.primary.url(), one_replica()).await;
+    let on_primary = vault(servers.primary.url(), Some(one_replica())).await;
     let ticket = on_primary
         .create_session(&SessionOptions::default())
         .await
@@ -113,7 +110,7 @@ async fn without_min_replicas_a_failover_can_bring_a_revealed_form_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_makes_writes_unavailable() {
     let mut servers = replicated().await;
-    let on_primary = vault(servers.primary.url(), one_replica()).await;
+    let on_primary = vault(servers.primary.url(), Some(one_replica())).await;
     let ticket = on_primary
         .create_session(&SessionOptions::default())
         .await
@@ -157,11 +154,9 @@ async fn a_stopped_replica_makes_writes_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refuses_min_replicas_without_replicas() {
     let lonely = RedisServer::start(&[]);
-    let options = RedisOptions {
-        timeout: TIMEOUT,
-        min_replicas: one_replica(),
-        ..RedisOptions::new(lonely.url())
-    };
+    let options = RedisOptions::new(lonely.url())
+        .with_timeout(TIMEOUT)
+        .with_min_replicas(one_replica());
     let error = RedisStore::connect(options).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::StoreUnavailable);
     assert!(
@@ -179,18 +174,16 @@ async fn a_sentinel_failover_keeps_the_reveal() {
     let mut setup = tokio::task::block_in_place(|| RedisSentinels::start(&[]));
     const MASTER: &str = RedisSentinels::MASTER_NAME;
     let sentinels = &setup.sentinels;
-    let options = RedisOptions {
-        timeout: TIMEOUT,
-        min_replicas: one_replica(),
-        ..RedisOptions::from_list(&format!(
-            "redis+sentinel://{}/{MASTER}",
-            sentinels
-                .iter()
-                .map(|s| format!("127.0.0.1:{}", s.port))
-                .collect::<Vec<_>>()
-                .join(",")
-        ))
-    };
+    let options = RedisOptions::from_list(&format!(
+        "redis+sentinel://{}/{MASTER}",
+        sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
+    .with_timeout(TIMEOUT)
+    .with_min_replicas(one_replica());
     let vault = vault_on(RedisStore::connect(options).await.unwrap());
     let ticket = vault
         .create_session(&SessionOptions::default())

@@ -186,7 +186,7 @@ test('STORE_UNAVAILABLE: a store whose writes too few replicas acknowledge', asy
       `${redis.url}?min_replicas=1&min_replicas_timeout_ms=50`,
     ]) {
       const e = await expectCode(Vault.open({ store, keys }), 'STORE_UNAVAILABLE');
-      assert.match(e.message, /0 replica\(s\) acknowledged/);
+      assert.match(e.message, /0 of 1 replicas acknowledged/);
     }
   } finally {
     await redis.stop();

@@ -218,10 +218,7 @@ mod tests {
             ErrorCode::Locked => Error::Locked,
             ErrorCode::WrongPin => Error::WrongPin { attempts_left: 2 },
             ErrorCode::ValidationFailed => Error::ValidationFailed {
-                fields: vec![CoreFieldError {
-                    field: "card_number".into(),
-                    reason: FieldReason::Luhn,
-                }],
+                fields: vec![CoreFieldError::new("card_number", FieldReason::Luhn)],
             },
             ErrorCode::InvalidArgument => Error::InvalidArgument("pin_length must be 4-12"),
             ErrorCode::StoreUnavailable => Error::store_unavailable("timed out"),

@@ -407,10 +407,7 @@ mod tests {
     #[test]
     fn validation_errors_list_fields_and_reasons() {
         let e = ApiError::Vault(Error::ValidationFailed {
-            fields: vec![FieldError {
-                field: "card_number".into(),
-                reason: FieldReason::Luhn,
-            }],
+            fields: vec![FieldError::new("card_number", FieldReason::Luhn)],
         });
         let (status, body) = e.parts();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

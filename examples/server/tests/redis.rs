@@ -182,7 +182,7 @@ fn a_store_whose_writes_no_replica_acknowledges_fails_at_start() {
     assert!(!output.status.success());
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(
-        text.contains("0 replica(s) acknowledged the store's test write, min_replicas asks for 1"),
+        text.contains("0 of 1 replicas acknowledged the store's test write"),
         "{text}"
     );
 }

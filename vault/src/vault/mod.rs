@@ -56,6 +56,7 @@ pub(crate) struct Inner {
 
 /// What `submit` returns: the PIN to show to the customer, and when the session expires.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Receipt {
     /// The PIN. Show it only to the customer; the vault keeps only its verifier.
     pub pin: Pin,

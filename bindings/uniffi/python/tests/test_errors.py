@@ -227,7 +227,7 @@ async def test_store_unavailable_when_too_few_replicas_acknowledge(redis_server)
                                store=f"{server.url}?min_replicas=1&min_replicas_timeout_ms=50"),
     ):
         err = await expect_error(VaultError.StoreUnavailable, pci_vault.Vault.open(options))
-        assert "0 replica(s) acknowledged" in err.message
+        assert "0 of 1 replicas acknowledged" in err.message
 
 
 async def test_store_unavailable_at_open_and_when_redis_dies(redis_server):
