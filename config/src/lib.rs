@@ -16,7 +16,7 @@ use pci_vault::{
 use zeroize::Zeroizing;
 
 pub use observe::{Call, Observer};
-pub use pci_vault_keys::{KeySource, KeyUsage, KeyWraps};
+pub use pci_vault_keys::{HostCalls, HostProvider, KeySource, KeyUsage, KeyWraps};
 pub use pci_vault_memory::MemoryLimits;
 pub use pci_vault_redis::{MinReplicas, RedisOptions};
 pub use store::{MemoryGauge, MemoryUsage, StoreConfig, StoreSettings};

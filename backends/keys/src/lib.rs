@@ -2,12 +2,14 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod host;
 mod reload;
 mod source;
 mod text;
 mod usage;
 
 pub use error::LoadError;
+pub use host::{HostCalls, HostProvider};
 pub use reload::{DEFAULT_CHECK_INTERVAL, KeyDirectory, KeyFile};
 pub use text::parse_keyring;
 pub use usage::{CountingProvider, KeyUsage, KeyWraps};

@@ -19,7 +19,6 @@
 //! provider should `dataKey.fill(0)` when done with it. The Buffer `unwrap` returns is
 //! copied and then zeroed by the binding.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +28,8 @@ use napi::bindgen_prelude::{Buffer, FnArgs, FromNapiValue, Function, Object, Pro
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{JsValue as _, ValueType};
 use napi_derive::napi;
-use pci_vault::{DataKey, Error, KeyId, Result, WrappedKey};
+use pci_vault::{Error, Result, WrappedKey};
+use pci_vault_keys::{HostCalls, HostProvider};
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::args::{self, Arg};
@@ -74,22 +74,15 @@ type UnwrapFn = ThreadsafeFunction<
     true,
 >;
 
-/// A JavaScript key provider, as the vault's [`pci_vault::KeyProvider`].
+/// The calls into a JavaScript key provider; `HostProvider` bounds and checks them.
 pub(crate) struct JsKeyProvider {
     wrap: WrapFn,
     unwrap: UnwrapFn,
-    timeout: Duration,
 }
 
 impl JsKeyProvider {
-    /// Default time a call may take.
-    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Longest accepted `timeoutMs`.
-    const MAX_TIMEOUT_MS: u64 = 60_000;
-
-    /// Reads `keys.provider` (an object with `wrap` and `unwrap` methods, own or inherited)
-    /// and `keys.timeoutMs`.
-    pub(crate) fn read(value: Unknown<'_>, timeout: Option<Unknown<'_>>) -> Arg<Self> {
+    /// Reads `keys.provider`: an object with `wrap` and `unwrap` methods, own or inherited.
+    fn read(value: Unknown<'_>) -> Arg<Self> {
         const NAME: &str = "options.keys.provider";
         if value.get_type()? != ValueType::Object {
             return Err(Failure::type_error(
@@ -129,108 +122,54 @@ impl JsKeyProvider {
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
-        let timeout = match timeout {
-            None => Self::DEFAULT_TIMEOUT,
-            Some(value) => {
-                let ms = args::whole(value, "options.keys.timeoutMs")?;
-                if !(1..=Self::MAX_TIMEOUT_MS).contains(&ms) {
-                    return Err(Failure::invalid(
-                        "options.keys.timeoutMs is a whole number from 1 to 60000",
-                    ));
-                }
-                Duration::from_millis(ms)
-            }
-        };
-        Ok(JsKeyProvider {
-            wrap,
-            unwrap,
-            timeout,
-        })
-    }
-
-    /// Awaits a call to the provider and the Promise it returns, within the timeout.
-    async fn settle<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = napi::Result<Promise<T>>>,
-    ) -> Result<T>
-    where
-        T: FromNapiValue + Send + 'static,
-    {
-        let timeout = self.timeout;
-        let outcome = napi::tokio::time::timeout(timeout, async {
-            let promise = call.await?;
-            promise.await
-        })
-        .await;
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            // The thrown or rejected value is not kept: it could hold anything.
-            Ok(Err(_)) => Err(Error::key_unavailable(format!(
-                "the JavaScript key provider's {what} threw, rejected or returned something else"
-            ))),
-            Err(_) => Err(Error::key_unavailable(format!(
-                "the JavaScript key provider's {what} did not settle within {} ms",
-                timeout.as_millis()
-            ))),
-        }
+        Ok(JsKeyProvider { wrap, unwrap })
     }
 }
 
+/// Awaits a call to the provider and the Promise it returns. What was thrown or rejected
+/// is not kept: it could hold anything.
+async fn settle<T: FromNapiValue + Send + 'static>(
+    what: &str,
+    call: impl Future<Output = napi::Result<Promise<T>>>,
+) -> Result<T> {
+    let outcome = async { call.await?.await };
+    outcome.await.map_err(|_| {
+        Error::key_unavailable(format!(
+            "the JavaScript key provider's {what} threw, rejected or returned something else"
+        ))
+    })
+}
+
 #[async_trait]
-impl pci_vault::KeyProvider for JsKeyProvider {
-    async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
-        let data_key = Buffer::from(dek.expose_secret().to_vec());
-        let aad = Buffer::from(aad.to_vec());
-        let wrapped = self
-            .settle("wrap", self.wrap.call_async(FnArgs::from((data_key, aad))))
-            .await?;
-        let key_id = KeyId::new(wrapped.key_id).map_err(|_| {
-            Error::key_unavailable(
-                "the JavaScript key provider returned a key id that is not 1-64 characters of \
-                 A-Z a-z 0-9 . _ : / -",
-            )
-        })?;
-        if wrapped.ciphertext.len() > WrappedKey::MAX_CIPHERTEXT_LEN {
-            return Err(Error::key_unavailable(
-                "the JavaScript key provider returned a wrapped key longer than 1 KiB",
-            ));
-        }
-        Ok(WrappedKey {
-            key_id,
-            ciphertext: wrapped.ciphertext.to_vec(),
-        })
+impl HostCalls for JsKeyProvider {
+    async fn wrap(&self, data_key: Zeroizing<Vec<u8>>, aad: Vec<u8>) -> Result<(String, Vec<u8>)> {
+        let args = FnArgs::from((Buffer::from(data_key.to_vec()), Buffer::from(aad)));
+        let wrapped = settle("wrap", self.wrap.call_async(args)).await?;
+        Ok((wrapped.key_id, wrapped.ciphertext.to_vec()))
     }
 
-    async fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        aad: Vec<u8>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let arg = JsWrappedKey {
             key_id: wrapped.key_id.as_str().to_owned(),
             ciphertext: Buffer::from(wrapped.ciphertext.clone()),
         };
-        let aad = Buffer::from(aad.to_vec());
-        let returned = self
-            .settle("unwrap", self.unwrap.call_async(FnArgs::from((arg, aad))))
-            .await?;
-        let Some(mut returned) = returned else {
-            return Err(Error::IntegrityError);
-        };
-        let clear = Zeroizing::new(returned.to_vec());
-        // The provider handed the Buffer over: wipe the engine's copy too.
-        let engine_copy: &mut [u8] = &mut returned;
-        engine_copy.zeroize();
-        DataKey::from_slice(&clear).map_err(|_| {
-            Error::key_unavailable(
-                "the JavaScript key provider returned a data key that is not 32 bytes",
-            )
-        })
-    }
-}
-
-impl fmt::Debug for JsKeyProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsKeyProvider")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+        let returned = settle(
+            "unwrap",
+            self.unwrap
+                .call_async(FnArgs::from((arg, Buffer::from(aad)))),
+        )
+        .await?;
+        Ok(returned.map(|mut returned| {
+            let clear = Zeroizing::new(returned.to_vec());
+            // The provider handed the Buffer over: wipe the engine's copy too.
+            let engine_copy: &mut [u8] = &mut returned;
+            engine_copy.zeroize();
+            clear
+        }))
     }
 }
 
@@ -239,7 +178,10 @@ pub(crate) fn key_source(
     provider: Unknown<'_>,
     timeout: Option<Unknown<'_>>,
 ) -> Arg<pci_vault_config::KeySource> {
-    let provider: Arc<dyn pci_vault::KeyProvider> =
-        Arc::new(JsKeyProvider::read(provider, timeout)?);
-    Ok(pci_vault_config::KeySource::Provider(provider))
+    let timeout = timeout
+        .map(|value| args::whole(value, "options.keys.timeoutMs").map(Duration::from_millis))
+        .transpose()?;
+    let calls = JsKeyProvider::read(provider)?;
+    let provider = HostProvider::new(calls, "the JavaScript key provider", timeout)?;
+    Ok(pci_vault_config::KeySource::Provider(Arc::new(provider)))
 }

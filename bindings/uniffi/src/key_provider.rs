@@ -1,11 +1,12 @@
 //! A key provider written by the host (Python, Kotlin, Swift): its KMS or HSM client wraps
 //! and unwraps the vault's data keys.
 
-use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use pci_vault::{DataKey, Error, KeyId, Result};
+use pci_vault::{Error, Result};
+use pci_vault_config::{HostCalls, HostProvider};
 use zeroize::Zeroizing;
 
 /// Wraps and unwraps the vault's per-session data keys with a key the host's KMS or HSM
@@ -103,20 +104,15 @@ impl From<KeyProviderError> for Error {
     }
 }
 
-/// Adapts a host [`KeyProvider`] to the vault's `KeyProvider` trait.
+/// The calls into a host [`KeyProvider`]; `HostProvider` bounds and checks them.
 ///
 /// The host's methods are plain (blocking) calls into the host language: a KMS client over
 /// the network may take a while, so each call runs on tokio's blocking pool, never on a
-/// worker that drives other sessions.
-pub(crate) struct HostKeyProvider(pub(crate) Arc<dyn KeyProvider>);
+/// worker that drives other sessions. A call past the timeout keeps its blocking thread
+/// until the host returns; what it returns then is dropped (a data key wiped).
+pub(crate) struct HostKeyCalls(pub(crate) Arc<dyn KeyProvider>);
 
-impl fmt::Debug for HostKeyProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HostKeyProvider")
-    }
-}
-
-impl HostKeyProvider {
+impl HostKeyCalls {
     async fn call<T: Send + 'static>(
         &self,
         call: impl FnOnce(&dyn KeyProvider) -> Result<T, KeyProviderError> + Send + 'static,
@@ -130,41 +126,38 @@ impl HostKeyProvider {
 }
 
 #[async_trait]
-impl pci_vault::KeyProvider for HostKeyProvider {
-    async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<pci_vault::WrappedKey> {
+impl HostCalls for HostKeyCalls {
+    async fn wrap(&self, data_key: Zeroizing<Vec<u8>>, aad: Vec<u8>) -> Result<(String, Vec<u8>)> {
         // The copy handed to the host is moved into uniffi's buffer, which the host frees
         // without wiping: see the README ("What crosses the FFI").
-        let data_key = dek.expose_secret().to_vec();
-        let aad = aad.to_vec();
+        let data_key = data_key.to_vec();
         let wrapped = self.call(move |host| host.wrap(data_key, aad)).await?;
-        let key_id = KeyId::new(wrapped.key_id).map_err(|_| {
-            Error::key_unavailable(
-                "the host key provider returned a key id that is not 1-64 characters of \
-                 A-Z a-z 0-9 . _ : / -",
-            )
-        })?;
-        if wrapped.ciphertext.len() > pci_vault::WrappedKey::MAX_CIPHERTEXT_LEN {
-            return Err(Error::key_unavailable(
-                "the host key provider returned a wrapped key longer than 1 KiB",
-            ));
-        }
-        Ok(pci_vault::WrappedKey {
-            key_id,
-            ciphertext: wrapped.ciphertext,
-        })
+        Ok((wrapped.key_id, wrapped.ciphertext))
     }
 
-    async fn unwrap(&self, wrapped: &pci_vault::WrappedKey, aad: &[u8]) -> Result<DataKey> {
+    async fn unwrap(
+        &self,
+        wrapped: &pci_vault::WrappedKey,
+        aad: Vec<u8>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let wrapped = WrappedKey {
             key_id: wrapped.key_id.as_str().to_owned(),
             ciphertext: wrapped.ciphertext.clone(),
         };
-        let aad = aad.to_vec();
-        let clear = Zeroizing::new(self.call(move |host| host.unwrap(wrapped, aad)).await?);
-        DataKey::from_slice(&clear).map_err(|_| {
-            Error::key_unavailable("the host key provider returned a data key that is not 32 bytes")
-        })
+        let clear = self
+            .call(move |host| host.unwrap(wrapped, aad).map(Zeroizing::new))
+            .await?;
+        Ok(Some(clear))
     }
+}
+
+/// The vault's key provider for a host [`KeyProvider`], each call bounded by `timeout_ms`.
+pub(crate) fn host_provider(
+    provider: Arc<dyn KeyProvider>,
+    timeout_ms: Option<u32>,
+) -> Result<HostProvider<HostKeyCalls>> {
+    let timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+    HostProvider::new(HostKeyCalls(provider), "the host key provider", timeout)
 }
 
 #[cfg(test)]
@@ -172,7 +165,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
     use super::*;
-    use pci_vault::{ErrorCode, KeyProvider as _};
+    use pci_vault::{DataKey, ErrorCode, KeyProvider as _};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -207,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn round_trip_binds_aad_and_maps_errors() {
-        let provider = HostKeyProvider(Arc::new(Handles::default()));
+        let provider = host_provider(Arc::new(Handles::default()), None).unwrap();
         let dek = DataKey::generate();
         let wrapped = provider.wrap(&dek, b"aad-1").await.unwrap();
         assert_eq!(wrapped.key_id.as_str(), "hsm:slot-1");

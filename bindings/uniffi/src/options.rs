@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditSink;
 use crate::error::VaultError;
-use crate::key_provider::{HostKeyProvider, KeyProvider};
+use crate::key_provider::{KeyProvider, host_provider};
 
 /// How to open a vault: the store, the keys and the session defaults.
 #[derive(uniffi::Record)]
@@ -112,10 +112,14 @@ pub enum KeySource {
         /// The key-source string.
         text: String,
     },
-    /// The host's own KMS or HSM client: see `KeyProvider`.
+    /// The host's own KMS or HSM client: see `KeyProvider`. A call that takes longer than
+    /// `timeout_ms` (1–60000, default 5000) is `KEY_UNAVAILABLE`.
     Provider {
         /// The host's implementation.
         provider: Arc<dyn KeyProvider>,
+        /// Longest wait for one call, in milliseconds.
+        #[uniffi(default = None)]
+        timeout_ms: Option<u32>,
     },
     /// One random key for this process only, with a warning: records are lost when it
     /// ends. For development.
@@ -182,7 +186,10 @@ impl KeySource {
             KeySource::Directory { path } => Core::Directory(PathBuf::from(path)),
             KeySource::Development => Core::Development,
             KeySource::Source { text } => Core::parse(&text)?,
-            KeySource::Provider { provider } => Core::Provider(Arc::new(HostKeyProvider(provider))),
+            KeySource::Provider {
+                provider,
+                timeout_ms,
+            } => Core::Provider(Arc::new(host_provider(provider, timeout_ms)?)),
         })
     }
 }

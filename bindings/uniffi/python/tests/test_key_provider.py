@@ -127,6 +127,30 @@ async def test_a_provider_that_raises_at_create_stores_nothing(redis_store):
     assert len(redis_store.keys()) == 1
 
 
+async def test_a_slow_provider_is_key_unavailable_after_its_timeout(store):
+    class Slow(HandleHsm):
+        def wrap(self, data_key, aad):
+            release.wait(5)
+            return super().wrap(data_key, aad)
+
+    release = threading.Event()
+    vault = await pci_vault.Vault.open(store.options(
+        keys=pci_vault.KeySource.PROVIDER(provider=Slow(), timeout_ms=200)))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        err = await expect_error(VaultError.KeyUnavailable, vault.create_session())
+    finally:
+        release.set()
+    took = loop.time() - started
+    assert "the host key provider's wrap did not settle within 200 ms" in err.message
+    assert 0.19 <= took < 2, took
+    # The default is 5 s; out of range is refused.
+    for bad in (0, 60_001):
+        await expect_error(VaultError.InvalidArgument, pci_vault.Vault.open(store.options(
+            keys=pci_vault.KeySource.PROVIDER(provider=HandleHsm(), timeout_ms=bad))))
+
+
 async def test_a_provider_that_raises_at_submit_stores_nothing(store):
     hsm = HandleHsm()
     vault = await open_with(store, hsm)
