@@ -41,7 +41,7 @@ impl Selection {
     /// libtest prints around it. A test fails by panicking, which ends the binary.
     pub fn run(&self, name: &str, test: impl FnOnce()) {
         if self.list {
-            #[allow(clippy::print_stdout, reason = "libtest's --list answers on stdout")]
+            #[expect(clippy::print_stdout, reason = "libtest's --list answers on stdout")]
             {
                 println!("{name}: test");
             }

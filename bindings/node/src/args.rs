@@ -83,7 +83,11 @@ pub(crate) fn whole(value: Unknown<'_>, name: &str) -> Arg<u64> {
         return Err(Failure::type_error(name, "a whole number"));
     }
     // `as` saturates: negative numbers become 0, huge ones u64::MAX.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "saturating on purpose"
+    )]
     let whole = number as u64;
     Ok(whole.min(MAX_SAFE_INTEGER))
 }

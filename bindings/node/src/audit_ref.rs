@@ -22,6 +22,8 @@ use crate::errors::Failure;
 /// for arguments of the wrong type and `INVALID_ARGUMENT` for a key that is not 32 bytes or
 /// a malformed id; the message never shows either.
 #[napi(ts_args_type = "auditKey: Buffer, id: string")]
+// `allow`, not `expect`: the napi macro re-emits the function, and rustc then reports an
+// `expect` here as unfulfilled although the lint fires without it.
 #[allow(
     unreachable_pub,
     reason = "exported to JavaScript by the napi macro, not to Rust"

@@ -21,7 +21,7 @@ impl From<KeyWraps> for KeyWrapCount {
         KeyWrapCount {
             key_id: key.key_id.as_str().to_owned(),
             // A JavaScript number holds every integer up to 2^53 − 1 exactly.
-            #[allow(clippy::cast_precision_loss, reason = "capped at 2^53 - 1 first")]
+            #[expect(clippy::cast_precision_loss, reason = "capped at 2^53 - 1 first")]
             wraps: key.wraps.min(MAX_SAFE_INTEGER) as f64,
             rotation_due: key.rotation_due,
         }

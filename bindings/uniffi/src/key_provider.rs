@@ -162,8 +162,6 @@ pub(crate) fn host_provider(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
     use super::*;
     use pci_vault::{DataKey, ErrorCode, KeyProvider as _};
     use std::collections::HashMap;

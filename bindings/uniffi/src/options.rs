@@ -219,8 +219,6 @@ pub(crate) fn store_config(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
     use std::time::Duration;
 
     use super::*;

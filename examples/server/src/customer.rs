@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 /// A custom front end's submission.
 #[derive(Debug, ToSchema)]
-#[allow(
+#[expect(
     dead_code,
     reason = "describes the request body for the OpenAPI document"
 )]
@@ -37,7 +37,7 @@ pub struct SubmitRequest {
 
 /// The page's own form: one entry per field.
 #[derive(Debug, ToSchema)]
-#[allow(
+#[expect(
     dead_code,
     reason = "describes the request body for the OpenAPI document"
 )]

@@ -268,7 +268,7 @@ async fn shutdown_on_signal(handles: [Handle<PeerAddr>; 2], grace: Duration) {
 
 /// What a newcomer needs to try the flow: printed to standard output, not to the log.
 /// The development API key is printed here and nowhere else.
-#[allow(
+#[expect(
     clippy::print_stdout,
     reason = "the start banner is for the person who started the server"
 )]

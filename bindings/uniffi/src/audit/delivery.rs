@@ -275,8 +275,6 @@ fn hand_over(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
     use super::super::AuditSinkError;
     use super::super::tests::core_event;
     use super::*;

@@ -101,8 +101,6 @@ pub fn stop_audit_delivery(timeout_ms: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
-
     use super::*;
     use std::sync::Arc;
 
