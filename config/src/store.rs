@@ -31,7 +31,8 @@ const STORE_SYNTAX: &str = "a store is `memory`, `memory?max_entries=N&max_bytes
 const MEMORY_OPTIONS: &str =
     "memory store options are max_entries and max_bytes, whole numbers of at least 1";
 const REDIS_OPTIONS: &str = "Redis store options are min_replicas (1-64) and \
-                             min_replicas_timeout_ms (with min_replicas), whole numbers";
+                             min_replicas_timeout_ms (with min_replicas), whole numbers of at \
+                             least 1";
 /// How long writes wait for `min_replicas` when the store string does not say.
 const DEFAULT_MIN_REPLICAS_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -48,7 +49,8 @@ impl StoreConfig {
         let text = text.trim();
         let (name, query) = text.split_once('?').unwrap_or((text, ""));
         if name.eq_ignore_ascii_case("memory") {
-            return memory_limits(query).map(StoreConfig::Memory);
+            return query_settings(query, Query::Memory)?
+                .apply(StoreConfig::Memory(MemoryLimits::default()));
         }
         let (list, query) = text.rsplit_once('?').unwrap_or((text, ""));
         let options = RedisOptions::from_list(list);
@@ -58,7 +60,7 @@ impl StoreConfig {
                 .iter()
                 .all(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
         if redis_urls {
-            redis_query(query)?.apply(StoreConfig::Redis(options))
+            query_settings(query, Query::Redis)?.apply(StoreConfig::Redis(options))
         } else {
             Err(Error::InvalidArgument(STORE_SYNTAX))
         }
@@ -315,44 +317,41 @@ impl fmt::Debug for StoreConfig {
     }
 }
 
-/// The bounds of `memory?max_entries=N&max_bytes=N`; each is optional.
-fn memory_limits(query: &str) -> Result<MemoryLimits> {
-    let mut limits = MemoryLimits::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or(Error::InvalidArgument(MEMORY_OPTIONS))?;
-        let value = value
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or(Error::InvalidArgument(MEMORY_OPTIONS))?;
-        match key {
-            "max_entries" => limits.max_entries = value,
-            "max_bytes" => limits.max_bytes = value,
-            _ => return Err(Error::InvalidArgument(MEMORY_OPTIONS)),
-        }
-    }
-    Ok(limits)
+/// Which store a store string's query belongs to.
+#[derive(Clone, Copy)]
+enum Query {
+    /// `memory?max_entries=N&max_bytes=N`
+    Memory,
+    /// `redis://…?min_replicas=N&min_replicas_timeout_ms=N`
+    Redis,
 }
 
-/// The settings of `?min_replicas=N&min_replicas_timeout_ms=N` after a Redis store string.
-fn redis_query(query: &str) -> Result<StoreSettings> {
+/// The settings of a store string's query: whole numbers of at least 1, each named once,
+/// only the names its store takes; else `INVALID_ARGUMENT` naming what the store takes.
+fn query_settings(query: &str, store: Query) -> Result<StoreSettings> {
+    let message = match store {
+        Query::Memory => MEMORY_OPTIONS,
+        Query::Redis => REDIS_OPTIONS,
+    };
     let mut settings = StoreSettings::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair
             .split_once('=')
-            .ok_or(Error::InvalidArgument(REDIS_OPTIONS))?;
+            .ok_or(Error::InvalidArgument(message))?;
         let value = value
-            .parse::<u32>()
-            .map_err(|_| Error::InvalidArgument(REDIS_OPTIONS))?;
-        let slot = match key {
-            "min_replicas" => &mut settings.min_replicas,
-            "min_replicas_timeout_ms" => &mut settings.min_replicas_timeout_ms,
-            _ => return Err(Error::InvalidArgument(REDIS_OPTIONS)),
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(Error::InvalidArgument(message))?;
+        let slot = match (store, key) {
+            (Query::Memory, "max_entries") => &mut settings.max_entries,
+            (Query::Memory, "max_bytes") => &mut settings.max_bytes,
+            (Query::Redis, "min_replicas") => &mut settings.min_replicas,
+            (Query::Redis, "min_replicas_timeout_ms") => &mut settings.min_replicas_timeout_ms,
+            _ => return Err(Error::InvalidArgument(message)),
         };
-        if slot.replace(u64::from(value)).is_some() {
-            return Err(Error::InvalidArgument(REDIS_OPTIONS));
+        if slot.replace(value).is_some() {
+            return Err(Error::InvalidArgument(message));
         }
     }
     Ok(settings)

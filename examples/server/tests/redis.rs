@@ -142,15 +142,12 @@ async fn redis_outage_is_store_unavailable() {
     server.stop(&[&id]);
 }
 
-#[test]
-fn an_unreachable_redis_fails_at_start_without_its_password() {
-    let port = free_port();
+/// Runs the server with `args` (and test API keys), expects it to exit with an error
+/// before it serves, and returns what it printed; the text is also kept as `log`.
+fn fails_to_start(args: &[&str], log: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
         .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
-        .args([
-            "--store",
-            &format!("redis://app:hunter2-secret@127.0.0.1:{port}"),
-        ])
+        .args(args)
         .env_remove("PCI_VAULT_KEYS")
         .output()
         .unwrap();
@@ -160,7 +157,14 @@ fn an_unreachable_redis_fails_at_start_without_its_password() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    std::fs::write(log_dir().join("redis-unreachable.log"), &text).unwrap();
+    std::fs::write(log_dir().join(log), &text).unwrap();
+    text
+}
+
+#[test]
+fn an_unreachable_redis_fails_at_start_without_its_password() {
+    let store = format!("redis://app:hunter2-secret@127.0.0.1:{}", free_port());
+    let text = fails_to_start(&["--store", &store], "redis-unreachable.log");
     assert!(text.contains("--store: store unavailable"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
@@ -170,17 +174,8 @@ fn a_store_whose_writes_no_replica_acknowledges_fails_at_start() {
     // A single node has no replica: a server that wants one for every write refuses to
     // start, saying so, rather than fail every write later.
     let redis = RedisServer::start(&[]);
-    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
-        .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
-        .args([
-            "--store",
-            &format!("{}?min_replicas=1&min_replicas_timeout_ms=50", redis.url()),
-        ])
-        .env_remove("PCI_VAULT_KEYS")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let text = String::from_utf8_lossy(&output.stderr);
+    let store = format!("{}?min_replicas=1&min_replicas_timeout_ms=50", redis.url());
+    let text = fails_to_start(&["--store", &store], "redis-min-replicas.log");
     assert!(
         text.contains("0 of 1 replicas acknowledged the store's test write"),
         "{text}"
@@ -189,19 +184,13 @@ fn a_store_whose_writes_no_replica_acknowledges_fails_at_start() {
 
 #[test]
 fn memory_bounds_with_a_redis_store_are_refused_at_start() {
-    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
-        .args(["--listen", "127.0.0.1:0", "--api-keys", common::KEY])
-        .args([
-            "--store",
-            "redis://127.0.0.1:1",
-            "--memory-max-entries",
-            "10",
-        ])
-        .env_remove("PCI_VAULT_KEYS")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let text = String::from_utf8_lossy(&output.stderr);
+    let args = [
+        "--store",
+        "redis://127.0.0.1:1",
+        "--memory-max-entries",
+        "10",
+    ];
+    let text = fails_to_start(&args, "redis-memory-bounds.log");
     assert!(
         text.contains("memory store bounds need the memory store"),
         "{text}"
