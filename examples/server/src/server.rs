@@ -98,8 +98,8 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
     let vault = opened.vault;
 
     // Past the connection limit, new connections wait in the kernel's queue: as many as
-    // the limit.
-    let backlog = args.max_connections.get();
+    // the limit (the kernel caps it at net.core.somaxconn, 4096 by default).
+    let backlog = args.max_connections.get().min(65_535);
     let listener = listener::bind(args.listen, backlog).map_err(io("binding --listen"))?;
     let local = listener.local_addr().map_err(io("binding --listen"))?;
     let admin = args
