@@ -1,15 +1,24 @@
 //! `vault.watch(id, { signal })`: a session's events as an async iterator.
+//!
+//! The iterator is a class of its own rather than napi's generator support, whose
+//! rejections can only carry napi's status names: here `next()` settles through the same
+//! path as every `Vault` method, so a failure during the watch rejects with the stable
+//! `err.code` (`NOT_FOUND`, `INTEGRITY_ERROR`, `KEY_UNAVAILABLE`).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use napi::bindgen_prelude::{AbortSignal, AsyncGenerator};
-use napi::{Error, Result, Status};
+use napi::bindgen_prelude::{
+    AbortSignal, ClassInstance, Function, JavaScriptClassExt, JsObjectValue, Object, PromiseRaw,
+    Unknown,
+};
+use napi::{Env, Result};
 use napi_derive::napi;
 use pci_vault::{SessionEvent as CoreEvent, SessionWatch};
 use tokio::sync::{Mutex, Notify};
+
+use crate::vault::settle;
 
 /// One event of a session. Never card data or a PIN.
 #[napi(object, object_from_js = false)]
@@ -68,80 +77,122 @@ impl Stop {
     }
 }
 
+/// One step of the iteration, as the async iterator protocol has it: `{ value, done:
+/// false }` for an event, `{ done: true }` at the end.
+#[napi(object, object_from_js = false)]
+pub struct SessionEventStep {
+    /// The event; absent at the end.
+    pub value: Option<SessionEvent>,
+    /// True at the end.
+    pub done: bool,
+}
+
+impl From<Option<CoreEvent>> for SessionEventStep {
+    fn from(event: Option<CoreEvent>) -> Self {
+        SessionEventStep {
+            done: event.is_none(),
+            value: event.map(SessionEvent::from),
+        }
+    }
+}
+
 /// A session's events: `for await (const event of events) { ... }`. The current state
 /// comes first; the iteration ends after `revealed`, `locked`, `cancelled` or `expired`,
-/// when the `AbortSignal` given to `watch` aborts, or when the loop is left.
-#[napi(async_iterator)]
+/// when the `AbortSignal` given to `watch` aborts, or when the loop is left. A failure
+/// during the watch rejects `next()` with an `Error` whose `code` is a stable code, and
+/// ends the watch.
+#[napi]
 pub struct SessionEvents {
     watch: Arc<Mutex<Option<SessionWatch>>>,
     stop: Arc<Stop>,
 }
 
 impl SessionEvents {
-    pub(crate) fn new(watch: SessionWatch, signal: Option<&AbortSignal>) -> Self {
+    /// The iterator for `watch`, as JavaScript receives it: an instance that is its own
+    /// async iterator (`events[Symbol.asyncIterator]()` returns `events`).
+    pub(crate) fn into_js<'env>(
+        watch: SessionWatch,
+        signal: Option<&AbortSignal>,
+        env: &'env Env,
+    ) -> Result<ClassInstance<'env, SessionEvents>> {
         let stop = Arc::new(Stop::default());
         if let Some(signal) = signal {
             let on_abort = Arc::clone(&stop);
             signal.on_abort(move || on_abort.stop());
         }
-        SessionEvents {
+        let events = SessionEvents {
             watch: Arc::new(Mutex::new(Some(watch))),
             stop,
-        }
+        };
+        let mut instance = events.into_instance(env)?;
+        let symbol: Unknown<'_> = env
+            .get_global()?
+            .get_named_property_unchecked::<Object<'_>>("Symbol")?
+            .get_named_property("asyncIterator")?;
+        let itself: Function<'_, (), Unknown<'_>> =
+            env.create_function_from_closure("asyncIterator", |ctx| ctx.this::<Unknown<'_>>())?;
+        instance.set_property(symbol, itself)?;
+        Ok(instance)
     }
 }
 
 #[napi]
-impl AsyncGenerator for SessionEvents {
-    type Yield = SessionEvent;
-    type Next = ();
-    type Return = ();
-
-    fn next(
-        &mut self,
-        _value: Option<()>,
-    ) -> impl Future<Output = Result<Option<SessionEvent>>> + Send + 'static {
+impl SessionEvents {
+    /// The next event, waiting for it: `{ value, done: false }`, or `{ done: true }` once
+    /// the watch has ended. Rejects with `NOT_FOUND` when the session disappeared before
+    /// its time (the store lost it), `INTEGRITY_ERROR` or `KEY_UNAVAILABLE` when it can no
+    /// longer be read; the watch ends then too.
+    #[napi(ts_return_type = "Promise<IteratorResult<SessionEvent, undefined>>")]
+    pub fn next<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, SessionEventStep>> {
         let (watch, stop) = (Arc::clone(&self.watch), Arc::clone(&self.stop));
-        async move {
-            let mut slot = watch.lock().await;
-            let Some(current) = slot.as_mut() else {
-                return Ok(None);
-            };
-            let stopped = stop.notify.notified();
-            if stop.stopped.load(Ordering::SeqCst) {
-                *slot = None;
-                return Ok(None);
-            }
-            let next = tokio::select! {
-                next = current.next() => next,
-                () = stopped => None,
-            };
-            match next {
-                Some(Ok(event)) => Ok(Some(SessionEvent::from(event))),
-                Some(Err(e)) => {
+        settle(
+            env,
+            async move {
+                let mut slot = watch.lock().await;
+                let Some(current) = slot.as_mut() else {
+                    return Ok(None);
+                };
+                let stopped = stop.notify.notified();
+                if stop.stopped.load(Ordering::SeqCst) {
                     *slot = None;
-                    Err(Error::new(
-                        Status::GenericFailure,
-                        format!("{}: {e}", e.code().as_str()),
-                    ))
+                    return Ok(None);
                 }
-                None => {
-                    *slot = None;
-                    Ok(None)
+                let next = tokio::select! {
+                    next = current.next() => next,
+                    () = stopped => None,
+                };
+                match next {
+                    Some(Ok(event)) => Ok(Some(event)),
+                    Some(Err(e)) => {
+                        *slot = None;
+                        Err(e.into())
+                    }
+                    None => {
+                        *slot = None;
+                        Ok(None)
+                    }
                 }
-            }
-        }
+            },
+            |_, event| Ok(SessionEventStep::from(event)),
+        )
     }
 
-    fn complete(
-        &mut self,
-        _value: Option<()>,
-    ) -> impl Future<Output = Result<Option<SessionEvent>>> + Send + 'static {
+    /// Ends the watch (what leaving a `for await` loop calls): resolves to `{ done: true }`
+    /// once its subscription is released.
+    #[napi(
+        js_name = "return",
+        ts_return_type = "Promise<IteratorResult<SessionEvent, undefined>>"
+    )]
+    pub fn finish<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, SessionEventStep>> {
         self.stop.stop();
         let watch = Arc::clone(&self.watch);
-        async move {
-            watch.lock().await.take();
-            Ok(None)
-        }
+        settle(
+            env,
+            async move {
+                watch.lock().await.take();
+                Ok(None)
+            },
+            |_, event| Ok(SessionEventStep::from(event)),
+        )
     }
 }

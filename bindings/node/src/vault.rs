@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use napi::bindgen_prelude::{
-    AbortSignal, PromiseRaw, ToNapiValue, Unknown, ValueType, within_runtime_if_available,
+    AbortSignal, ClassInstance, PromiseRaw, ToNapiValue, Unknown, ValueType,
+    within_runtime_if_available,
 };
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -165,14 +166,14 @@ impl Vault {
     /// tenant's session, `STORE_UNAVAILABLE` when the store cannot subscribe.
     #[napi(
         ts_args_type = "id: string, options?: { signal?: AbortSignal } | null",
-        ts_return_type = "Promise<SessionEvents>"
+        ts_return_type = "Promise<SessionEvents & AsyncIterableIterator<SessionEvent, undefined>>"
     )]
     pub fn watch<'env>(
         &self,
         env: &'env Env,
         id: Unknown<'env>,
         options: Option<Unknown<'env>>,
-    ) -> Result<PromiseRaw<'env, SessionEvents>> {
+    ) -> Result<PromiseRaw<'env, ClassInstance<'env, SessionEvents>>> {
         let id = thrown_now(session_id(id))?;
         let signal = thrown_now(abort_signal(options))?;
         let vault = self.inner.clone();
@@ -183,7 +184,7 @@ impl Vault {
         settle(
             env,
             async move { Ok(vault.watch(&id?).await?) },
-            move |_, watch| Ok(SessionEvents::new(watch, signal.as_ref())),
+            move |env, watch| SessionEvents::into_js(watch, signal.as_ref(), env),
         )
     }
 
@@ -307,7 +308,11 @@ impl Vault {
 /// Promise at once, which saves two thread hops that cost several times the operation
 /// itself. One that waits (on Redis) moves to the runtime and settles
 /// from there, so the JavaScript thread never waits on I/O.
-fn settle<'env, T, V, W, C>(env: &'env Env, work: W, to_js: C) -> Result<PromiseRaw<'env, V>>
+pub(crate) fn settle<'env, T, V, W, C>(
+    env: &'env Env,
+    work: W,
+    to_js: C,
+) -> Result<PromiseRaw<'env, V>>
 where
     T: Send + 'static,
     V: ToNapiValue,

@@ -8,7 +8,9 @@ const assert = require('node:assert/strict');
 const { fork } = require('node:child_process');
 const path = require('node:path');
 
-const { CARD, STORES, keyringEntry, openVault, rejectsWith, storeOptions, Vault } = require('./support');
+const {
+  CARD, STORES, keyringEntry, openVault, redisCommand, rejectsWith, startRedis, storeOptions, Vault,
+} = require('./support');
 
 /** The next event of `iterator` within `ms`. */
 async function nextEvent(iterator, ms = 5000) {
@@ -74,6 +76,39 @@ for (const store of STORES) {
     });
   });
 }
+
+test('a session the store loses during a watch ends it: next() rejects with err.code NOT_FOUND', async () => {
+  const redis = await startRedis();
+  try {
+    const vault = await Vault.open({ store: { type: 'redis', url: redis.url }, keys: { keyring: [keyringEntry()] } });
+    const { id } = await vault.createSession();
+    const events = await vault.watch(id);
+    assert.equal(events[Symbol.asyncIterator](), events, 'the iterator is the object itself');
+    assert.equal((await nextEvent(events)).value.type, 'created');
+    // What a restart without persistence does: the data is gone and every subscriber is
+    // dropped, so the watch subscribes again, reads the session, and finds nothing.
+    assert.match(await redisCommand(redis.port, 'FLUSHALL'), /^\+OK/);
+    assert.match(await redisCommand(redis.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub'), /^:[1-9]/);
+    await rejectsWith(nextEvent(events), 'NOT_FOUND', [id]);
+    const after = await events.next();
+    assert.equal(after.done, true);
+    assert.equal(after.value, undefined);
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('leaving a for await loop ends the watch through return(), which resolves done', async () => {
+  const vault = await openVault('memory');
+  const { id } = await vault.createSession();
+  const events = await vault.watch(id);
+  for await (const event of events) {
+    assert.equal(event.type, 'created');
+    break;
+  }
+  assert.equal((await events.next()).done, true, 'a watch left by break still yields');
+  assert.equal((await events.return()).done, true);
+});
 
 describe('watch across two processes on redis', () => {
   test('a watch here sees submitted, reveal_failed, revealed done by another process, each once, in order', async () => {
