@@ -588,7 +588,7 @@ pub async fn every_write_of_every_operation_under_every_fault(h: &dyn Harness) {
 /// once the claim's outcome is known (and is awaited, so it reaches watchers before any
 /// later write's event).
 pub async fn a_full_cycle_takes_five_round_trips(h: &dyn Harness) {
-    let counting = Arc::new(Counting::new(h.store()));
+    let counting = Arc::new(CountingStore::new(h.store()));
     let (vault, _) = super::vault_on(counting.clone(), h, h.keys());
     let ticket = vault
         .create_session(&SessionOptions::default())
@@ -604,22 +604,25 @@ pub async fn a_full_cycle_takes_five_round_trips(h: &dyn Harness) {
     assert_eq!(counting.take(), 2, "reveal");
 }
 
-/// Counts store calls.
+/// A store that counts the calls made to it (every call but `subscribe` and `ping`), for
+/// tests that check how often the vault reaches its store.
 #[derive(Debug)]
-struct Counting {
+pub struct CountingStore {
     inner: Arc<dyn EphemeralStore>,
     calls: AtomicUsize,
 }
 
-impl Counting {
-    fn new(inner: Arc<dyn EphemeralStore>) -> Self {
-        Counting {
+impl CountingStore {
+    /// Counts the calls to `inner`.
+    pub fn new(inner: Arc<dyn EphemeralStore>) -> Self {
+        CountingStore {
             inner,
             calls: AtomicUsize::new(0),
         }
     }
 
-    fn take(&self) -> usize {
+    /// The calls counted since the last `take`.
+    pub fn take(&self) -> usize {
         self.calls.swap(0, Ordering::SeqCst)
     }
 
@@ -629,7 +632,7 @@ impl Counting {
 }
 
 #[async_trait]
-impl EphemeralStore for Counting {
+impl EphemeralStore for CountingStore {
     async fn create(&self, k: &str, v: Version, value: &[u8], ttl: Duration) -> Result<CasOutcome> {
         self.count();
         self.inner.create(k, v, value, ttl).await

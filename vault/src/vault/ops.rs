@@ -42,7 +42,23 @@ pub(crate) struct Loaded {
     pub(crate) crypto: SessionCrypto,
 }
 
+/// A session's data key with the wrapped key it was unwrapped from: what a reader of one
+/// session keeps between reads, so that reading a record that still holds that wrapped key
+/// asks the key provider nothing (with a KMS or an HSM, a call over the network).
+pub(crate) struct KnownKey {
+    wrapped: WrappedKey,
+    dek: DataKey,
+}
+
 impl Loaded {
+    /// The data key of this read, to pass to the next read of the same session.
+    pub(crate) fn known_key(&self) -> KnownKey {
+        KnownKey {
+            wrapped: self.record.wrapped_dek.clone(),
+            dek: self.crypto.data_key().clone(),
+        }
+    }
+
     /// PIN attempts taken: those counted in the record, and the claims taken on it since
     /// (a claim past `max_attempts` compared no PIN and is not an attempt).
     pub(crate) fn attempts_used(&self) -> u8 {
@@ -133,15 +149,32 @@ impl Inner {
         id: &SessionId,
         tenant: Option<&Tenant>,
     ) -> Result<Loaded> {
+        self.open_entry_knowing(stored, id, tenant, None).await
+    }
+
+    /// As [`Inner::open_entry`], given the data key of an earlier read of the session: when
+    /// the entry still holds the wrapped key it came from, it is used without asking the
+    /// key provider. The record is authenticated under it all the same.
+    pub(crate) async fn open_entry_knowing(
+        &self,
+        stored: Versioned,
+        id: &SessionId,
+        tenant: Option<&Tenant>,
+        known: Option<&KnownKey>,
+    ) -> Result<Loaded> {
         let unverified = SealedRecord::decode(&stored.value)?;
         if tenant.is_some_and(|t| t != unverified.tenant()) {
             return Err(Error::NotFound);
         }
-        let aad = dek_wrap_aad(unverified.tenant(), id);
-        let dek = self
-            .keys
-            .unwrap(unverified.wrapped_dek(), aad.as_slice())
-            .await?;
+        let dek = match known {
+            Some(known) if known.wrapped == *unverified.wrapped_dek() => known.dek.clone(),
+            _ => {
+                let aad = dek_wrap_aad(unverified.tenant(), id);
+                self.keys
+                    .unwrap(unverified.wrapped_dek(), aad.as_slice())
+                    .await?
+            }
+        };
         let crypto = SessionCrypto::new(&dek, unverified.tenant(), id);
         let record = unverified.verify(&crypto)?;
         if self.clock.now_millis() >= record.expires_at {

@@ -13,13 +13,15 @@
 //! [`RESYNC_EVERY`] too, so a subscription that stays silent while the store moves on (a
 //! hung connection) costs at most that delay. No write happens at expiry: the watch
 //! reports `expired` when the session's `expires_at` passes on the vault's clock, or when
-//! the session is gone and that time has passed.
+//! the session is gone and that time has passed. The key provider unwraps the session's
+//! data key once: later reads reuse it while the record holds the same wrapped key, so a
+//! watch on a KMS or an HSM makes no call every [`RESYNC_EVERY`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ops::key_for;
+use super::ops::{KnownKey, key_for};
 use super::{Inner, Vault};
 use crate::crypto::SessionCrypto;
 use crate::error::{Error, Result};
@@ -57,6 +59,7 @@ impl Vault {
             id: id.clone(),
             subscription: None,
             crypto: None,
+            known: None,
             expires_at: i64::MAX,
             state: None,
             lowest_attempts_left: u8::MAX,
@@ -76,8 +79,11 @@ pub struct SessionWatch {
     tenant: Tenant,
     id: SessionId,
     subscription: Option<Box<dyn EventSubscription>>,
-    /// The session's keys, from the first read: they check the events' tags.
+    /// The session's keys, from the latest read: they check the events' tags.
     crypto: Option<SessionCrypto>,
+    /// The data key of the latest read: a read of a record that still holds its wrapped
+    /// key (every read but the first, in practice) does not ask the key provider again.
+    known: Option<KnownKey>,
     expires_at: i64,
     /// The last state reported.
     state: Option<SessionState>,
@@ -210,7 +216,11 @@ impl SessionWatch {
     /// Reads the session and reports its state if it is one not reported yet.
     async fn read(&mut self) -> Result<()> {
         let key = key_for(&self.id);
-        let loaded = self.inner.load(&key, &self.id, Some(&self.tenant)).await?;
+        let stored = self.inner.store.load(&key).await?.ok_or(Error::NotFound)?;
+        let loaded = self
+            .inner
+            .open_entry_knowing(stored, &self.id, Some(&self.tenant), self.known.as_ref())
+            .await?;
         self.expires_at = loaded.record.expires_at;
         let state = loaded.record.state;
         let attempts_left = loaded.attempts_left();
@@ -237,6 +247,7 @@ impl SessionWatch {
                 at,
             ));
         }
+        self.known = Some(loaded.known_key());
         self.crypto = Some(loaded.crypto);
         Ok(())
     }
