@@ -7,45 +7,30 @@
 //! never on a conflict, never again on a repeated call. Redis runs the script atomically,
 //! so subscribers get events in the order of the writes.
 //!
-//! Each subscription is its own connection (`SUBSCRIBE` takes a connection over), opened
-//! when a watch starts: to the single node, to the primary the sentinels name, or to the
-//! first cluster seed that answers. In a Redis Cluster, `PUBLISH` is broadcast over the
+//! The store's watches share one subscriber connection ([`crate::subscriber`]), opened
+//! when the first watch starts: to the single node, to the primary the sentinels name, or
+//! to the first cluster seed that answers. In a Redis Cluster, `PUBLISH` is broadcast over the
 //! cluster bus to every node, so a subscriber on any node receives every event; the cost
 //! is one cluster-bus message per node for each event, a handful per session. (Sharded
 //! pub/sub, `SPUBLISH`, would keep an event within its slot's shard, but needs a
 //! subscriber per shard that follows slot moves; the few events of a session do not need
-//! it.) A lost connection ends the subscription; the watch subscribes again and reads the
-//! state, so a restarted or failed-over server loses no state change, only the
+//! it.) A lost connection ends its subscriptions; each watch subscribes again and reads
+//! the state, so a restarted or failed-over server loses no state change, only the
 //! informative events (`opened`, `reveal_failed`) published while it was away.
 
-use std::future::poll_fn;
-use std::pin::Pin;
-
 use async_trait::async_trait;
-use futures::Stream;
 use pci_vault::{EventSubscription, Result};
 use redis::Client;
 
 use crate::RedisStore;
 use crate::connection::{Connection, tls_certificates};
 use crate::errors::{at_connect, during_operation};
-
-/// The events of one entry, on a connection of their own.
-pub(crate) struct RedisSubscription {
-    messages: Pin<Box<dyn Stream<Item = redis::Msg> + Send>>,
-}
-
-impl std::fmt::Debug for RedisSubscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSubscription").finish_non_exhaustive()
-    }
-}
+use crate::subscriber::RedisSubscription;
 
 #[async_trait]
 impl EventSubscription for RedisSubscription {
     async fn next(&mut self) -> Option<Vec<u8>> {
-        let message = poll_fn(|cx| self.messages.as_mut().poll_next(cx)).await?;
-        Some(message.get_payload_bytes().to_vec())
+        RedisSubscription::next(self).await
     }
 }
 
@@ -56,7 +41,7 @@ impl RedisStore {
     }
 
     /// The clients a subscriber may connect through, in the order to try them.
-    async fn subscriber_clients(&self) -> Result<Vec<Client>> {
+    pub(crate) async fn subscriber_clients(&self) -> Result<Vec<Client>> {
         let options = &self.options;
         let servers = options.redacted_urls();
         if let Connection::Sentinel(sentinel) = &self.conn {
@@ -80,36 +65,10 @@ impl RedisStore {
             .collect()
     }
 
-    /// Subscribes to `channel` on a new connection. A refusal by the ACL is reported as
-    /// at connect, naming the permission.
+    /// Subscribes to `channel` on the store's subscriber connection
+    /// ([`crate::subscriber`]). A refusal by the ACL is reported as at connect, naming the
+    /// permission.
     pub(crate) async fn subscribe_to(&self, channel: &str) -> Result<RedisSubscription> {
-        let mut last = None;
-        for client in self.subscriber_clients().await? {
-            let subscribing = async {
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            match tokio::time::timeout(self.options.connect_timeout, subscribing).await {
-                Ok(Ok(pubsub)) => {
-                    return Ok(RedisSubscription {
-                        messages: Box::pin(pubsub.into_on_message()),
-                    });
-                }
-                Ok(Err(e)) if e.code() == Some("NOPERM") => {
-                    return Err(at_connect(&e, &self.options.redacted_urls()));
-                }
-                Ok(Err(e)) => last = Some(during_operation("subscribe", &e)),
-                Err(_) => {
-                    last = Some(pci_vault::Error::store_unavailable(format!(
-                        "redis: subscribe timed out after {:?}",
-                        self.options.connect_timeout
-                    )));
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            pci_vault::Error::store_unavailable("redis: no server to subscribe on")
-        }))
+        self.subscriber.subscribe(self, channel).await
     }
 }

@@ -7,6 +7,7 @@ mod events;
 mod options;
 mod sentinel;
 mod settings;
+mod subscriber;
 
 use std::fmt;
 use std::time::Duration;
@@ -120,6 +121,7 @@ pub struct RedisStore {
     options: RedisOptions,
     warnings: Vec<String>,
     scripts: Scripts,
+    subscriber: subscriber::Subscriber,
 }
 
 /// The store's Lua scripts.
@@ -174,6 +176,7 @@ impl RedisStore {
             options,
             warnings: Vec::new(),
             scripts: Scripts::new(),
+            subscriber: subscriber::Subscriber::default(),
         };
         store.check_permissions().await?;
         store.warnings = settings::unsafe_settings(&store.conn, store.options.timeout).await;
@@ -291,7 +294,7 @@ impl RedisStore {
             ))),
         };
         checked?;
-        // A watch subscribes on a connection of its own: checked now too.
+        // Watches subscribe on a connection of their own: checked now too.
         self.subscribe_to(&Self::channel(&probe)).await.map(drop)
     }
 
