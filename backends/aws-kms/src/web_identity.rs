@@ -4,7 +4,9 @@
 //!
 //! The token file is read again at every refresh (the kubelet rotates it). The
 //! credentials STS answers are kept and reused until [`REFRESH_BEFORE_EXPIRY`] before their
-//! `Expiration`; one caller at a time refreshes them, the others wait for its answer.
+//! `Expiration`; one caller at a time refreshes them, the others wait for its answer. When a
+//! refresh fails, credentials that have not expired yet are still used (and the failure
+//! logged), so an STS outage shorter than the margin does not stop the vault.
 
 use std::fmt;
 use std::io::Read as _;
@@ -67,9 +69,29 @@ impl WebIdentity {
         {
             return Ok(credentials.clone());
         }
-        let credentials = self.assume_role(http).await?;
-        *cached = Some(credentials.clone());
-        Ok(credentials)
+        match self.assume_role(http).await {
+            Ok(credentials) => {
+                *cached = Some(credentials.clone());
+                Ok(credentials)
+            }
+            // Credentials in their last minutes still sign: a failed refresh is logged and
+            // tried again at the next request, until they expire.
+            Err(e) => match cached.as_ref() {
+                Some(credentials)
+                    if credentials
+                        .expiry()
+                        .is_some_and(|expiry| SystemTime::now() < expiry) =>
+                {
+                    tracing::warn!(
+                        reason = %e.message,
+                        "cannot refresh the web identity credentials; using the current ones \
+                         until they expire"
+                    );
+                    Ok(credentials.clone())
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     async fn assume_role(&self, http: &reqwest::Client) -> Result<Credentials, CredentialError> {
@@ -108,31 +130,36 @@ impl WebIdentity {
         }
         let text = std::str::from_utf8(&bytes);
         if !status.is_success() {
-            let code = text
-                .ok()
-                .and_then(|t| read_answer(t).ok())
-                .and_then(|a| a.error_code)
-                .unwrap_or_else(|| "no error code".to_owned());
-            let message = format!(
-                "STS AssumeRoleWithWebIdentity refused: {code} (HTTP {})",
-                status.as_u16()
-            );
-            // The codes the AWS SDKs retry: STS or the identity provider being busy.
-            let retried = status.is_server_error()
-                || matches!(
-                    code.as_str(),
-                    "Throttling" | "IDPCommunicationError" | "InternalFailure"
-                );
-            return Err(CredentialError {
-                transient: retried,
-                message,
-            });
+            return Err(refusal(status, text.ok()));
         }
         let answer = text
             .ok()
             .and_then(|t| read_answer(t).ok())
             .ok_or_else(|| permanent("STS AssumeRoleWithWebIdentity: the answer is not XML"))?;
         answer.into_credentials(SystemTime::now())
+    }
+}
+
+/// What an STS answer of `status` means: STS's error code (when the answer has one that is a
+/// name) and the status, retried when STS or the identity provider is busy. Never STS's
+/// message, which may quote the request.
+fn refusal(status: reqwest::StatusCode, answer: Option<&str>) -> CredentialError {
+    let code = answer
+        .and_then(|t| read_answer(t).ok())
+        .and_then(|a| a.error_code)
+        .unwrap_or_else(|| "no error code".to_owned());
+    // The codes the AWS SDKs retry.
+    let transient = status.is_server_error()
+        || matches!(
+            code.as_str(),
+            "Throttling" | "IDPCommunicationError" | "InternalFailure"
+        );
+    CredentialError {
+        transient,
+        message: format!(
+            "STS AssumeRoleWithWebIdentity refused: {code} (HTTP {})",
+            status.as_u16()
+        ),
     }
 }
 
@@ -416,9 +443,20 @@ mod tests {
   <Error><Type>Sender</Type><Code>InvalidIdentityToken</Code>
   <Message>token eyJhbGciOi is not valid</Message></Error>
   <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"#;
-        let answer = read_answer(refused).unwrap();
-        assert_eq!(answer.error_code.as_deref(), Some("InvalidIdentityToken"));
+        let err = refusal(reqwest::StatusCode::BAD_REQUEST, Some(refused));
+        assert_eq!(
+            err.message,
+            "STS AssumeRoleWithWebIdentity refused: InvalidIdentityToken (HTTP 400)"
+        );
+        assert!(!err.transient);
         let odd = refused.replace("InvalidIdentityToken", "eyJ hbGci &lt;token&gt;");
-        assert_eq!(read_answer(&odd).unwrap().error_code, None);
+        let err = refusal(reqwest::StatusCode::FORBIDDEN, Some(&odd));
+        assert_eq!(
+            err.message,
+            "STS AssumeRoleWithWebIdentity refused: no error code (HTTP 403)"
+        );
+        let busy = refused.replace("InvalidIdentityToken", "IDPCommunicationError");
+        assert!(refusal(reqwest::StatusCode::BAD_REQUEST, Some(&busy)).transient);
+        assert!(refusal(reqwest::StatusCode::INTERNAL_SERVER_ERROR, Some("<html>")).transient);
     }
 }

@@ -131,17 +131,25 @@ async fn key() -> &'static str {
 
 /// A plain HTTP request to moto's own API, answered in full.
 fn moto_api(method: &str, path: &str) -> String {
-    let url = endpoint();
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    http(&endpoint(), method, path, &[], "")
+}
+
+/// A plain HTTP/1.1 request to the moto server at `base`; its answer must be a 200.
+fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -378,4 +386,159 @@ async fn static_keys_and_a_profile_come_before_web_identity() {
         "{text}"
     );
     assert_eq!(sts_calls(&session), 0);
+}
+
+fn auth_endpoint() -> String {
+    std::env::var("PCI_VAULT_TEST_KMS_AUTH_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PCI_VAULT_TEST_KMS_AUTH_ENDPOINT is not set: run `scripts/test 20-keys`, which \
+             starts a second moto server for the signature checks and sets it"
+        )
+    })
+}
+
+/// An IAM query request to moto at `base`. moto routes a request by the service of its
+/// credential scope, so it carries an Authorization header; this runs while moto checks
+/// no signature, which is why the header need not be a valid one.
+fn iam(base: &str, params: &[(&str, &str)]) {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    http(
+        base,
+        "POST",
+        "/",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIASETUP/20260101/us-east-1/iam/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            ),
+        ],
+        &body,
+    );
+}
+
+/// moto checking every request's signature and the caller's IAM policy: the KMS requests
+/// signed with the credentials STS issued for the role pass; a key moto does not know, and
+/// an action the role's policy does not allow, are refused.
+///
+/// moto's switch lets the first N requests through unchecked: the test sets N = 1 just
+/// before the provider's first STS call, because moto (unlike AWS) would also ask
+/// `AssumeRoleWithWebIdentity`, an unsigned call, for a signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_checking_signatures_accepts_the_sts_credentials_only() {
+    let _serial = SERIAL.lock().await;
+    let base = auth_endpoint();
+    let role = "pci-vault-signed";
+    iam(
+        &base,
+        &[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", role),
+            ("AssumeRolePolicyDocument", "{}"),
+        ],
+    );
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["kms:DescribeKey", "kms:Encrypt", "kms:Decrypt"],
+            "Resource": "*",
+        }],
+    })
+    .to_string();
+    iam(
+        &base,
+        &[
+            ("Action", "PutRolePolicy"),
+            ("Version", "2010-05-08"),
+            ("RoleName", role),
+            ("PolicyName", "pci-vault-kms"),
+            ("PolicyDocument", &policy),
+        ],
+    );
+    let mut c = config("unused");
+    c.endpoint = Some(base.clone());
+    c.retries = 0;
+    let stranger = AwsEnvironment::empty()
+        .with("AWS_ACCESS_KEY_ID", "AKIASTRANGER")
+        .with("AWS_SECRET_ACCESS_KEY", "pci-vault-test");
+    let static_client = KmsClient::with_environment(&c, &stranger).unwrap();
+    let answer = static_client
+        .call("CreateKey", &json!({ "Description": "pci-vault signed" }))
+        .await
+        .unwrap();
+    let key = answer["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+
+    http(
+        &base,
+        "POST",
+        "/moto-api/reset-auth",
+        &[("Content-Type", "text/plain")],
+        "1",
+    );
+    let scratch = Scratch::new("signed");
+    write_token(&scratch, "eyJhbGciOiJSUzI1NiJ9.pod-token.sig");
+    let env = web_identity_env(&scratch, &session_name("signed"))
+        .with(
+            "AWS_ROLE_ARN",
+            format!("arn:aws:iam::123456789012:role/{role}"),
+        )
+        .with("AWS_ENDPOINT_URL_STS", base.as_str());
+    let mut kms = c.clone();
+    kms.key = key.clone();
+    let provider = AwsKmsProvider::connect_with_environment(kms.clone(), &env)
+        .await
+        .unwrap();
+    let dek = DataKey::generate();
+    let wrapped = provider.wrap(&dek, b"aad").await.unwrap();
+    let unwrapped = provider.unwrap(&wrapped, b"aad").await.unwrap();
+    assert_eq!(unwrapped.expose_secret(), dek.expose_secret());
+
+    let err = static_client
+        .call("DescribeKey", &json!({ "KeyId": key }))
+        .await
+        .unwrap_err();
+    // moto answers its refusals in XML, without the JSON exception name KMS gives.
+    let text = err.to_string();
+    assert!(text.contains("DescribeKey refused"), "{text}");
+    assert!(text.contains("(HTTP 403)"), "{text}");
+    provider
+        .client()
+        .call("DescribeKey", &json!({ "KeyId": key }))
+        .await
+        .unwrap();
+
+    // The role's policy is what allows: an action it does not list is refused.
+    let err = provider
+        .client()
+        .call("CreateKey", &json!({}))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("CreateKey refused"), "{text}");
+    assert!(text.contains("(HTTP 403)"), "{text}");
+
+    // A second client has no credentials yet, and moto refuses its unsigned STS call
+    // (with a server error and no XML, which the provider reports without the token).
+    let err = AwsKmsProvider::connect_with_environment(kms, &env)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("STS AssumeRoleWithWebIdentity refused"),
+        "{text}"
+    );
+    assert!(!text.contains("pod-token"), "{text}");
+
+    http(
+        &base,
+        "POST",
+        "/moto-api/reset-auth",
+        &[("Content-Type", "text/plain")],
+        "inf",
+    );
 }
