@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 
 use aws_credential_types::Credentials;
-use pci_vault::{Error, Result};
+use pci_vault::Result;
 use zeroize::Zeroizing;
 
 use crate::client::{EndpointOf, check_endpoint};
@@ -120,10 +120,13 @@ impl CredentialChain {
         if let Some(credentials) = &self.environment {
             return Ok(credentials.clone());
         }
-        if let Some(credentials) = self.read_credentials_file().map_err(|e| CredentialError {
-            transient: false,
-            message: e.to_string(),
-        })? {
+        if let Some(credentials) =
+            self.read_credentials_file()
+                .map_err(|message| CredentialError {
+                    transient: false,
+                    message,
+                })?
+        {
             return Ok(credentials);
         }
         match &self.web_identity {
@@ -137,21 +140,21 @@ impl CredentialChain {
             }),
             WebIdentitySource::Absent => Err(CredentialError {
                 transient: false,
-                message: none_found().to_string(),
+                message: NONE_FOUND.to_owned(),
             }),
         }
     }
 
     /// The profile's credentials; `None` when the chain passes on to web identity (no file,
     /// or no `[default]` keys, and no profile named).
-    fn read_credentials_file(&self) -> Result<Option<Credentials>> {
+    fn read_credentials_file(&self) -> std::result::Result<Option<Credentials>, String> {
         let profile = &self.profile;
         let Some(path) = &self.credentials_file else {
             if self.profile_named {
-                return Err(Error::key_unavailable(format!(
+                return Err(format!(
                     "AWS profile {profile:?} is configured, but there is no credentials file \
                      (set AWS_SHARED_CREDENTIALS_FILE or HOME)"
-                )));
+                ));
             }
             return Ok(None);
         };
@@ -161,20 +164,20 @@ impl CredentialChain {
                 return Ok(None);
             }
             Err(e) => {
-                return Err(Error::key_unavailable(format!(
+                return Err(format!(
                     "cannot read the AWS credentials file {} (profile {profile:?}): {}",
                     path.display(),
                     e.kind()
-                )));
+                ));
             }
         };
         match from_profile(&text, profile) {
             Some(credentials) => Ok(Some(credentials)),
             None if !self.profile_named => Ok(None),
-            None => Err(Error::key_unavailable(format!(
+            None => Err(format!(
                 "the AWS credentials file {} has no access key and secret for profile {profile:?}",
                 path.display()
-            ))),
+            )),
         }
     }
 }
@@ -188,14 +191,10 @@ fn default_session_name() -> String {
     format!("pci-vault-{millis}")
 }
 
-fn none_found() -> Error {
-    Error::key_unavailable(
-        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, give a \
-         profile in the shared credentials file, or set AWS_ROLE_ARN and \
-         AWS_WEB_IDENTITY_TOKEN_FILE for web identity (instance and container credentials \
-         are not fetched by this client)",
-    )
-}
+const NONE_FOUND: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and \
+    AWS_SECRET_ACCESS_KEY, give a profile in the shared credentials file, or set AWS_ROLE_ARN \
+    and AWS_WEB_IDENTITY_TOKEN_FILE for web identity (instance and container credentials are \
+    not fetched by this client)";
 
 fn from_env(environment: &AwsEnvironment) -> Option<Credentials> {
     Some(Credentials::new(
