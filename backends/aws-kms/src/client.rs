@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use pci_vault::{Error, Result};
@@ -13,7 +14,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::{AwsKmsConfig, check_region};
-use crate::credentials;
+use crate::credentials::CredentialChain;
+use crate::environment::AwsEnvironment;
 
 /// A KMS client for one region and endpoint. `Debug` shows the endpoint only.
 #[derive(Clone)]
@@ -22,7 +24,7 @@ pub struct KmsClient {
     endpoint: String,
     host: String,
     region: String,
-    profile: Option<String>,
+    credentials: Arc<CredentialChain>,
     retries: u32,
 }
 
@@ -59,43 +61,36 @@ impl KmsClient {
     /// a loopback address; `KEY_UNAVAILABLE` when no region is configured or TLS cannot be
     /// set up.
     pub fn new(config: &AwsKmsConfig) -> Result<Self> {
+        Self::with_environment(config, &AwsEnvironment::from_process())
+    }
+
+    /// A client for the region and endpoint of `config` that reads its region and
+    /// credentials from `environment` instead of the process's environment variables.
+    ///
+    /// # Errors
+    /// As [`KmsClient::new`]; also `INVALID_ARGUMENT` for a malformed
+    /// `AWS_ENDPOINT_URL_STS`.
+    pub fn with_environment(config: &AwsKmsConfig, environment: &AwsEnvironment) -> Result<Self> {
         let region = match &config.region {
             Some(region) => region.clone(),
-            None => std::env::var("AWS_REGION")
-                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-                .map_err(|_| {
+            None => environment
+                .get("AWS_REGION")
+                .or_else(|| environment.get("AWS_DEFAULT_REGION"))
+                .ok_or_else(|| {
                     Error::key_unavailable(
                         "no AWS region: give region= in the key source or set AWS_REGION",
                     )
                 })
-                .and_then(|r| check_region(&r))?,
+                .and_then(check_region)?,
         };
-        let endpoint = config
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://kms.{region}.amazonaws.com"));
-        let url = reqwest::Url::parse(&endpoint)
-            .map_err(|_| Error::InvalidArgument("the aws-kms endpoint is not a URL"))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(Error::InvalidArgument("the aws-kms endpoint has no host")),
+        let (endpoint, host) = match &config.endpoint {
+            Some(endpoint) => check_endpoint(endpoint, EndpointOf::Kms)?,
+            None => (
+                format!("https://kms.{region}.amazonaws.com/"),
+                format!("kms.{region}.amazonaws.com"),
+            ),
         };
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "the aws-kms endpoint must be https:// (http:// only on a loopback address)",
-                ));
-            }
-        }
-        if url.path() != "/" || url.query().is_some() {
-            return Err(Error::InvalidArgument(
-                "the aws-kms endpoint is a scheme, a host and a port, without a path",
-            ));
-        }
+        let credentials = CredentialChain::new(environment, config.profile.as_deref(), &region)?;
         let tls = tls_config()?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -108,10 +103,10 @@ impl KmsClient {
             })?;
         Ok(KmsClient {
             http,
-            endpoint: url.to_string(),
+            endpoint,
             host,
             region,
-            profile: config.profile.clone(),
+            credentials: Arc::new(credentials),
             retries: config.retries,
         })
     }
@@ -190,7 +185,14 @@ impl KmsClient {
 
     async fn attempt(&self, action: &str, body: &[u8]) -> std::result::Result<Value, Failure> {
         let target = format!("TrentService.{action}");
-        let headers = self.signed_headers(&target, body)?;
+        let credentials = self.credentials.resolve(&self.http).await.map_err(|e| {
+            if e.transient {
+                Failure::Transient(e.message)
+            } else {
+                Failure::Other(e.message)
+            }
+        })?;
+        let headers = self.signed_headers(credentials, &target, body)?;
         let mut request = self
             .http
             .post(&self.endpoint)
@@ -243,11 +245,10 @@ impl KmsClient {
     /// The SigV4 headers of a request. The signer gets the body's SHA-256, never the body.
     fn signed_headers(
         &self,
+        credentials: Credentials,
         target: &str,
         body: &[u8],
     ) -> std::result::Result<Vec<(String, String)>, Failure> {
-        let credentials = credentials::resolve(self.profile.as_deref())
-            .map_err(|e| Failure::Other(e.to_string()))?;
         let identity = credentials.into();
         let settings = SigningSettings::default();
         let params = v4::SigningParams::builder()
@@ -284,6 +285,60 @@ impl KmsClient {
             .map(|h| (h.name().to_owned(), h.value().to_owned()))
             .collect())
     }
+}
+
+/// Which endpoint [`check_endpoint`] checks, for its messages.
+#[derive(Clone, Copy)]
+pub(crate) enum EndpointOf {
+    /// `endpoint=` of the key source.
+    Kms,
+    /// `AWS_ENDPOINT_URL_STS`.
+    Sts,
+}
+
+/// An endpoint as the URL requests go to and its host (with the port when one is given):
+/// https://, or http:// on a loopback address, without a path.
+pub(crate) fn check_endpoint(text: &str, of: EndpointOf) -> Result<(String, String)> {
+    let invalid = |kms: &'static str, sts: &'static str| {
+        Error::InvalidArgument(match of {
+            EndpointOf::Kms => kms,
+            EndpointOf::Sts => sts,
+        })
+    };
+    let url = reqwest::Url::parse(text).map_err(|_| {
+        invalid(
+            "the aws-kms endpoint is not a URL",
+            "AWS_ENDPOINT_URL_STS is not a URL",
+        )
+    })?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => {
+            return Err(invalid(
+                "the aws-kms endpoint has no host",
+                "AWS_ENDPOINT_URL_STS has no host",
+            ));
+        }
+    };
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(invalid(
+                "the aws-kms endpoint must be https:// (http:// only on a loopback address)",
+                "AWS_ENDPOINT_URL_STS must be https:// (http:// only on a loopback address)",
+            ));
+        }
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(invalid(
+            "the aws-kms endpoint is a scheme, a host and a port, without a path",
+            "AWS_ENDPOINT_URL_STS is a scheme, a host and a port, without a path",
+        ));
+    }
+    Ok((url.to_string(), host))
 }
 
 /// 100 ms, 200 ms, 400 ms, … between attempts.

@@ -4,6 +4,8 @@
 mod client;
 mod config;
 mod credentials;
+mod environment;
+mod web_identity;
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ use zeroize::Zeroizing;
 
 pub use client::KmsClient;
 pub use config::AwsKmsConfig;
+pub use environment::AwsEnvironment;
 
 /// The encryption context key that carries the vault's associated data (base64).
 pub const CONTEXT_KEY: &str = "pci-vault:aad";
@@ -43,7 +46,19 @@ impl AwsKmsProvider {
     /// credentials are found, KMS cannot be reached, or the key is missing, disabled or of
     /// another kind (the message names KMS's answer, never a credential).
     pub async fn connect(config: AwsKmsConfig) -> Result<Self> {
-        let client = KmsClient::new(&config)?;
+        Self::connect_with_environment(config, &AwsEnvironment::from_process()).await
+    }
+
+    /// As [`AwsKmsProvider::connect`], with the region and credentials of `environment`
+    /// instead of the process's environment variables.
+    ///
+    /// # Errors
+    /// As [`AwsKmsProvider::connect`].
+    pub async fn connect_with_environment(
+        config: AwsKmsConfig,
+        environment: &AwsEnvironment,
+    ) -> Result<Self> {
+        let client = KmsClient::with_environment(&config, environment)?;
         let described = client
             .call("DescribeKey", &json!({ "KeyId": config.key }))
             .await?;
