@@ -198,8 +198,7 @@ impl Shared {
                 }
             }
         }
-        Err(last
-            .unwrap_or_else(|| Error::store_unavailable("redis: no server to subscribe on")))
+        Err(last.unwrap_or_else(|| Error::store_unavailable("redis: no server to subscribe on")))
     }
 
     fn routes(&self) -> MutexGuard<'_, Routes> {
