@@ -48,6 +48,16 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# on_exit COMMAND: runs COMMAND (a shell string) when the calling shell exits, before the
+# commands registered earlier (last in, first out: a service stops before the directory it
+# writes to goes). The one EXIT trap of the helpers below, so a suite can start several
+# services and have each stopped.
+PCI_VAULT_ON_EXIT=()
+on_exit() {
+  PCI_VAULT_ON_EXIT=("$1" "${PCI_VAULT_ON_EXIT[@]}")
+  trap 'for pci_vault_command in "${PCI_VAULT_ON_EXIT[@]}"; do eval "$pci_vault_command"; done' EXIT
+}
+
 # start_redis: starts a throwaway redis-server on a free loopback port (with the flags of
 # testkit/redis-flags.json: no persistence, noeviction), exports PCI_VAULT_TEST_REDIS_URL,
 # and stops it by PID when the calling shell exits.
@@ -63,7 +73,7 @@ start_redis() {
   [ "${#flags[@]}" -gt 0 ] || die "cannot read testkit/redis-flags.json"
   redis-server --port "$port" "${flags[@]}" --dir "$dir" --logfile "$dir/redis.log" &
   PCI_VAULT_TEST_REDIS_PID=$!
-  trap 'kill "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null; wait "$PCI_VAULT_TEST_REDIS_PID" 2>/dev/null || true; rm -rf "'"$dir"'"' EXIT
+  on_exit "kill $PCI_VAULT_TEST_REDIS_PID 2>/dev/null; wait $PCI_VAULT_TEST_REDIS_PID 2>/dev/null || true; rm -rf '$dir'"
   for _ in $(seq 1 100); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && break
     sleep 0.05
@@ -113,4 +123,86 @@ use_loopback_npm_registry() {
   # Where `offline` works by pointing proxies at a closed port: the loopback registry is
   # reached directly.
   export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 npm_config_noproxy=127.0.0.1
+}
+
+# moto_venv: a venv under .test-run/ with moto's AWS server, from the pinned
+# backends/aws-kms/tests/requirements-moto.txt; sets MOTO_SERVER to its moto_server.
+moto_venv() {
+  ensure_command python3 python3
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+    python3 -c 'import venv, ensurepip' || die "python3 cannot create a venv"
+  fi
+  local venv=.test-run/moto-venv requirements=backends/aws-kms/tests/requirements-moto.txt
+  step "moto venv ($venv) from $requirements"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  if ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+  fi
+  MOTO_SERVER="$PWD/$venv/bin/moto_server"
+}
+
+# start_moto NAME LOGDIR [VAR=VALUE...]: starts moto_server (see moto_venv) on a free
+# loopback port with the given environment, logging to LOGDIR/moto-NAME.log; waits until it
+# accepts connections, stops it by PID when the calling shell exits, and sets moto_port.
+start_moto() {
+  local name=$1 logdir=$2 port pid
+  shift 2
+  [ -n "${MOTO_SERVER:-}" ] || moto_venv
+  port=$(free_port)
+  step "moto server ($name) on 127.0.0.1:$port"
+  env "$@" "$MOTO_SERVER" -H 127.0.0.1 -p "$port" >"$logdir/moto-$name.log" 2>&1 &
+  pid=$!
+  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null || true"
+  for _ in $(seq 1 100); do
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
+      "$port" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || die "moto_server ($name) exited: $(cat "$logdir/moto-$name.log")"
+    sleep 0.1
+  done
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' \
+    "$port" 2>/dev/null || die "moto_server ($name) did not start on port $port"
+  moto_port=$port
+}
+
+# key_custody WORK SERVER: the keys of a vault in an HSM and in AWS KMS, for the bindings'
+# tests — a SoftHSM2 token in WORK whose primary key `k1` SERVER (a pci-vault-server binary)
+# creates with `hsm-create-key`, and a KMS key in a moto server on loopback. Exports their
+# key-source strings as PCI_VAULT_TEST_HSM_KEY_SOURCE and PCI_VAULT_TEST_KMS_KEY_SOURCE, and
+# test credentials for moto (which accepts any; never real ones).
+key_custody() {
+  local work=$1 server=$2 module=/usr/lib/softhsm/libsofthsm2.so
+  ensure_command softhsm2-util softhsm2
+  [ -f "$module" ] || die "softhsm2 is installed but $module is missing"
+  step "SoftHSM2 token in $work with the primary key k1 (pci-vault-server hsm-create-key)"
+  mkdir -p "$work/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$work/tokens" >"$work/softhsm2.conf"
+  export SOFTHSM2_CONF="$work/softhsm2.conf"
+  local pin
+  pin=$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+  printf '%s\n' "$pin" >"$work/token-pin"
+  softhsm2-util --init-token --free --label pci-vault-bindings --pin "$pin" \
+    --so-pin "$(python3 -c 'import secrets; print(secrets.token_hex(8))')" >/dev/null
+  export PCI_VAULT_TEST_HSM_KEY_SOURCE="pkcs11:module=$module;token=pci-vault-bindings;key=k1;pin-file=$work/token-pin"
+  "$server" hsm-create-key --key-source "$PCI_VAULT_TEST_HSM_KEY_SOURCE" >/dev/null \
+    || die "pci-vault-server hsm-create-key failed"
+
+  start_moto kms "$work"
+  export AWS_ACCESS_KEY_ID=pci-vault-test AWS_SECRET_ACCESS_KEY=pci-vault-test
+  unset AWS_SESSION_TOKEN AWS_PROFILE
+  local key
+  key=$(python3 - "http://127.0.0.1:$moto_port" <<'PY'
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1] + "/", method="POST", data=b'{"Description": "pci-vault bindings"}', headers={
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "TrentService.CreateKey",
+    # moto checks no signature; the scope names the service it routes to.
+    "Authorization": "AWS4-HMAC-SHA256 Credential=pci-vault-test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
+})
+print(json.load(urllib.request.urlopen(request, timeout=10))["KeyMetadata"]["KeyId"])
+PY
+  ) || die "moto did not create a KMS key"
+  export PCI_VAULT_TEST_KMS_KEY_SOURCE="aws-kms:key=$key;region=us-east-1;endpoint=http://127.0.0.1:$moto_port"
 }

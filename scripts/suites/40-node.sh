@@ -3,7 +3,8 @@
 # builds the native module with @napi-rs/cli — the build the npm package ships, linked
 # against glibc 2.17 with napi-rs's cross toolchain — then runs both packages' `node --test`
 # suites against it, with a throwaway redis-server; the extension's suite runs twice, in
-# process and through a real pci-vault-server.
+# process and through a real pci-vault-server. The binding also runs with its keys in an HSM
+# (a SoftHSM2 token) and in AWS KMS (moto's server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -36,9 +37,15 @@ cargo build -p pci-vault-server --locked
 export PCI_VAULT_SERVER_BIN="$PWD/target/debug/pci-vault-server"
 
 start_redis
+key_work=$(mktemp -d)
+on_exit "rm -rf '$key_work'"
+key_custody "$key_work" "$PCI_VAULT_SERVER_BIN"
 
 step "node --test (bindings/node)"
 (cd bindings/node && npm test)
+
+step "node --test (bindings/node, keys in SoftHSM2 and in moto's KMS)"
+(cd bindings/node && node --test test/custody/)
 
 step "node --test (examples/cognigy-extension)"
 (cd examples/cognigy-extension && npm test)

@@ -2,7 +2,8 @@
 # The uniffi bindings (bindings/uniffi): builds the shared library and its uniffi-bindgen,
 # generates the Kotlin and Swift sources (they must generate; they are not compiled here),
 # builds the Python wheel with maturin, installs it into a venv under .test-run/ and runs
-# the Python tests against a throwaway Redis.
+# the Python tests against a throwaway Redis, then with the keys in an HSM (a SoftHSM2
+# token) and in AWS KMS (moto's server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -42,7 +43,16 @@ printf '  %s\n' "$(basename "${wheel[0]}")"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "${wheel[0]}"
 
 start_redis
+# The keys in an HSM and in AWS KMS; pci-vault-server creates the HSM key (30-server's build).
+step "cargo build -p pci-vault-server"
+cargo build -p pci-vault-server --locked
+key_work=$(mktemp -d)
+on_exit "rm -rf '$key_work'"
+key_custody "$key_work" "$PWD/target/debug/pci-vault-server"
 
 step "pytest bindings/uniffi/python/tests (memory and Redis at $PCI_VAULT_TEST_REDIS_URL)"
 cd bindings/uniffi
 "../../$venv/bin/python" -m pytest -v -p no:cacheprovider --durations=5 python/tests
+
+step "pytest bindings/uniffi/python/custody_tests (keys in SoftHSM2 and in moto's KMS)"
+"../../$venv/bin/python" -m pytest -v -p no:cacheprovider python/custody_tests

@@ -86,6 +86,26 @@ impl KeySource {
     }
 }
 
+#[cfg(feature = "pkcs11")]
+impl KeySource {
+    /// Creates in the HSM the key that a `pkcs11:` source names as its primary (`key=`):
+    /// a 256-bit AES key, sensitive, never extractable, for encrypt and decrypt only, made
+    /// by the token (its bytes never leave it). For a development token and for operators
+    /// without the HSM vendor's tools; `docs/KEYS.md` describes the key ceremony.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a source that is not `pkcs11:`; `KEY_UNAVAILABLE` when the
+    /// module, token or PIN fails, or a key with that label exists already.
+    pub fn create_hsm_key(&self) -> Result<()> {
+        match self {
+            KeySource::Pkcs11(config) => pci_vault_pkcs11::create_key(config, &config.key),
+            _ => Err(Error::InvalidArgument(
+                "only a pkcs11: key source names an HSM key to create",
+            )),
+        }
+    }
+}
+
 impl FromStr for KeySource {
     type Err = Error;
 

@@ -97,7 +97,7 @@ pub struct Args {
     /// Where the keys are, as one key-source string: `development`, `env:VAR`,
     /// `file:PATH`, `dir:PATH`, `pkcs11:module=…;token=…;key=…;pin-file=…` (an HSM) or
     /// `aws-kms:key=…;region=…` (AWS KMS); see docs/KEYS.md. Instead of --keys-file.
-    #[arg(long, env = "PCI_VAULT_KEY_SOURCE")]
+    #[arg(long, env = "PCI_VAULT_KEY_SOURCE", global = true)]
     pub key_source: Option<String>,
 
     /// Data keys a key-encryption key may wrap in this process before the server warns
@@ -200,6 +200,10 @@ pub enum Tool {
         /// Session ids (43 characters of base64url); none: read them from standard input.
         session_ids: Vec<String>,
     },
+    /// Creates in the HSM the primary key of --key-source (a `pkcs11:` source, its `key=`):
+    /// AES-256, sensitive, never extractable, encrypt and decrypt only. For a development
+    /// token, or where the HSM vendor's tools are not at hand (docs/KEYS.md).
+    HsmCreateKey,
 }
 
 /// How log lines are written.

@@ -16,8 +16,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Tool::AuditRef { session_ids }) = &args.command {
-        return tools::audit_ref(args.audit_key_file.as_deref(), session_ids);
+    match &args.command {
+        Some(Tool::AuditRef { session_ids }) => {
+            return tools::audit_ref(args.audit_key_file.as_deref(), session_ids);
+        }
+        Some(Tool::HsmCreateKey) => return tools::hsm_create_key(args.key_source.as_deref()),
+        None => {}
     }
     let metrics = Metrics::new();
     init_logging(args.log_format, &metrics);

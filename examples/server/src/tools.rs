@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use pci_vault::SessionId;
+use pci_vault_keys::KeySource;
 
 use crate::config::read_audit_key;
 
@@ -53,4 +54,31 @@ pub fn audit_ref(key_file: Option<&Path>, ids: &[String]) -> ExitCode {
         }
     }
     status
+}
+
+/// `pci-vault-server hsm-create-key`: creates the primary key of the `pkcs11:` key source
+/// `source` ([`KeySource::create_hsm_key`]). Errors name what failed, never the PIN.
+#[expect(clippy::print_stderr, reason = "a command-line tool's errors")]
+pub fn hsm_create_key(source: Option<&str>) -> ExitCode {
+    let Some(source) = source else {
+        eprintln!("hsm-create-key needs --key-source pkcs11:… (or PCI_VAULT_KEY_SOURCE)");
+        return ExitCode::from(2);
+    };
+    let created = KeySource::parse(source).and_then(|source| {
+        source.create_hsm_key()?;
+        Ok(source.describe())
+    });
+    match created {
+        Ok(described) => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "created the primary key of {described}"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

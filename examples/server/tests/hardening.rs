@@ -874,3 +874,45 @@ async fn keyring_reloads_are_counted() {
     assert_eq!(reloads("success").await, 1);
     server.stop(&[]);
 }
+
+/// `hsm-create-key` says what it needs and refuses a source that names no HSM key, with
+/// no secret in what it prints (the Node and Python suites create their HSM key with it).
+#[test]
+fn hsm_create_key_needs_a_pkcs11_key_source() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+            .args(args)
+            .env_remove("PCI_VAULT_KEY_SOURCE")
+            .output()
+            .unwrap()
+    };
+    let missing = run(&["hsm-create-key"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("needs --key-source pkcs11:"));
+
+    let not_an_hsm = run(&["hsm-create-key", "--key-source", "env:PCI_VAULT_KEYS"]);
+    assert_eq!(not_an_hsm.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&not_an_hsm.stderr)
+            .contains("only a pkcs11: key source names an HSM key to create")
+    );
+
+    let secret_pin = "pin-7f3a9c";
+    let no_module = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["hsm-create-key", "--key-source"])
+        .arg("pkcs11:module=/nonexistent/libpkcs11.so;token=t;key=k1;pin-env=HSM_TEST_PIN")
+        .env("HSM_TEST_PIN", secret_pin)
+        .output()
+        .unwrap();
+    assert_eq!(no_module.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&no_module.stderr);
+    assert!(
+        stderr.contains("/nonexistent/libpkcs11.so"),
+        "names the module: {stderr}"
+    );
+    assert!(
+        !stderr.contains(secret_pin),
+        "the tool printed the PIN: {stderr}"
+    );
+    assert!(no_module.stdout.is_empty());
+}
