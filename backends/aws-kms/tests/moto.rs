@@ -13,7 +13,6 @@
     reason = "test code: a failed setup or expectation is a failed test"
 )]
 
-use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,23 +26,8 @@ use pci_vault_testkit::memory::MemoryHarness;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-const REGION: &str = "eu-central-1";
-
-fn endpoint() -> String {
-    std::env::var("PCI_VAULT_TEST_KMS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "PCI_VAULT_TEST_KMS_ENDPOINT is not set: run `scripts/test 20-keys`, which starts \
-             moto's KMS server on loopback and sets it"
-        )
-    })
-}
-
-fn config(key: &str) -> AwsKmsConfig {
-    let mut c = AwsKmsConfig::new(key);
-    c.region = Some(REGION.to_owned());
-    c.endpoint = Some(endpoint());
-    c
-}
+mod support;
+use support::{REGION, config, endpoint, moto_api};
 
 fn client() -> KmsClient {
     KmsClient::new(&config("unused")).unwrap()
@@ -100,30 +84,6 @@ mod conformance {
 }
 
 /// A plain HTTP request to moto's own API (not KMS), answered in full.
-fn moto_api(method: &str, path: &str) -> String {
-    let url = endpoint();
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(
-        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
-        "{answer}"
-    );
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_record_sealed_before_the_alias_moves_reveals_after_it() {
     let client = client();

@@ -19,37 +19,21 @@
     reason = "test code: a failed setup or expectation is a failed test"
 )]
 
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pci_vault::{DataKey, ErrorCode, KeyProvider as _};
-use pci_vault_aws_kms::{AwsEnvironment, AwsKmsConfig, AwsKmsProvider, KmsClient};
+use pci_vault_aws_kms::{AwsEnvironment, AwsKmsProvider, KmsClient};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-const REGION: &str = "eu-central-1";
+mod support;
+use support::{config, endpoint, http, moto_api};
+
 const ROLE: &str = "arn:aws:iam::123456789012:role/pci-vault";
-
-fn endpoint() -> String {
-    std::env::var("PCI_VAULT_TEST_KMS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "PCI_VAULT_TEST_KMS_ENDPOINT is not set: run `scripts/test 20-keys`, which starts \
-             moto's KMS server on loopback and sets it"
-        )
-    })
-}
-
-fn config(key: &str) -> AwsKmsConfig {
-    let mut c = AwsKmsConfig::new(key);
-    c.region = Some(REGION.to_owned());
-    c.endpoint = Some(endpoint());
-    c
-}
 
 /// A directory of this test's own, removed when dropped: the token file and an empty HOME
 /// (no `~/.aws/credentials`) live there.
@@ -130,35 +114,6 @@ async fn key() -> &'static str {
 }
 
 /// A plain HTTP request to moto's own API, answered in full.
-fn moto_api(method: &str, path: &str) -> String {
-    http(&endpoint(), method, path, &[], "")
-}
-
-/// A plain HTTP/1.1 request to the moto server at `base`; its answer must be a 200.
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
-    let host = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
 /// The requests moto recorded, with their bodies decoded.
 fn recorded() -> Vec<(Value, String)> {
     moto_api("GET", "/moto-api/recorder/download-recording")

@@ -20,6 +20,18 @@ async fn vault_on(options: RedisOptions) -> Vault {
         .unwrap()
 }
 
+/// A redis-server of its own, an admin connection to it, and a vault on it.
+async fn server_and_vault() -> (RedisServer, redis::aio::MultiplexedConnection, Vault) {
+    let server = RedisServer::start(&[]);
+    let admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let vault = vault_on(RedisOptions::new(server.url())).await;
+    (server, admin, vault)
+}
+
 /// The next event of `watch`, within 5 s.
 async fn next_kind(watch: &mut SessionWatch) -> SessionEventKind {
     tokio::time::timeout(Duration::from_secs(5), watch.next())
@@ -82,13 +94,7 @@ async fn watched_sessions(vault: &Vault, n: usize) -> Vec<(Ticket, SessionWatch)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_watches_share_one_connection_and_each_channel_ends_with_its_last_watch() {
-    let server = RedisServer::start(&[]);
-    let admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let vault = vault_on(RedisOptions::new(server.url())).await;
+    let (_server, admin, vault) = server_and_vault().await;
     let mut watched = watched_sessions(&vault, 40).await;
     assert_eq!(subscriber_connections(admin.clone()).await, 1);
     until_count(40, || subscribed_channels(admin.clone())).await;
@@ -124,13 +130,7 @@ async fn many_watches_share_one_connection_and_each_channel_ends_with_its_last_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_subscriber_connection_is_replaced_and_no_watch_misses_a_change() {
-    let server = RedisServer::start(&[]);
-    let admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let vault = vault_on(RedisOptions::new(server.url())).await;
+    let (_server, admin, vault) = server_and_vault().await;
     let mut watched = watched_sessions(&vault, 10).await;
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
