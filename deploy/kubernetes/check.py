@@ -27,6 +27,23 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
 
 
+def key_source(container, args, by_kind):
+    """The key-source string the server container gets (--key-source, or
+    PCI_VAULT_KEY_SOURCE from its env or a ConfigMap it takes its env from), or None."""
+    for a in args:
+        if a.startswith("--key-source="):
+            return a.split("=", 1)[1]
+    for e in container.get("env", []):
+        if e.get("name") == "PCI_VAULT_KEY_SOURCE" and "value" in e:
+            return e["value"]
+    for ref in container.get("envFrom", []):
+        name = ref.get("configMapRef", {}).get("name")
+        for cm in by_kind.get("ConfigMap", []):
+            if cm["metadata"]["name"] == name and "PCI_VAULT_KEY_SOURCE" in cm.get("data", {}):
+                return cm["data"]["PCI_VAULT_KEY_SOURCE"]
+    return None
+
+
 def main(path):
     with open(path, encoding="utf-8") as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -95,8 +112,28 @@ def main(path):
         keys = [a.split("=", 1)[1] for a in args if a.startswith("--keys-file=")]
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
         secret_volumes = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
-        need(keys and mounts.get(keys[0]) in secret_volumes,
-             "server: --keys-file is not a mounted Secret directory")
+        source = key_source(c, args, by_kind)
+        if source is None:
+            need(keys and mounts.get(keys[0]) in secret_volumes,
+                 "server: --keys-file is not a mounted Secret directory")
+        else:
+            need(not keys, "server: both --keys-file and a key source (the server refuses both)")
+            need(source.startswith(("aws-kms:", "pkcs11:")),
+                 "server: a key source other than aws-kms: or pkcs11: (keys belong in a Secret)")
+            if source.startswith("aws-kms:"):
+                account = next((a for a in by_kind.get("ServiceAccount", [])
+                                if a["metadata"]["name"] == pod.get("serviceAccountName")), None)
+                need(account is not None and "eks.amazonaws.com/role-arn"
+                     in (account["metadata"].get("annotations") or {}),
+                     "server: AWS KMS without an IAM role on its service account (IRSA)")
+                need(not any(e.get("name", "").startswith("AWS_SECRET")
+                             for e in c.get("env", [])),
+                     "server: a static AWS key in the environment")
+                need(any(selects(n["spec"]["podSelector"], labels)
+                         and any(p.get("port") == 443 for r in n["spec"].get("egress", [])
+                                 for p in r.get("ports", []))
+                         for n in by_kind.get("NetworkPolicy", [])),
+                     "server: AWS KMS without egress to 443 in a NetworkPolicy")
         for option in ("--api-keys-file=", "--audit-key-file=", "--admin-listen="):
             need(any(a.startswith(option) for a in args), f"server: no {option[:-1]}")
         for svc in by_kind.get("Service", []):

@@ -12,8 +12,9 @@
 #      (a restart) and the ACL user loads the scripts again; the keyring is rotated by the
 #      symlink swap kubelet does and a session sealed under the old key still opens; SIGTERM
 #      stops the server cleanly and no secret is in its log;
-#   3. the Kubernetes manifests render with kustomize, validate against the Kubernetes JSON
-#      schemas (kubernetes-validate, pinned) and pass deploy/kubernetes/check.py;
+#   3. the Kubernetes manifests (the base, Redis, the production overlay and its AWS KMS
+#      variant) render with kustomize, validate against the Kubernetes JSON schemas
+#      (kubernetes-validate, pinned) and pass deploy/kubernetes/check.py;
 #   4. the systemd unit passes `systemd-analyze verify`, and `systemd-analyze security`
 #      rates it at most 2.0;
 #   5. the Prometheus alert rules pass `promtool check rules` and their unit tests.
@@ -396,7 +397,7 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qF "$validate
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$validate_version"
 fi
-for target in base redis overlays/production; do
+for target in base redis overlays/production overlays/aws-kms; do
   out="$work/kubernetes-$(echo "$target" | tr / -).yaml"
   "${render[@]}" "deploy/kubernetes/$target" >"$out"
   for version in 1.29.0 1.37.0; do
@@ -411,6 +412,12 @@ if "$venv/bin/kubernetes-validate" --strict --quiet -k 1.37.0 "$tmp/bad.yaml" >/
   die "kubernetes-validate accepted an unknown field"
 fi
 "$venv/bin/python" deploy/kubernetes/check.py "$work/kubernetes-overlays-production.yaml"
+"$venv/bin/python" deploy/kubernetes/check.py "$work/kubernetes-overlays-aws-kms.yaml"
+# Nor is the policy check: the KMS overlay without its IAM role fails it.
+sed 's|eks.amazonaws.com/role-arn:|example.com/not-a-role:|' "$work/kubernetes-overlays-aws-kms.yaml" >"$tmp/no-role.yaml"
+if "$venv/bin/python" deploy/kubernetes/check.py "$tmp/no-role.yaml" >/dev/null 2>&1; then
+  die "deploy/kubernetes/check.py accepted AWS KMS without an IAM role"
+fi
 
 # --- 4. systemd -----------------------------------------------------------------------
 step "systemd unit: systemd-analyze verify and security"
