@@ -98,6 +98,26 @@ test('a session the store loses during a watch ends it: next() rejects with err.
   }
 });
 
+test('many watches share one Redis connection', async () => {
+  // A server of this test's own, so its client list is ours alone.
+  const redis = await startRedis();
+  try {
+    const vault = await Vault.open({ store: redis.url, keys: { keyring: [keyringEntry()] } });
+    const ids = [];
+    for (let i = 0; i < 30; i++) ids.push((await vault.createSession()).id);
+    const watches = [];
+    for (const id of ids) watches.push(await vault.watch(id));
+    for (const events of watches) assert.equal((await nextEvent(events)).value.type, 'created');
+    const clients = await redisCommand(redis.port, 'CLIENT', 'LIST', 'TYPE', 'pubsub');
+    assert.equal(clients.split('\n').filter((line) => line.includes('id=')).length, 1,
+      'every watch subscribes on the store\'s one subscriber connection');
+    for (const id of ids) await vault.submit(id, CARD);
+    for (const events of watches) assert.equal((await nextEvent(events)).value.type, 'submitted');
+  } finally {
+    await redis.stop();
+  }
+});
+
 test('leaving a for await loop ends the watch through return(), which resolves done', async () => {
   const vault = await openVault('memory');
   const { id } = await vault.createSession();

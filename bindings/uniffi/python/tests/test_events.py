@@ -112,3 +112,22 @@ async def test_a_watch_started_after_another_process_submitted_learns_it_first(r
     assert (first.kind, first.from_state) == ("submitted", True)
     await vault.cancel(ticket.id)
     assert [event.kind async for event in events] == ["cancelled"]
+
+
+async def test_many_watches_share_one_redis_connection(redis_server):
+    # A server of this test's own, so its client list is ours alone.
+    server = redis_server()
+    vault = await pci_vault.Vault.open(pci_vault.VaultOptions(keys=keyring("k1"), store=server.url))
+    tickets = [await vault.create_session(None) for _ in range(30)]
+    watches = [await vault.watch(ticket.id) for ticket in tickets]
+    for events in watches:
+        assert (await next_event(events)).kind == "created"
+    pubsub = subprocess.run(
+        ["redis-cli", "-p", str(server.port), "client", "list", "type", "pubsub"],
+        capture_output=True, check=True, text=True,
+    ).stdout.splitlines()
+    assert len(pubsub) == 1, "every watch subscribes on the store's one subscriber connection"
+    for ticket in tickets:
+        await vault.submit(ticket.id, VALID_FORM)
+    for events in watches:
+        assert (await next_event(events)).kind == "submitted"
