@@ -21,6 +21,10 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// unknown ids cannot make the provider read the disk on every call.
 const FORCED_CHECK_SPACING: Duration = Duration::from_secs(1);
 
+/// How soon a check that found material it could not load is made again (when the
+/// interval is longer): a Secret caught halfway through a change loads a moment later.
+const RETRY_AFTER_BAD_MATERIAL: Duration = Duration::from_secs(1);
+
 /// Largest key file accepted; a keyring text is a few hundred bytes.
 const MAX_FILE_LEN: u64 = 64 * 1024;
 
@@ -99,7 +103,12 @@ impl<S: Source> Reloading<S> {
                 check.last_raw = raw;
             }
             Err(e) => {
-                tracing::error!(error = %e, "keeping the previous keyring: the new key material does not load")
+                tracing::error!(error = %e, "keeping the previous keyring: the new key material does not load");
+                // Checked again soon rather than after the whole interval.
+                let wait = self.interval.min(RETRY_AFTER_BAD_MATERIAL);
+                check.last_check = now
+                    .checked_sub(self.interval.saturating_sub(wait))
+                    .unwrap_or(now);
             }
         }
     }
@@ -152,6 +161,18 @@ struct DirectorySource(PathBuf);
 
 impl DirectorySource {
     const PRIMARY: &'static str = "primary";
+
+    /// The directory to read. In the kubelet's layout of a Secret volume — the files in a
+    /// timestamped directory, `..data` linking to it, each name at the top linking through
+    /// `..data` — that timestamped directory itself: one read then sees one version of the
+    /// Secret even while the kubelet publishes the next (it switches `..data` first and
+    /// adds the links of new names after). Elsewhere, the directory as given.
+    fn snapshot(&self) -> PathBuf {
+        match fs::canonicalize(self.0.join("..data")) {
+            Ok(target) if target.is_dir() => target,
+            _ => self.0.clone(),
+        }
+    }
 }
 
 impl Source for DirectorySource {
@@ -161,7 +182,8 @@ impl Source for DirectorySource {
 
     /// The material as `name \0 content \0` for every key file, sorted by name.
     fn read(&self) -> Result<Zeroizing<Vec<u8>>, LoadError> {
-        let listing = fs::read_dir(&self.0).map_err(|e| {
+        let dir = self.snapshot();
+        let listing = fs::read_dir(&dir).map_err(|e| {
             LoadError::new(self.describe(), format!("cannot be listed: {}", e.kind()))
         })?;
         let mut names = Vec::new();
@@ -178,7 +200,7 @@ impl Source for DirectorySource {
         names.sort();
         let mut raw = Zeroizing::new(Vec::new());
         for name in names {
-            let content = read_small_file(&self.0.join(&name))?;
+            let content = read_small_file(&dir.join(&name))?;
             raw.extend_from_slice(name.as_bytes());
             raw.push(0);
             raw.extend_from_slice(&content);

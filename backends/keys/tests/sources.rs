@@ -118,6 +118,59 @@ async fn kubernetes_secret_directory_rotates_atomically() {
     assert!(vault.reveal(&id, &pin).await.is_ok());
 }
 
+/// The kubelet publishes a new version of a Secret by switching `..data`, then adds the
+/// top-level links of new names. A check between the two steps reads the new version whole
+/// (its new primary with its new key), not a mix of the two.
+#[tokio::test]
+async fn a_check_in_the_middle_of_a_secret_update_reads_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    mount_secret(dir.path(), 1, &[("k1", b64(1)), ("primary", "k1\n".into())]);
+    let provider = KeyDirectory::with_check_interval(dir.path(), Duration::ZERO).unwrap();
+    assert_eq!(provider.keyring().primary().as_str(), "k1");
+
+    // Version 2 adds k2 and makes it primary; `..data` points at it, the link `k2` at the
+    // top is not there yet.
+    let data = dir.path().join("..2026_11_25_2");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("k1"), b64(1)).unwrap();
+    fs::write(data.join("k2"), b64(2)).unwrap();
+    fs::write(data.join("primary"), "k2\n").unwrap();
+    let tmp = dir.path().join("..data_tmp");
+    symlink(data.file_name().unwrap(), &tmp).unwrap();
+    fs::rename(&tmp, dir.path().join("..data")).unwrap();
+    assert!(fs::symlink_metadata(dir.path().join("k2")).is_err());
+
+    let ring = provider.keyring();
+    assert_eq!(ring.primary().as_str(), "k2");
+    assert_eq!(ring.key_ids().count(), 2);
+}
+
+/// Material that does not load is checked again a second later, not after the whole
+/// interval: a Secret written in two steps by hand loads once the second lands.
+#[tokio::test]
+async fn bad_material_is_checked_again_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring");
+    fs::write(&path, format!("k1:{}\n", b64(1))).unwrap();
+    let provider = KeyFile::with_check_interval(&path, Duration::from_secs(3600)).unwrap();
+    // Force a check now (an unknown key id does), on material that does not load.
+    fs::write(&path, "k2:not-a-key\n").unwrap();
+    let unknown = pci_vault::WrappedKey {
+        key_id: pci_vault::KeyId::new("k2").unwrap(),
+        ciphertext: vec![0; 60],
+    };
+    assert!(provider.unwrap(&unknown, b"aad").await.is_err());
+    assert_eq!(provider.keyring().primary().as_str(), "k1");
+
+    fs::write(&path, format!("k2:{}\nk1:{}\n", b64(2), b64(1))).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        provider.keyring().primary().as_str(),
+        "k2",
+        "checked again a second after the bad material, not an hour"
+    );
+}
+
 #[test]
 fn bad_directories_fail_at_start_without_printing_keys() {
     let dir = tempfile::tempdir().unwrap();
