@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::answer::{AnswerError, MAX_ANSWER_LEN, read_answer, transport};
 use crate::config::{AwsKmsConfig, check_region};
 use crate::credentials::CredentialChain;
 use crate::environment::AwsEnvironment;
@@ -205,15 +206,15 @@ impl KmsClient {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| Failure::Transient(transport(&e)))?;
+            .map_err(|e| Failure::Transient(transport(&e).to_owned()))?;
         let status = response.status();
-        let bytes = Zeroizing::new(
-            response
-                .bytes()
-                .await
-                .map_err(|e| Failure::Transient(transport(&e)))?
-                .to_vec(),
-        );
+        let bytes = read_answer(response).await.map_err(|e| match e {
+            AnswerError::Transport(what) => Failure::Transient(what.to_owned()),
+            AnswerError::TooLong => Failure::Other(format!(
+                "the answer is longer than {} KiB",
+                MAX_ANSWER_LEN / 1024
+            )),
+        })?;
         let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
             return answer.ok_or_else(|| Failure::Other("the answer is not JSON".to_owned()));
@@ -346,19 +347,8 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6).saturating_sub(1)))
 }
 
-/// A transport failure in a few words, without the URL's query or any body.
-fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        "the connection failed".to_owned()
-    }
-}
-
 /// TLS with the ring provider and the platform's certificate verifier.
-fn tls_config() -> Result<rustls::ClientConfig> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)

@@ -19,6 +19,7 @@ use aws_smithy_types::date_time::Format;
 use quick_xml::events::Event;
 use zeroize::Zeroizing;
 
+use crate::answer::{self, AnswerError, transport};
 use crate::credentials::CredentialError;
 
 /// How long before their expiry cached credentials are replaced: a request signed just
@@ -27,9 +28,6 @@ pub(crate) const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
 /// The longest token STS accepts (`WebIdentityToken`, 20 000 characters).
 pub(crate) const MAX_TOKEN_LEN: u64 = 20_000;
-
-/// The longest STS answer read; a real one is a few kilobytes.
-const MAX_ANSWER_LEN: usize = 64 * 1024;
 
 /// The role to assume with the token of a file, and the credentials last received.
 pub(crate) struct WebIdentity {
@@ -116,18 +114,12 @@ impl WebIdentity {
             .map_err(|e| transient(transport(&e)))?;
         drop(body);
         let status = response.status();
-        let bytes = Zeroizing::new(
-            response
-                .bytes()
-                .await
-                .map_err(|e| transient(transport(&e)))?
-                .to_vec(),
-        );
-        if bytes.len() > MAX_ANSWER_LEN {
-            return Err(permanent(
-                "STS AssumeRoleWithWebIdentity: the answer is too long",
-            ));
-        }
+        let bytes = answer::read_answer(response).await.map_err(|e| match e {
+            AnswerError::Transport(what) => transient(what),
+            AnswerError::TooLong => {
+                permanent("STS AssumeRoleWithWebIdentity: the answer is too long")
+            }
+        })?;
         let text = std::str::from_utf8(&bytes);
         if !status.is_success() {
             return Err(refusal(status, text.ok()));
@@ -342,17 +334,6 @@ fn transient(why: &str) -> CredentialError {
     CredentialError {
         transient: true,
         message: format!("STS AssumeRoleWithWebIdentity: {why}"),
-    }
-}
-
-/// A transport failure in a few words, without the URL or any body.
-fn transport(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "the connection failed"
     }
 }
 
