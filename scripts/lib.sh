@@ -50,12 +50,21 @@ free_port() {
 
 # on_exit COMMAND: runs COMMAND (a shell string) when the calling shell exits, before the
 # commands registered earlier (last in, first out: a service stops before the directory it
-# writes to goes). The one EXIT trap of the helpers below, so a suite can start several
-# services and have each stopped.
+# writes to goes). Every command runs even if one fails, and the shell's exit status is
+# kept. A subshell's commands run when the subshell exits, and only those. The one EXIT trap
+# of the helpers below, so a suite can start several services and have each stopped.
 PCI_VAULT_ON_EXIT=()
+PCI_VAULT_ON_EXIT_SHELL=
 on_exit() {
+  if [ "$PCI_VAULT_ON_EXIT_SHELL" != "$BASHPID" ]; then
+    # A new (sub)shell: the commands inherited from its parent are the parent's to run.
+    PCI_VAULT_ON_EXIT=()
+    PCI_VAULT_ON_EXIT_SHELL=$BASHPID
+  fi
   PCI_VAULT_ON_EXIT=("$1" "${PCI_VAULT_ON_EXIT[@]}")
-  trap 'for pci_vault_command in "${PCI_VAULT_ON_EXIT[@]}"; do eval "$pci_vault_command"; done' EXIT
+  trap 'pci_vault_status=$?; set +e
+for pci_vault_command in "${PCI_VAULT_ON_EXIT[@]}"; do eval "$pci_vault_command"; done
+exit $pci_vault_status' EXIT
 }
 
 # start_redis: starts a throwaway redis-server on a free loopback port (with the flags of
@@ -113,7 +122,7 @@ use_loopback_npm_registry() {
   local script=$1 tarballs=$2 work=$3
   node "$script" "$tarballs" "$work/port" &
   PCI_VAULT_NPM_REGISTRY_PID=$!
-  trap 'kill "$PCI_VAULT_NPM_REGISTRY_PID" 2>/dev/null; wait "$PCI_VAULT_NPM_REGISTRY_PID" 2>/dev/null || true' EXIT
+  on_exit "kill $PCI_VAULT_NPM_REGISTRY_PID 2>/dev/null; wait $PCI_VAULT_NPM_REGISTRY_PID 2>/dev/null"
   for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
   [ -s "$work/port" ] || die "the loopback registry did not start"
   npm_config_registry="http://127.0.0.1:$(cat "$work/port")/"
