@@ -8,7 +8,7 @@
 //! so subscribers get events in the order of the writes.
 //!
 //! The store's watches share one subscriber connection ([`crate::subscriber`]), opened
-//! when the first watch starts: to the single node, to the primary the sentinels name, or
+//! at connect: to the single node, to the primary the sentinels name, or
 //! to the first cluster seed that answers. In a Redis Cluster, `PUBLISH` is broadcast over the
 //! cluster bus to every node, so a subscriber on any node receives every event; the cost
 //! is one cluster-bus message per node for each event, a handful per session. (Sharded

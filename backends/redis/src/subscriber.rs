@@ -3,7 +3,7 @@
 //! `SUBSCRIBE` takes a connection over, so subscriptions cannot ride on the store's
 //! multiplexed connection; giving each watch a connection of its own would cost the server
 //! one Redis connection per watched session. Instead the store opens one pub/sub connection
-//! when the first watch starts and every watch subscribes its channel on it: a task reads
+//! (at connect) and every watch subscribes its channel on it: a task reads
 //! the connection's messages and hands each to the watches of its channel.
 //!
 //! - **Order.** A watch's route is in place before its `SUBSCRIBE` is sent, and the
@@ -16,9 +16,13 @@
 //!   and the others are not held up.
 //! - **A lost connection** ends every subscription on it at once; the next subscription
 //!   opens a new connection. A `SUBSCRIBE` that fails or gets no answer within the connect
-//!   timeout does the same: a connection that hangs without closing is not used again.
-//! - **Sentinel**: the connection goes to the primary the sentinels name; a subscription
-//!   that finds another primary named replaces it.
+//!   timeout (counted from when it is sent) does the same: a connection that hangs without
+//!   closing is not used again, and the `SUBSCRIBE` is tried once more on a new one.
+//! - **Sentinel**: the connection goes to the primary the sentinels name when it opens.
+//!   Sentinel disconnects the pub/sub clients of a primary it demotes, which ends the
+//!   connection here; the next subscription asks the sentinels again.
+//! - **When.** The store opens the connection at connect, where its permission check
+//!   subscribes once, and keeps it for its life: one connection per store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +41,7 @@ use crate::errors::{at_connect, during_operation};
 /// Events a watch may leave untaken before it loses its route.
 const ROUTE_CAPACITY: usize = 64;
 
-/// The store's subscriber connection, opened when the first watch starts.
+/// The store's subscriber connection: opened at connect, opened again after it ends.
 #[derive(Default)]
 pub(crate) struct Subscriber {
     current: tokio::sync::Mutex<Option<Arc<Shared>>>,
@@ -49,8 +53,6 @@ struct Shared {
     sink: tokio::sync::Mutex<PubSubSink>,
     routes: Mutex<Routes>,
     closed: AtomicBool,
-    /// Where the connection goes, to notice that the sentinels name another primary.
-    server: String,
     /// The longest wait for an answer to `UNSUBSCRIBE` (the store's connect timeout).
     timeout: Duration,
     /// Wakes the reading task when this connection is no longer used.
@@ -103,52 +105,89 @@ impl RedisSubscription {
 
 impl Subscriber {
     /// Subscribes to `channel` on the store's subscriber connection, opening it first when
-    /// there is none (or the one there was has ended, or leads to a former primary).
+    /// there is none or the one there was has ended. A `SUBSCRIBE` that fails on a
+    /// connection already in use (one that died without closing, say) gives that
+    /// connection up and is tried once more on a new one.
     pub(crate) async fn subscribe(
         &self,
         store: &RedisStore,
         channel: &str,
     ) -> Result<RedisSubscription> {
-        let shared = self.connection(store).await?;
-        let (receiver, route) = shared.join(channel)?;
-        let subscribing = async { shared.sink.lock().await.subscribe(channel).await };
-        match tokio::time::timeout(store.options.connect_timeout, subscribing).await {
-            Ok(Ok(())) => Ok(RedisSubscription {
-                receiver,
-                _route: route,
-            }),
-            Ok(Err(e)) if e.code() == Some("NOPERM") => {
-                Err(at_connect(&e, &store.options.redacted_urls()))
+        let (shared, fresh) = self.connection(store).await?;
+        match subscribe_on(&shared, store, channel).await {
+            Err(Attempt::ConnectionLost(_)) if !fresh => {
+                let (shared, _) = self.connection(store).await?;
+                subscribe_on(&shared, store, channel)
+                    .await
+                    .map_err(Attempt::into_error)
             }
-            Ok(Err(e)) => {
-                shared.close();
-                Err(during_operation("subscribe", &e))
-            }
-            Err(_) => {
-                shared.close();
-                Err(Error::store_unavailable(format!(
-                    "redis: subscribe timed out after {:?}",
-                    store.options.connect_timeout
-                )))
-            }
+            other => other.map_err(Attempt::into_error),
         }
     }
 
-    async fn connection(&self, store: &RedisStore) -> Result<Arc<Shared>> {
-        let clients = store.subscriber_clients().await?;
+    /// The connection in use, or a new one (then `true`) when there is none or it ended.
+    async fn connection(&self, store: &RedisStore) -> Result<(Arc<Shared>, bool)> {
         let mut current = self.current.lock().await;
         if let Some(shared) = current.as_ref()
             && !shared.closed.load(Ordering::SeqCst)
-            && clients.iter().any(|c| server_of(c) == shared.server)
         {
-            return Ok(Arc::clone(shared));
+            return Ok((Arc::clone(shared), false));
         }
-        if let Some(old) = current.take() {
-            old.close();
-        }
+        let clients = store.subscriber_clients().await?;
         let shared = Shared::connect(store, clients).await?;
         *current = Some(Arc::clone(&shared));
-        Ok(shared)
+        Ok((shared, true))
+    }
+}
+
+/// How one `SUBSCRIBE` ended when it did not succeed.
+enum Attempt {
+    /// Refused for this channel (the ACL): the connection is fine.
+    Refused(Error),
+    /// The connection failed, closed or gave no answer: it is given up.
+    ConnectionLost(Error),
+}
+
+impl Attempt {
+    fn into_error(self) -> Error {
+        match self {
+            Attempt::Refused(e) | Attempt::ConnectionLost(e) => e,
+        }
+    }
+}
+
+/// Adds the route for `channel` on `shared`, then sends its `SUBSCRIBE` and waits for the
+/// answer; the connect timeout counts from when the `SUBSCRIBE` is sent, not while it waits
+/// its turn behind others.
+async fn subscribe_on(
+    shared: &Arc<Shared>,
+    store: &RedisStore,
+    channel: &str,
+) -> std::result::Result<RedisSubscription, Attempt> {
+    let (receiver, route) = shared.join(channel).map_err(Attempt::ConnectionLost)?;
+    let mut sink = shared.sink.lock().await;
+    let answer = tokio::time::timeout(store.options.connect_timeout, sink.subscribe(channel)).await;
+    drop(sink);
+    match answer {
+        Ok(Ok(())) => Ok(RedisSubscription {
+            receiver,
+            _route: route,
+        }),
+        Ok(Err(e)) if e.code() == Some("NOPERM") => Err(Attempt::Refused(at_connect(
+            &e,
+            &store.options.redacted_urls(),
+        ))),
+        Ok(Err(e)) => {
+            shared.close();
+            Err(Attempt::ConnectionLost(during_operation("subscribe", &e)))
+        }
+        Err(_) => {
+            shared.close();
+            Err(Attempt::ConnectionLost(Error::store_unavailable(format!(
+                "redis: subscribe timed out after {:?}",
+                store.options.connect_timeout
+            ))))
+        }
     }
 }
 
@@ -158,10 +197,6 @@ impl Drop for Subscriber {
             shared.close();
         }
     }
-}
-
-fn server_of(client: &Client) -> String {
-    client.get_connection_info().addr().to_string()
 }
 
 impl Shared {
@@ -179,7 +214,6 @@ impl Shared {
                         sink: tokio::sync::Mutex::new(sink),
                         routes: Mutex::new(Routes::default()),
                         closed: AtomicBool::new(false),
-                        server: server_of(&client),
                         timeout,
                         stop: Arc::clone(&stop),
                         runtime: tokio::runtime::Handle::current(),
@@ -306,8 +340,10 @@ impl Drop for Shared {
     }
 }
 
-/// Reads the connection's messages until it ends or is no longer used, then closes it.
+/// Reads the connection's messages until it ends or is no longer used, then closes it
+/// (also when the task itself is dropped, as at a runtime's shutdown).
 async fn read(shared: Weak<Shared>, mut stream: PubSubStream, stop: Arc<Notify>) {
+    let _closes = CloseOnDrop(shared.clone());
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
@@ -321,10 +357,20 @@ async fn read(shared: Weak<Shared>, mut stream: PubSubStream, stop: Arc<Notify>)
         };
         shared.deliver(message.get_channel_name(), message.get_payload_bytes());
     }
-    if let Some(shared) = shared.upgrade() {
-        if !shared.closed.load(Ordering::SeqCst) {
-            tracing::debug!(target: "pci_vault_redis", "the subscriber connection ended");
+    if let Some(shared) = shared.upgrade()
+        && !shared.closed.load(Ordering::SeqCst)
+    {
+        tracing::debug!(target: "pci_vault_redis", "the subscriber connection ended");
+    }
+}
+
+/// Closes the connection's subscriptions when the reading task ends, however it ends.
+struct CloseOnDrop(Weak<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.close();
         }
-        shared.close();
     }
 }

@@ -158,31 +158,44 @@ async fn a_subscriber_connection_that_hangs_is_not_used_again() {
     let proxy = FaultProxy::start(server.addr());
     let options = RedisOptions::new(proxy.url())
         .with_timeout(Duration::from_millis(300))
-        .with_connect_timeout(Duration::from_millis(500));
+        .with_connect_timeout(Duration::from_millis(1_000));
     let vault = vault_on(options).await;
     let mut watched = watched_sessions(&vault, 1).await;
     let late = vault
         .create_session(&SessionOptions::default())
         .await
         .unwrap();
-    let connections = proxy.connections();
+    let other = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
 
     // Nothing comes back: a new watch's SUBSCRIBE gets no answer within the connect
-    // timeout, and the connection it was sent on is given up.
+    // timeout on the connection in use, nor on the new one it tries next.
+    let connections = proxy.connections();
     proxy.stall_replies(Duration::from_secs(30));
     assert!(vault.watch(&late.id).await.is_err());
     proxy.end_stall();
-
-    let mut watch = vault.watch(&late.id).await.unwrap();
-    assert_eq!(next_kind(&mut watch).await, SessionEventKind::Created);
     assert!(
         proxy.connections() > connections,
-        "a new subscriber connection"
+        "a second connection was tried"
     );
-    // The watch that was on the given-up connection follows on the new one.
+
+    // Replies held for 1.5 s: the SUBSCRIBE on the connection in use times out after 1 s,
+    // that connection is given up, and the SUBSCRIBE sent again on a new connection is
+    // answered once the hold ends: the watch starts.
+    let mut watch = vault.watch(&late.id).await.unwrap();
+    assert_eq!(next_kind(&mut watch).await, SessionEventKind::Created);
+    proxy.stall_replies(Duration::from_millis(1_500));
+    let mut held = vault.watch(&other.id).await.unwrap();
+    assert_eq!(next_kind(&mut held).await, SessionEventKind::Created);
+
+    // The watches that were on given-up connections follow on the new one.
     let (ticket, first) = &mut watched[0];
     vault.submit(&ticket.id, &visa_form()).await.unwrap();
     assert_eq!(next_kind(first).await, SessionEventKind::Submitted);
     vault.submit(&late.id, &visa_form()).await.unwrap();
     assert_eq!(next_kind(&mut watch).await, SessionEventKind::Submitted);
+    vault.submit(&other.id, &visa_form()).await.unwrap();
+    assert_eq!(next_kind(&mut held).await, SessionEventKind::Submitted);
 }
