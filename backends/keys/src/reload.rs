@@ -21,7 +21,7 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// unknown ids cannot make the provider read the disk on every call.
 const FORCED_CHECK_SPACING: Duration = Duration::from_secs(1);
 
-/// How soon a check that found material it could not load is made again (when the
+/// How soon a check that found material it could not load is made again, once (when the
 /// interval is longer): a Secret caught halfway through a change loads a moment later.
 const RETRY_AFTER_BAD_MATERIAL: Duration = Duration::from_secs(1);
 
@@ -46,6 +46,8 @@ struct CheckState {
     last_check: Instant,
     last_forced: Option<Instant>,
     last_raw: Zeroizing<Vec<u8>>,
+    /// The last check failed after one that did: the next waits the whole interval.
+    failing: bool,
 }
 
 impl<S: Source> Reloading<S> {
@@ -59,6 +61,7 @@ impl<S: Source> Reloading<S> {
                 last_check: Instant::now(),
                 last_forced: None,
                 last_raw: raw,
+                failing: false,
             }),
             interval,
         })
@@ -91,8 +94,9 @@ impl<S: Source> Reloading<S> {
             self.source.parse(&raw).map(|ring| Some((ring, raw)))
         });
         match loaded {
-            Ok(None) => {}
+            Ok(None) => check.failing = false,
             Ok(Some((ring, raw))) => {
+                check.failing = false;
                 tracing::info!(
                     source = %self.source.describe(),
                     primary = %ring.primary(),
@@ -104,11 +108,16 @@ impl<S: Source> Reloading<S> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "keeping the previous keyring: the new key material does not load");
-                // Checked again soon rather than after the whole interval.
-                let wait = self.interval.min(RETRY_AFTER_BAD_MATERIAL);
-                check.last_check = now
-                    .checked_sub(self.interval.saturating_sub(wait))
-                    .unwrap_or(now);
+                // The first failure is checked again soon (material caught between two
+                // writes); material that stays bad is checked at the usual interval, so it
+                // is not re-read and logged every second.
+                if !check.failing {
+                    let wait = self.interval.min(RETRY_AFTER_BAD_MATERIAL);
+                    check.last_check = now
+                        .checked_sub(self.interval.saturating_sub(wait))
+                        .unwrap_or(now);
+                }
+                check.failing = true;
             }
         }
     }
@@ -166,10 +175,13 @@ impl DirectorySource {
     /// timestamped directory, `..data` linking to it, each name at the top linking through
     /// `..data` — that timestamped directory itself: one read then sees one version of the
     /// Secret even while the kubelet publishes the next (it switches `..data` first and
-    /// adds the links of new names after). Elsewhere, the directory as given.
+    /// adds the links of new names after). Elsewhere (no `..data`, or a `primary` at the top
+    /// that does not link through it), the directory as given.
     fn snapshot(&self) -> PathBuf {
+        let through_data = fs::read_link(self.0.join(Self::PRIMARY))
+            .is_ok_and(|target| target.starts_with("..data"));
         match fs::canonicalize(self.0.join("..data")) {
-            Ok(target) if target.is_dir() => target,
+            Ok(target) if through_data && target.is_dir() => target,
             _ => self.0.clone(),
         }
     }

@@ -169,6 +169,46 @@ async fn bad_material_is_checked_again_soon() {
         "k2",
         "checked again a second after the bad material, not an hour"
     );
+
+    // Material that stays bad is checked again soon once, then at the interval.
+    fs::write(&path, "k3:not-a-key\n").unwrap();
+    assert!(provider.unwrap(&unknown_k3(), b"aad").await.is_err());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        provider.keyring().primary().as_str(),
+        "k2",
+        "the retry fails too"
+    );
+    fs::write(&path, format!("k3:{}\nk2:{}\n", b64(3), b64(2))).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        provider.keyring().primary().as_str(),
+        "k2",
+        "after a failed retry, the next check waits the interval"
+    );
+}
+
+fn unknown_k3() -> pci_vault::WrappedKey {
+    pci_vault::WrappedKey {
+        key_id: pci_vault::KeyId::new("k3").unwrap(),
+        ciphertext: vec![0; 60],
+    }
+}
+
+/// A `..data` link in a directory whose files do not link through it (not a Secret
+/// volume, or one left behind) is not taken for the Secret's current version.
+#[test]
+fn a_stray_data_link_does_not_replace_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("old");
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join("k9"), b64(9)).unwrap();
+    fs::write(stale.join("primary"), "k9\n").unwrap();
+    symlink("old", dir.path().join("..data")).unwrap();
+    fs::write(dir.path().join("k1"), b64(1)).unwrap();
+    fs::write(dir.path().join("primary"), "k1\n").unwrap();
+    let provider = KeyDirectory::open(dir.path()).unwrap();
+    assert_eq!(provider.keyring().primary().as_str(), "k1");
 }
 
 #[test]

@@ -167,12 +167,12 @@ impl SessionCrypto {
         aad
     }
 
-    /// Seals one field value under this session and field name.
     /// The data key these keys come from.
     pub(crate) fn data_key(&self) -> &DataKey {
         &self.dek
     }
 
+    /// Seals one field value under this session and field name.
     pub(crate) fn seal_field(&self, field: &str, value: &[u8]) -> Vec<u8> {
         self.aead.seal(self.field_aad(field).as_slice(), value)
     }
