@@ -27,21 +27,37 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
 
 
-def key_source(container, args, by_kind):
+def env_of(container, by_kind):
+    """The container's environment as Kubernetes assembles it: envFrom in order (a later
+    source wins), then env. A value from a Secret (or a valueFrom reference) counts as set,
+    with None for its value: its text is not in the manifests."""
+    found = {}
+    for ref in container.get("envFrom", []):
+        prefix = ref.get("prefix", "")
+        if "configMapRef" in ref:
+            for cm in by_kind.get("ConfigMap", []):
+                if cm["metadata"]["name"] == ref["configMapRef"].get("name"):
+                    for k, v in (cm.get("data") or {}).items():
+                        found[prefix + k] = v
+        if "secretRef" in ref:
+            for secret in by_kind.get("Secret", []):
+                if secret["metadata"]["name"] == ref["secretRef"].get("name"):
+                    for k in list((secret.get("data") or {})) + list((secret.get("stringData") or {})):
+                        found[prefix + k] = None
+    for e in container.get("env", []):
+        found[e["name"]] = e.get("value")
+    return found
+
+
+def key_source(container, args, env):
     """The key-source string the server container gets (--key-source, or
-    PCI_VAULT_KEY_SOURCE from its env or a ConfigMap it takes its env from), or None."""
-    for a in args:
+    PCI_VAULT_KEY_SOURCE from its environment), or None."""
+    for i, a in enumerate(args):
         if a.startswith("--key-source="):
             return a.split("=", 1)[1]
-    for e in container.get("env", []):
-        if e.get("name") == "PCI_VAULT_KEY_SOURCE" and "value" in e:
-            return e["value"]
-    for ref in container.get("envFrom", []):
-        name = ref.get("configMapRef", {}).get("name")
-        for cm in by_kind.get("ConfigMap", []):
-            if cm["metadata"]["name"] == name and "PCI_VAULT_KEY_SOURCE" in cm.get("data", {}):
-                return cm["data"]["PCI_VAULT_KEY_SOURCE"]
-    return None
+        if a == "--key-source" and i + 1 < len(args):
+            return args[i + 1]
+    return env.get("PCI_VAULT_KEY_SOURCE")
 
 
 def main(path):
@@ -112,7 +128,8 @@ def main(path):
         keys = [a.split("=", 1)[1] for a in args if a.startswith("--keys-file=")]
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
         secret_volumes = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
-        source = key_source(c, args, by_kind)
+        env = env_of(c, by_kind)
+        source = key_source(c, args, env)
         if source is None:
             need(keys and mounts.get(keys[0]) in secret_volumes,
                  "server: --keys-file is not a mounted Secret directory")
@@ -126,9 +143,9 @@ def main(path):
                 need(account is not None and "eks.amazonaws.com/role-arn"
                      in (account["metadata"].get("annotations") or {}),
                      "server: AWS KMS without an IAM role on its service account (IRSA)")
-                need(not any(e.get("name", "").startswith("AWS_SECRET")
-                             for e in c.get("env", [])),
-                     "server: a static AWS key in the environment")
+                need(not any(name in env for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                      "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE")),
+                     "server: static AWS credentials in the environment (they win over the role)")
                 need(any(selects(n["spec"]["podSelector"], labels)
                          and any(p.get("port") == 443 for r in n["spec"].get("egress", [])
                                  for p in r.get("ports", []))

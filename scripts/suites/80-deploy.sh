@@ -418,6 +418,13 @@ sed 's|eks.amazonaws.com/role-arn:|example.com/not-a-role:|' "$work/kubernetes-o
 if "$venv/bin/python" deploy/kubernetes/check.py "$tmp/no-role.yaml" >/dev/null 2>&1; then
   die "deploy/kubernetes/check.py accepted AWS KMS without an IAM role"
 fi
+# ... nor with a static AWS key in the ConfigMap, which would win over the role.
+sed 's|^  PCI_VAULT_KEY_SOURCE:|  AWS_ACCESS_KEY_ID: AKIAEXAMPLE\n  PCI_VAULT_KEY_SOURCE:|' \
+  "$work/kubernetes-overlays-aws-kms.yaml" >"$tmp/static-key.yaml"
+grep -q AKIAEXAMPLE "$tmp/static-key.yaml" || die "could not make the static-key example"
+if "$venv/bin/python" deploy/kubernetes/check.py "$tmp/static-key.yaml" >/dev/null 2>&1; then
+  die "deploy/kubernetes/check.py accepted a static AWS key beside the role"
+fi
 
 # --- 4. systemd -----------------------------------------------------------------------
 step "systemd unit: systemd-analyze verify and security"

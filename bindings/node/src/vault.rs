@@ -166,7 +166,7 @@ impl Vault {
     /// tenant's session, `STORE_UNAVAILABLE` when the store cannot subscribe.
     #[napi(
         ts_args_type = "id: string, options?: { signal?: AbortSignal } | null",
-        ts_return_type = "Promise<SessionEvents & AsyncIterableIterator<SessionEvent, undefined>>"
+        ts_return_type = "Promise<SessionEvents & AsyncIterableIterator<SessionEvent>>"
     )]
     pub fn watch<'env>(
         &self,

@@ -40,7 +40,7 @@ test('every declaration and member in index.d.ts has a doc comment', () => {
   const text = fs.readFileSync(DTS, 'utf8');
   for (const needle of [
     'static open(options: VaultOptions): Promise<Vault>', 'createSession(',
-    'watch(id: string, options?: { signal?: AbortSignal } | null): Promise<SessionEvents & AsyncIterableIterator<SessionEvent, undefined>>', 'status(id: string): Promise<SessionStatus>',
+    'watch(id: string, options?: { signal?: AbortSignal } | null): Promise<SessionEvents & AsyncIterableIterator<SessionEvent>>', 'status(id: string): Promise<SessionStatus>',
     'submit(id: string, fields: Record<string, string | Buffer>): Promise<SubmitReceipt>',
     'reveal(id: string, pin: string): Promise<RevealedFields>', 'revealBuffers(id: string, pin: string): Promise<RevealedBuffers>',
     'cancel(id: string): Promise<void>', 'forTenant(tenant: string): Vault',
