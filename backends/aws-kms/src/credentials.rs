@@ -28,7 +28,7 @@ use crate::environment::AwsEnvironment;
 use crate::web_identity::WebIdentity;
 
 /// Why no credentials could be given for a request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CredentialError {
     /// Whether trying again may succeed (STS unreachable or busy).
     pub(crate) transient: bool,
@@ -53,7 +53,7 @@ enum WebIdentitySource {
     Absent,
     /// One of the two variables is set without the other: the variable missing.
     Incomplete(&'static str),
-    Configured(WebIdentity),
+    Configured(Box<WebIdentity>),
 }
 
 impl CredentialChain {
@@ -94,12 +94,12 @@ impl CredentialChain {
                     .get("AWS_ROLE_SESSION_NAME")
                     .map(str::to_owned)
                     .unwrap_or_else(default_session_name);
-                WebIdentitySource::Configured(WebIdentity::new(
+                WebIdentitySource::Configured(Box::new(WebIdentity::new(
                     role.to_owned(),
                     PathBuf::from(token_file),
                     session_name,
                     endpoint,
-                ))
+                )))
             }
         };
         Ok(CredentialChain {

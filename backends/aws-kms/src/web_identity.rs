@@ -6,12 +6,13 @@
 //! credentials STS answers are kept and reused until [`REFRESH_BEFORE_EXPIRY`] before their
 //! `Expiration`; one caller at a time refreshes them, the others wait for its answer. When a
 //! refresh fails, credentials that have not expired yet are still used (and the failure
-//! logged), so an STS outage shorter than the margin does not stop the vault.
+//! logged), so an STS outage shorter than the margin does not stop the vault; STS is asked
+//! again [`RETRY_REFRESH_AFTER`] later, not by every request meanwhile.
 
 use std::fmt;
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_smithy_types::DateTime;
@@ -29,13 +30,23 @@ pub(crate) const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// The longest token STS accepts (`WebIdentityToken`, 20 000 characters).
 pub(crate) const MAX_TOKEN_LEN: u64 = 20_000;
 
+/// How long after a failed refresh STS is asked again.
+pub(crate) const RETRY_REFRESH_AFTER: Duration = Duration::from_secs(10);
+
 /// The role to assume with the token of a file, and the credentials last received.
 pub(crate) struct WebIdentity {
     role_arn: String,
     token_file: PathBuf,
     session_name: String,
     endpoint: String,
-    cached: tokio::sync::Mutex<Option<Credentials>>,
+    cached: tokio::sync::Mutex<Cached>,
+}
+
+/// The credentials last received, and the last refresh that failed.
+#[derive(Default)]
+struct Cached {
+    credentials: Option<Credentials>,
+    failure: Option<(Instant, CredentialError)>,
 }
 
 impl WebIdentity {
@@ -50,45 +61,62 @@ impl WebIdentity {
             token_file,
             session_name,
             endpoint,
-            cached: tokio::sync::Mutex::new(None),
+            cached: tokio::sync::Mutex::new(Cached::default()),
         }
     }
 
     /// Credentials valid for at least [`REFRESH_BEFORE_EXPIRY`] more: the cached ones, or
     /// new ones from STS. The lock is held across the STS call, so concurrent callers make
     /// one call and share its answer.
+    ///
+    /// After a refresh failed, STS is not asked again for [`RETRY_REFRESH_AFTER`]: callers
+    /// meanwhile sign with the current credentials while they have not expired (and a
+    /// warning is logged at each failure), or get the same error at once, so an STS outage
+    /// does not queue every request behind a call that waits out its timeout.
     pub(crate) async fn credentials(
         &self,
         http: &reqwest::Client,
     ) -> Result<Credentials, CredentialError> {
         let mut cached = self.cached.lock().await;
-        if let Some(credentials) = cached.as_ref()
-            && fresh(credentials, SystemTime::now())
+        let now = SystemTime::now();
+        let valid = cached
+            .credentials
+            .as_ref()
+            .filter(|c| c.expiry().is_some_and(|expiry| now < expiry))
+            .cloned();
+        if let Some(credentials) = &valid
+            && fresh(credentials, now)
         {
             return Ok(credentials.clone());
         }
+        if let Some((at, error)) = &cached.failure
+            && at.elapsed() < RETRY_REFRESH_AFTER
+        {
+            return valid.ok_or_else(|| error.clone());
+        }
         match self.assume_role(http).await {
             Ok(credentials) => {
-                *cached = Some(credentials.clone());
+                *cached = Cached {
+                    credentials: Some(credentials.clone()),
+                    failure: None,
+                };
                 Ok(credentials)
             }
-            // Credentials in their last minutes still sign: a failed refresh is logged and
-            // tried again at the next request, until they expire.
-            Err(e) => match cached.as_ref() {
-                Some(credentials)
-                    if credentials
-                        .expiry()
-                        .is_some_and(|expiry| SystemTime::now() < expiry) =>
-                {
-                    tracing::warn!(
-                        reason = %e.message,
-                        "cannot refresh the web identity credentials; using the current ones \
-                         until they expire"
-                    );
-                    Ok(credentials.clone())
+            Err(e) => {
+                cached.failure = Some((Instant::now(), e.clone()));
+                match valid {
+                    // Credentials in their last minutes still sign.
+                    Some(credentials) => {
+                        tracing::warn!(
+                            reason = %e.message,
+                            "cannot refresh the web identity credentials; using the current \
+                             ones until they expire"
+                        );
+                        Ok(credentials)
+                    }
+                    None => Err(e),
                 }
-                _ => Err(e),
-            },
+            }
         }
     }
 

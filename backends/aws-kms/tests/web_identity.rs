@@ -262,6 +262,32 @@ async fn a_missing_empty_or_oversized_token_file_says_so_before_sts_is_asked() {
     assert_eq!(sts_calls(&session), 1);
 }
 
+/// After a failed refresh, the same client does not ask STS again for 10 s: calls meanwhile
+/// get the same error at once instead of each waiting on STS (an outage would otherwise
+/// queue every request behind the one refreshing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_refresh_is_not_repeated_by_every_call() {
+    let _serial = SERIAL.lock().await;
+    let key = key().await;
+    let scratch = Scratch::new("backoff");
+    let session = session_name("backoff");
+    let client =
+        KmsClient::with_environment(&config(key), &web_identity_env(&scratch, &session)).unwrap();
+    let request = json!({ "KeyId": key });
+    let describe = || client.call("DescribeKey", &request);
+
+    let first = describe().await.unwrap_err().to_string();
+    assert!(
+        first.contains("cannot read the web identity token file"),
+        "{first}"
+    );
+    // The token arrives, but within the pause the client does not try again.
+    write_token(&scratch, "eyJhbGciOiJSUzI1NiJ9.pod-token.sig");
+    let second = describe().await.unwrap_err().to_string();
+    assert_eq!(second, first);
+    assert_eq!(sts_calls(&session), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn half_a_web_identity_setting_or_none_at_all_is_named() {
     let _serial = SERIAL.lock().await;
