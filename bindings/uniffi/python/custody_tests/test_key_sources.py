@@ -40,7 +40,7 @@ def options(source, prefix):
     )
 
 
-@pytest.mark.parametrize("name,variable,label,missing", SOURCES)
+@pytest.mark.parametrize("name,variable,label,missing", SOURCES, ids=[s[0] for s in SOURCES])
 async def test_two_vaults_share_a_session_and_count_the_wraps(name, variable, label, missing):
     source = source_of(variable)
     prefix = f"custody-{uuid.uuid4().hex[:12]}:"
@@ -58,7 +58,7 @@ async def test_two_vaults_share_a_session_and_count_the_wraps(name, variable, la
     assert (usage.key_id, usage.wraps, usage.rotation_due) == (key_id, 1, False)
 
 
-@pytest.mark.parametrize("name,variable,label,missing", SOURCES)
+@pytest.mark.parametrize("name,variable,label,missing", SOURCES, ids=[s[0] for s in SOURCES])
 async def test_a_key_that_is_not_there_is_key_unavailable_at_open(name, variable, label, missing):
     source = source_of(variable)
     wrong = re.sub(r"key=[^;]*", f"key={missing}", source, count=1)
