@@ -13,6 +13,7 @@ pub mod cards;
 pub mod harness;
 pub mod keys;
 pub mod memory;
+pub mod process;
 pub mod proxy;
 pub mod redis;
 pub mod secrets;

@@ -12,12 +12,9 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stdout,
-    reason = "a `harness = false` target is not `cfg(test)`, so clippy.toml's test allowances do not reach it; the worker answers on stdout"
+    reason = "a `harness = false` target is not `cfg(test)`, so clippy.toml's test allowances do not reach it"
 )]
 
-use std::io::BufRead as _;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +25,8 @@ use pci_vault::{
 };
 use pci_vault_redis::{RedisOptions, RedisStore};
 use pci_vault_testkit::harness::Selection;
+use pci_vault_testkit::process::{Worker, serve};
 use pci_vault_testkit::redis::RedisServer;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const WORKER_URL: &str = "PCI_VAULT_EVENTS_WORKER_URL";
 
@@ -54,12 +50,9 @@ fn worker(url: &str) {
         .build()
         .unwrap();
     let vault = runtime.block_on(open_vault(url));
-    println!("ready");
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        let words: Vec<&str> = line.split_whitespace().collect();
+    serve(|words| {
         let id = SessionId::parse(words[1]).unwrap();
-        let answer = runtime.block_on(async {
+        runtime.block_on(async {
             match words[0] {
                 "submit" => {
                     let receipt = vault.submit(&id, &visa_form()).await.unwrap();
@@ -84,70 +77,20 @@ fn worker(url: &str) {
                 }
                 other => panic!("unknown command {other}"),
             }
-        });
-        println!("{answer}");
-    }
+        })
+    });
 }
 
 // ----- the first process -----
 
-struct Worker {
-    child: Child,
-    commands: ChildStdin,
-    answers: Lines<BufReader<ChildStdout>>,
+/// The other process's two commands.
+async fn submit_there(other: &mut Worker, id: &SessionId) -> Pin {
+    let answer = other.ask(&format!("submit {id}")).await;
+    Pin::parse(answer.strip_prefix("pin ").unwrap()).unwrap()
 }
 
-impl Worker {
-    async fn start(server: &RedisServer) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(WORKER_URL, server.url())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let commands = child.stdin.take().unwrap();
-        let answers = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut worker = Worker {
-            child,
-            commands,
-            answers,
-        };
-        assert_eq!(worker.answer().await, "ready");
-        worker
-    }
-
-    async fn ask(&mut self, command: &str) -> String {
-        self.commands
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.commands.flush().await.unwrap();
-        self.answer().await
-    }
-
-    async fn answer(&mut self) -> String {
-        self.answers
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the worker process ended early")
-    }
-
-    async fn submit(&mut self, id: &SessionId) -> Pin {
-        let answer = self.ask(&format!("submit {id}")).await;
-        Pin::parse(answer.strip_prefix("pin ").unwrap()).unwrap()
-    }
-
-    async fn reveal(&mut self, id: &SessionId, pin: &str) -> String {
-        self.ask(&format!("reveal {id} {pin}")).await
-    }
-
-    async fn stop(mut self) {
-        drop(self.commands);
-        let status = self.child.wait().await.unwrap();
-        assert!(status.success(), "the worker process failed: {status}");
-    }
+async fn reveal_there(other: &mut Worker, id: &SessionId, pin: &str) -> String {
+    other.ask(&format!("reveal {id} {pin}")).await
 }
 
 async fn next(watch: &mut SessionWatch, within: Duration) -> SessionEvent {
@@ -180,7 +123,7 @@ const SOON: Duration = Duration::from_secs(5);
 /// and in order, then ends.
 async fn a_watch_sees_the_other_process_submit_fail_and_reveal(server: &mut RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await
@@ -188,14 +131,14 @@ async fn a_watch_sees_the_other_process_submit_fail_and_reveal(server: &mut Redi
     let mut watch = vault.watch(&ticket.id).await.unwrap();
     assert_eq!(next(&mut watch, SOON).await.kind, SessionEventKind::Created);
 
-    let pin = other.submit(&ticket.id).await;
+    let pin = submit_there(&mut other, &ticket.id).await;
     let submitted = next(&mut watch, SOON).await;
     assert_eq!(
         (submitted.kind, submitted.from_state),
         (SessionEventKind::Submitted, false)
     );
     assert_eq!(
-        other.reveal(&ticket.id, wrong_digits(&pin)).await,
+        reveal_there(&mut other, &ticket.id, wrong_digits(&pin)).await,
         "WRONG_PIN:4"
     );
     let failed = next(&mut watch, SOON).await;
@@ -203,7 +146,10 @@ async fn a_watch_sees_the_other_process_submit_fail_and_reveal(server: &mut Redi
         (failed.kind, failed.attempts_left, failed.from_state),
         (SessionEventKind::RevealFailed, 4, false)
     );
-    assert_eq!(other.reveal(&ticket.id, pin.expose_secret()).await, "ok");
+    assert_eq!(
+        reveal_there(&mut other, &ticket.id, pin.expose_secret()).await,
+        "ok"
+    );
     let revealed = next(&mut watch, SOON).await;
     assert_eq!(
         (revealed.kind, revealed.state),
@@ -217,19 +163,22 @@ async fn a_watch_sees_the_other_process_submit_fail_and_reveal(server: &mut Redi
 /// the state, then sees the reveal.
 async fn a_watch_started_after_submit_still_learns_it(server: &mut RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await
         .unwrap();
-    let pin = other.submit(&ticket.id).await;
+    let pin = submit_there(&mut other, &ticket.id).await;
     let mut watch = vault.watch(&ticket.id).await.unwrap();
     let first = next(&mut watch, SOON).await;
     assert_eq!(
         (first.kind, first.from_state),
         (SessionEventKind::Submitted, true)
     );
-    assert_eq!(other.reveal(&ticket.id, pin.expose_secret()).await, "ok");
+    assert_eq!(
+        reveal_there(&mut other, &ticket.id, pin.expose_secret()).await,
+        "ok"
+    );
     assert_eq!(
         next(&mut watch, SOON).await.kind,
         SessionEventKind::Revealed
@@ -244,12 +193,12 @@ async fn a_watch_started_after_submit_still_learns_it(server: &mut RedisServer) 
 /// it reads again, whichever comes first — once, and ends.
 async fn a_watch_recovers_after_a_redis_restart(server: &mut RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await
         .unwrap();
-    let pin = other.submit(&ticket.id).await;
+    let pin = submit_there(&mut other, &ticket.id).await;
     let mut watch = vault.watch(&ticket.id).await.unwrap();
     assert_eq!(
         next(&mut watch, SOON).await.kind,
@@ -263,7 +212,10 @@ async fn a_watch_recovers_after_a_redis_restart(server: &mut RedisServer) {
     server.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.restart();
-    assert_eq!(other.reveal(&ticket.id, pin.expose_secret()).await, "ok");
+    assert_eq!(
+        reveal_there(&mut other, &ticket.id, pin.expose_secret()).await,
+        "ok"
+    );
     let event = watching.await.unwrap();
     assert_eq!(
         (event.kind, event.state),

@@ -10,24 +10,19 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    clippy::print_stdout,
-    reason = "a `harness = false` target is not `cfg(test)`, so clippy.toml's test allowances do not reach it; the worker answers on stdout"
+    reason = "a `harness = false` target is not `cfg(test)`, so clippy.toml's test allowances do not reach it"
 )]
 
-use std::io::BufRead as _;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use pci_vault::conformance::{test_keyring, visa_form};
 use pci_vault::{Error, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault};
 use pci_vault_redis::{RedisOptions, RedisStore};
 use pci_vault_testkit::harness::Selection;
+use pci_vault_testkit::process::{Worker, serve};
 use pci_vault_testkit::redis::RedisServer;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const WORKER_URL: &str = "PCI_VAULT_REDIS_WORKER_URL";
 
@@ -81,12 +76,9 @@ fn worker(url: &str) {
         .build()
         .unwrap();
     let vault = runtime.block_on(open_vault(url));
-    println!("ready");
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        let words: Vec<&str> = line.split_whitespace().collect();
+    serve(|words| {
         let id = SessionId::parse(words[1]).unwrap();
-        let answer = runtime.block_on(async {
+        runtime.block_on(async {
             match words[0] {
                 "submit" => {
                     let receipt = vault.submit(&id, &visa_form()).await.unwrap();
@@ -104,62 +96,11 @@ fn worker(url: &str) {
                 }
                 other => panic!("unknown command {other}"),
             }
-        });
-        println!("{answer}");
-    }
+        })
+    });
 }
 
 // ----- the first process -----
-
-/// The second process, ready to take commands.
-struct Worker {
-    child: Child,
-    commands: ChildStdin,
-    answers: Lines<BufReader<ChildStdout>>,
-}
-
-impl Worker {
-    async fn start(server: &RedisServer) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(WORKER_URL, server.url())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let commands = child.stdin.take().unwrap();
-        let answers = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut worker = Worker {
-            child,
-            commands,
-            answers,
-        };
-        assert_eq!(worker.answer().await, "ready");
-        worker
-    }
-
-    async fn send(&mut self, command: &str) {
-        self.commands
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.commands.flush().await.unwrap();
-    }
-
-    async fn answer(&mut self) -> String {
-        self.answers
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the worker process ended early")
-    }
-
-    async fn stop(mut self) {
-        drop(self.commands);
-        let status = self.child.wait().await.unwrap();
-        assert!(status.success(), "the worker process failed: {status}");
-    }
-}
 
 async fn submitted_session(vault: &Vault) -> (SessionId, Pin) {
     let ticket = vault
@@ -174,7 +115,7 @@ async fn submitted_session(vault: &Vault) -> (SessionId, Pin) {
 /// other's writes.
 async fn create_here_submit_there_reveal_here(server: &RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     let ticket = vault
         .create_session(&SessionOptions::default())
         .await
@@ -200,7 +141,7 @@ async fn create_here_submit_there_reveal_here(server: &RedisServer) {
 /// state that won), and the session ends revealed.
 async fn one_reveal_among_100_across_two_processes(server: &RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     let mut won_there = 0;
     for _ in 0..3 {
         let (id, pin) = submitted_session(&vault).await;
@@ -238,7 +179,7 @@ async fn one_reveal_among_100_across_two_processes(server: &RedisServer) {
 /// than `max_attempts` (5) were evaluated; the right PIN is refused after.
 async fn at_most_max_attempts_among_50_wrong_pins_across_two_processes(server: &RedisServer) {
     let vault = open_vault(&server.url()).await;
-    let mut other = Worker::start(server).await;
+    let mut other = Worker::start(WORKER_URL, &server.url()).await;
     for _ in 0..3 {
         let (id, pin) = submitted_session(&vault).await;
         let digits = if pin.expose_secret() == "000000" {
