@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cryptoki::object::ObjectHandle;
+use cryptoki::session::Session;
 use pci_vault::{DataKey, Error, KeyId, KeyProvider, Result, WrappedKey};
+use zeroize::Zeroizing;
 
 pub use config::{PinSource, Pkcs11Config};
 pub use token::create_key;
@@ -81,13 +83,15 @@ impl Pkcs11Provider {
         })();
         pool.give_back(session, checked.is_ok());
         checked?;
+        let inner = Inner {
+            token: slot_label,
+            primary: config.key.clone(),
+            keys,
+            pool,
+        };
+        inner.check_round_trip()?;
         Ok(Pkcs11Provider {
-            inner: Arc::new(Inner {
-                token: slot_label,
-                primary: config.key.clone(),
-                keys,
-                pool,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -147,30 +151,39 @@ fn token_aad(key_id: &KeyId, aad: &[u8]) -> Result<Vec<u8>> {
 #[async_trait]
 impl KeyProvider for Pkcs11Provider {
     async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
-        let key_id = self.inner.primary.clone();
-        let token_aad = token_aad(&key_id, aad)?;
+        let plain = zeroize::Zeroizing::new(*dek.expose_secret());
+        let aad = aad.to_vec();
+        let ciphertext = self
+            .with_session(move |inner, session| inner.seal(session, &plain, &aad))
+            .await?;
+        Ok(WrappedKey {
+            key_id: self.inner.primary.clone(),
+            ciphertext,
+        })
+    }
+
+    async fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
+        // A key id this source does not hold needs no session.
+        self.inner.handle(&wrapped.key_id)?;
+        let (wrapped, aad) = (wrapped.clone(), aad.to_vec());
+        let plain = self
+            .with_session(move |inner, session| inner.unseal(session, &wrapped, &aad))
+            .await?;
+        DataKey::from_slice(&plain)
+    }
+}
+
+impl Inner {
+    /// Encrypts a data key with the primary key: the wrapped key's bytes (format, the IV the
+    /// token used, ciphertext and tag).
+    fn seal(&self, session: &Session, plain: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>> {
+        let id = &self.primary;
+        let handle = self.handle(id)?;
+        let token_aad = token_aad(id, aad)?;
         let mut iv = [0u8; IV_LEN];
         getrandom::fill(&mut iv)
             .map_err(|_| Error::key_unavailable("the operating system random source failed"))?;
-        let plain = zeroize::Zeroizing::new(*dek.expose_secret());
-        let id = key_id.clone();
-        let sealed = self
-            .with_session(move |inner, session| {
-                let handle = *inner
-                    .keys
-                    .get(&id)
-                    .ok_or_else(|| Error::key_unavailable("the primary key is missing"))?;
-                token::encrypt(
-                    session,
-                    &inner.token,
-                    &id,
-                    handle,
-                    iv,
-                    &token_aad,
-                    &plain[..],
-                )
-            })
-            .await?;
+        let (iv, sealed) = token::encrypt(session, &self.token, id, handle, iv, &token_aad, plain)?;
         if sealed.len() != 32 + TAG_LEN {
             return Err(Error::key_unavailable(
                 "the PKCS#11 token returned a ciphertext of an unexpected length",
@@ -180,34 +193,69 @@ impl KeyProvider for Pkcs11Provider {
         ciphertext.push(FORMAT_V1);
         ciphertext.extend_from_slice(&iv);
         ciphertext.extend_from_slice(&sealed);
-        Ok(WrappedKey { key_id, ciphertext })
+        Ok(ciphertext)
     }
 
-    async fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {
-        let id = wrapped.key_id.clone();
-        let handle = *self.inner.keys.get(&id).ok_or_else(|| {
+    /// The token's handle of key `id`; `KEY_UNAVAILABLE` for a key id this source does not
+    /// hold.
+    fn handle(&self, id: &KeyId) -> Result<ObjectHandle> {
+        self.keys.get(id).copied().ok_or_else(|| {
             Error::key_unavailable(format!(
                 "key id {:?} is neither the primary nor a previous key of this PKCS#11 key source",
                 id.as_str()
             ))
-        })?;
+        })
+    }
+
+    /// Decrypts a wrapped key with the key it names.
+    fn unseal(
+        &self,
+        session: &Session,
+        wrapped: &WrappedKey,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let id = &wrapped.key_id;
+        let handle = self.handle(id)?;
         let bytes = &wrapped.ciphertext;
         if bytes.len() != WRAPPED_LEN || bytes.first() != Some(&FORMAT_V1) {
             return Err(Error::IntegrityError);
         }
         let mut iv = [0u8; IV_LEN];
         iv.copy_from_slice(bytes.get(1..=IV_LEN).ok_or(Error::IntegrityError)?);
-        let sealed = bytes
-            .get(1 + IV_LEN..)
-            .ok_or(Error::IntegrityError)?
-            .to_vec();
-        let token_aad = token_aad(&id, aad)?;
-        let plain = self
-            .with_session(move |inner, session| {
-                token::decrypt(session, &inner.token, &id, handle, iv, &token_aad, &sealed)
-            })
-            .await?;
-        DataKey::from_slice(&plain)
+        let sealed = bytes.get(1 + IV_LEN..).ok_or(Error::IntegrityError)?;
+        let token_aad = token_aad(id, aad)?;
+        token::decrypt(session, &self.token, id, handle, iv, &token_aad, sealed)
+    }
+
+    /// Wraps a random data key with the primary key and unwraps it again, at open: a token
+    /// whose AES-GCM does not give back what it sealed (an IV it makes but does not write
+    /// back, an output laid out otherwise) is refused before it seals any session's key.
+    fn check_round_trip(&self) -> Result<()> {
+        let mut probe = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut probe[..])
+            .map_err(|_| Error::key_unavailable("the operating system random source failed"))?;
+        let aad = b"pci-vault pkcs11 open check";
+        let session = self.pool.take()?;
+        let result = self
+            .seal(session.session(), &probe, aad)
+            .and_then(|ciphertext| {
+                let wrapped = WrappedKey {
+                    key_id: self.primary.clone(),
+                    ciphertext,
+                };
+                self.unseal(session.session(), &wrapped, aad)
+            });
+        self.pool.give_back(session, result.is_ok());
+        match result {
+            Ok(plain) if plain.as_slice() == probe.as_slice() => Ok(()),
+            Ok(_) | Err(Error::IntegrityError) => Err(Error::key_unavailable(format!(
+                "the PKCS#11 token {:?} did not decrypt what it had just encrypted with key {:?}: \
+                 its CKM_AES_GCM does not work the way this key source needs",
+                self.token,
+                self.primary.as_str()
+            ))),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -108,7 +108,10 @@ pub(crate) fn find_key(
     Ok(handle)
 }
 
-/// AES-GCM encryption of `plain` inside the token.
+/// AES-GCM encryption of `plain` inside the token. Answers the IV the token used with the
+/// ciphertext: `iv` is a fresh random one, which most tokens use as given, but a token that
+/// makes its own IV (AWS CloudHSM does) writes that one back into the GCM parameters, and
+/// only the IV it wrote decrypts.
 pub(crate) fn encrypt(
     session: &Session,
     token: &str,
@@ -117,11 +120,12 @@ pub(crate) fn encrypt(
     mut iv: [u8; IV_LEN],
     aad: &[u8],
     plain: &[u8],
-) -> Result<Vec<u8>> {
+) -> Result<([u8; IV_LEN], Vec<u8>)> {
     let params = gcm(&mut iv, aad)?;
-    session
+    let sealed = session
         .encrypt(&Mechanism::AesGcm(params), key, plain)
-        .map_err(|e| key_error(token, id, "encrypting", &e))
+        .map_err(|e| key_error(token, id, "encrypting", &e))?;
+    Ok((iv, sealed))
 }
 
 /// AES-GCM decryption inside the token; a ciphertext or associated data that does not
