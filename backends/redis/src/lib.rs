@@ -28,11 +28,19 @@ const CLAIM_LEN: usize = 16;
 
 /// Creates the entry if the key is absent; answers 1 also when the key already holds this
 /// version (a repeated create), 0 when it holds another.
+///
+/// A repeated write writes the entry again, unchanged: it may come on another connection
+/// than the first (after a timeout or a reconnection), and a `WAIT` counts only what its own
+/// connection wrote, so without a write of its own it would count replicas that never got
+/// the first one (`min_replicas`). The same holds in the other write scripts.
 /// KEYS[1] = key; ARGV[1] = version; ARGV[2] = the stored string; ARGV[3] = TTL in ms.
 const CREATE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current ~= '' then
-  if current == ARGV[1] then return 1 end
+  if current == ARGV[1] then
+    redis.call('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+    return 1
+  end
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -47,7 +55,10 @@ return 1
 /// ARGV[4], ARGV[5] (optional) = the channel and the event.
 const REPLACE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
-if current == ARGV[2] then return 1 end
+if current == ARGV[2] then
+  redis.call('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+  return 1
+end
 if current == '' or current ~= ARGV[1] then return 0 end
 local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
 local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
@@ -94,7 +105,10 @@ if not stored then return false end
 local count = string.byte(stored, 9)
 local id = string.sub(ARGV[1], 1, 8)
 for i = 0, count - 1 do
-  if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == id then return { stored, i + 1 } end
+  if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == id then
+    redis.call('SET', KEYS[1], stored, 'KEEPTTL')
+    return { stored, i + 1 }
+  end
 end
 local head = 9 + 16 * count
 if count >= tonumber(ARGV[2]) or string.sub(stored, head + 1, head + #ARGV[3]) ~= ARGV[3] then

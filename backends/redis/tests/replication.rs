@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use pci_vault::conformance::visa_form;
+use pci_vault::store::{CasOutcome, Claim, EphemeralStore, Version};
 use pci_vault::{ErrorCode, ExposeSecret, SessionOptions, Vault};
 use pci_vault_redis::{MinReplicas, RedisOptions, RedisStore};
 use pci_vault_testkit::redis::{PrimaryReplica, RedisSentinels, RedisServer, run};
@@ -147,6 +148,92 @@ async fn a_stopped_replica_makes_writes_unavailable() {
     servers.replica.thaw();
     wait_for_link(&servers.replica, &servers.primary);
     round_trip(&on_primary).await;
+}
+
+/// A write repeated on another connection (the first try timed out, or the connection was
+/// replaced) finds itself applied, and still waits for the replica: a `WAIT` counts only
+/// what its own connection wrote, so without a write of its own the repeat would count a
+/// replica that never got the first try, and a failover could undo a write reported as
+/// acknowledged (a reveal's tombstone, a counted attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_repeated_on_another_connection_still_waits_for_the_replica() {
+    let mut servers = replicated().await;
+    let store = || async {
+        let options = RedisOptions::new(servers.primary.url())
+            .with_timeout(TIMEOUT)
+            .with_min_replicas(one_replica());
+        RedisStore::connect(options).await.unwrap()
+    };
+    let (first, second) = (store().await, store().await);
+    let minute = Duration::from_secs(60);
+    let v0 = Version::random();
+    let (v1, v2) = (Version::random(), Version::random());
+    let claim = Claim {
+        id: 7,
+        at_millis: 1,
+    };
+    assert_eq!(
+        first.create("created", v0, b"zero", minute).await.unwrap(),
+        CasOutcome::Applied(v0)
+    );
+    assert_eq!(
+        first.create("replaced", v0, b"zero", minute).await.unwrap(),
+        CasOutcome::Applied(v0)
+    );
+    assert_eq!(
+        first.create("claimed", v0, b"zero", minute).await.unwrap(),
+        CasOutcome::Applied(v0)
+    );
+
+    servers.replica.freeze();
+    // Each first try applies on the primary and is not acknowledged ...
+    let unacknowledged = |result: pci_vault::Result<_>| {
+        let error = result.expect_err("acknowledged by a frozen replica");
+        assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+    };
+    unacknowledged(
+        first
+            .create("created-late", v1, b"one", minute)
+            .await
+            .map(drop),
+    );
+    unacknowledged(first.replace("replaced", v0, v1, b"one").await.map(drop));
+    unacknowledged(first.claim("claimed", claim, 5, b"").await.map(drop));
+    // ... and its repeat on another connection, which finds it applied, is not either.
+    unacknowledged(
+        second
+            .create("created-late", v1, b"one", minute)
+            .await
+            .map(drop),
+    );
+    unacknowledged(second.replace("replaced", v0, v1, b"one").await.map(drop));
+    unacknowledged(second.claim("claimed", claim, 5, b"").await.map(drop));
+
+    servers.replica.thaw();
+    wait_for_link(&servers.replica, &servers.primary);
+    // Once the replica is back, the repeats are acknowledged and answer as the first tries.
+    assert_eq!(
+        second
+            .create("created-late", v1, b"one", minute)
+            .await
+            .unwrap(),
+        CasOutcome::Applied(v1)
+    );
+    assert_eq!(
+        second.replace("replaced", v0, v1, b"one").await.unwrap(),
+        CasOutcome::Applied(v1)
+    );
+    let claimed = second
+        .claim("claimed", claim, 5, b"")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.slot, Some(1));
+    // A different write still conflicts: the repeat changed nothing.
+    assert_eq!(
+        second.replace("replaced", v0, v2, b"two").await.unwrap(),
+        CasOutcome::Conflict
+    );
 }
 
 /// `min_replicas` is checked at connect: with no replica the test write is not
