@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod complete;
 mod observe;
 mod store;
 
@@ -15,6 +16,7 @@ use pci_vault::{
 };
 use zeroize::Zeroizing;
 
+pub use complete::to_completion;
 pub use observe::{Call, Observer};
 pub use pci_vault_keys::{HostCalls, HostProvider, KeySource, KeyUsage, KeyWraps};
 pub use pci_vault_memory::MemoryLimits;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use pci_vault::{ExposeSecret, FormInput, Pin, SessionId, Tenant};
-use pci_vault_config::{KeyUsage, VaultConfig};
+use pci_vault_config::{KeyUsage, VaultConfig, to_completion};
 use zeroize::Zeroizing;
 
 use crate::audit::HostAuditSink;
@@ -217,7 +217,8 @@ impl Vault {
             .unwrap_or_default()
             .overrides()
             .apply(self.inner.session_defaults())?;
-        let ticket = self.inner.create_session(&options).await?;
+        let vault = self.inner.clone();
+        let ticket = to_completion(async move { vault.create_session(&options).await }).await?;
         Ok(Ticket {
             id: ticket.id.to_string(),
             expires_at: ticket.expires_at,
@@ -260,7 +261,8 @@ impl Vault {
             input.insert(name, value);
         }
         let id = SessionId::parse(&id)?;
-        let receipt = self.inner.submit(&id, &input).await?;
+        let vault = self.inner.clone();
+        let receipt = to_completion(async move { vault.submit(&id, &input).await }).await?;
         Ok(Receipt {
             pin: receipt.pin.expose_secret().to_owned(),
             expires_at: receipt.expires_at,
@@ -273,7 +275,8 @@ impl Vault {
         let pin = Zeroizing::new(pin);
         let id = SessionId::parse(&id)?;
         let pin = Pin::parse(&pin)?;
-        let revealed = self.inner.reveal(&id, &pin).await?;
+        let vault = self.inner.clone();
+        let revealed = to_completion(async move { vault.reveal(&id, &pin).await }).await?;
         let card = revealed
             .card_view()
             .map(|(brand, masked_number)| CardSummary {
@@ -291,7 +294,8 @@ impl Vault {
     /// Cancels a pending or submitted session and destroys its data.
     pub async fn cancel(&self, id: String) -> Result<(), VaultError> {
         let id = SessionId::parse(&id)?;
-        Ok(self.inner.cancel(&id).await?)
+        let vault = self.inner.clone();
+        Ok(to_completion(async move { vault.cancel(&id).await }).await?)
     }
 
     /// Checks that the store answers.

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use pci_vault::{
     ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
+use pci_vault_config::to_completion;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::openapi::RefOr;
@@ -205,7 +206,8 @@ pub async fn create_session(
     Json(request): Json<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
     let options = request.overrides().apply(vault.session_defaults())?;
-    let ticket = vault.create_session(&options).await?;
+    let creating = vault.clone();
+    let ticket = to_completion(async move { creating.create_session(&options).await }).await?;
     webhooks::feed::follow(state.webhooks(), &vault, &ticket.id);
     let created = SessionCreated {
         id: ticket.id.to_string(),
@@ -262,8 +264,8 @@ pub async fn reveal(
         "the body must be {\"pin\": \"<digits>\"}",
     ))?;
     let pin = Pin::parse(&request.pin)?;
-    let form = vault.reveal(&id, &pin).await?;
     let id_text = id.to_string();
+    let form = to_completion(async move { vault.reveal(&id, &pin).await }).await?;
     let capacity = 256
         + form
             .iter()
@@ -293,7 +295,7 @@ pub async fn cancel(
     Agent(vault): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
-    vault.cancel(&id).await?;
+    to_completion(async move { vault.cancel(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

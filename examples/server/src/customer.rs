@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{Error, SessionId};
+use pci_vault_config::to_completion;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -174,7 +175,8 @@ async fn submit_form(
     let Ok(submission) = Submission::from_urlencoded(body) else {
         return pages::form_page(lang, &form, &malformed);
     };
-    match state.vault().submit(&id, &submission.to_form_input()).await {
+    let (vault, input) = (state.vault().clone(), submission.to_form_input());
+    match to_completion(async move { vault.submit(&id, &input).await }).await {
         Ok(receipt) => pages::pin_page(lang, receipt.pin.expose_secret(), receipt.expires_at),
         Err(Error::ValidationFailed { fields }) => pages::form_page(
             lang,
@@ -213,10 +215,8 @@ async fn submit_json(
 ) -> Result<Response, ApiError> {
     let id = id?;
     let submission = Submission::from_json(body).map_err(|e| ApiError::BadRequest(e.0))?;
-    let receipt = state
-        .vault()
-        .submit(&id, &submission.to_form_input())
-        .await?;
+    let (vault, input) = (state.vault().clone(), submission.to_form_input());
+    let receipt = to_completion(async move { vault.submit(&id, &input).await }).await?;
     let body = SubmitResponse {
         pin: receipt.pin.expose_secret(),
         expires_at: rfc3339(receipt.expires_at),

@@ -142,6 +142,54 @@ async fn redis_outage_is_store_unavailable() {
     server.stop(&[&id]);
 }
 
+/// A reveal whose request times out while Redis holds every write still ends: the session
+/// is revealed and the audit log has the event, although the agent got `REQUEST_TIMEOUT`
+/// (the same holds for a client that goes away).
+#[tokio::test]
+async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
+    let redis = RedisServer::start(&[]);
+    let keys = shared_keys();
+    let url = redis.url();
+    let mut options = on_redis(&url, &keys, "timeout:");
+    options.args.extend(["--request-timeout-seconds", "1"]);
+    let server = TestServer::start_with("redis-request-timeout", options);
+    let id = server.create_id().await;
+    let pin = server.submit_card(&id).await;
+
+    let paused = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "CLIENT", "PAUSE", "2000", "WRITE"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(paused.status.success(), "{paused:?}");
+    let (status, body) = server.reveal(&id, &pin).await;
+    assert_eq!(
+        (status, common::error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "REQUEST_TIMEOUT"),
+        "{body}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, body) = server.status(&id).await;
+        if body["state"] == "revealed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never revealed: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = server.log();
+    let revealed = log.lines().filter(|line| {
+        line.contains("\"target\":\"pci_vault::audit\"")
+            && line.contains("\"action\":\"revealed\"")
+            && line.contains("\"outcome\":\"success\"")
+    });
+    assert_eq!(revealed.count(), 1, "{log}");
+    server.stop(&[&id, &pin]);
+}
+
 /// Runs the server with `args` (and test API keys), expects it to exit with an error
 /// before it serves, and returns what it printed; the text is also kept as `log`.
 fn fails_to_start(args: &[&str], log: &str) -> String {

@@ -18,7 +18,7 @@ import weakref
 import pytest
 
 import pci_vault
-from conftest import VALID_FORM, expect_error, form, redis_url, wrong_pin
+from conftest import VALID_FORM, expect_error, form, redis_cli, redis_url, wrong_pin
 
 VaultError = pci_vault.VaultError
 
@@ -423,3 +423,23 @@ async def test_store_warnings_report_unsafe_redis_settings(redis_server):
     # A copy each time: the caller cannot change what the vault reports.
     vault.store_warnings().clear()
     assert len(vault.store_warnings()) == 2
+
+
+async def test_a_call_cancelled_by_asyncio_still_ends_and_is_audited(redis_store):
+    """asyncio drops a cancelled call's future; the operation still ends on its own, so a
+    change that is stored has its audit event (here: a submit cancelled while Redis holds
+    every write)."""
+    sink = Collector()
+    vault = await open_audited(redis_store, sink)
+    ticket = await vault.create_session()
+    redis_cli(redis_url(), "CLIENT", "PAUSE", "400", "WRITE")
+    submitting = asyncio.ensure_future(vault.submit(ticket.id, VALID_FORM))
+    await asyncio.sleep(0.1)
+    assert not submitting.done()
+    submitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await submitting
+    await asyncio.sleep(0.8)
+    assert (await vault.status(ticket.id)).state == pci_vault.SessionState.SUBMITTED
+    await vault.flush_audit()
+    assert [e.action for e in sink.events] == ["created", "submitted"]
