@@ -248,11 +248,13 @@ impl RedisOptions {
         } else {
             ("rediss", url.strip_prefix("rediss+sentinel://")?)
         };
-        let (authority, master_name) = rest.split_once('/').unwrap_or((rest, ""));
-        let (auth, hosts) = match authority.rsplit_once('@') {
-            Some((auth, hosts)) => (Some(auth), hosts),
-            None => (None, authority),
+        // The credentials end at the last `@`: a password that is not percent-encoded may
+        // hold a `/`, which must not be taken for the start of the master's name.
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
         };
+        let (hosts, master_name) = rest.split_once('/').unwrap_or((rest, ""));
         let sentinels = hosts
             .split(',')
             .map(str::trim)
@@ -386,11 +388,13 @@ pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return String::from("<malformed URL>");
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
+    // Up to the last `@`: a password written without percent-encoding may hold `/`, `?`,
+    // `#` or `@`, which would otherwise end the authority early and leave part of it shown.
+    // A `@` further on (in a query) hides more than needed, never less.
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{path}")
+            format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
     }
@@ -507,6 +511,16 @@ mod tests {
         );
         assert!(!plain.is_tls());
 
+        // A password that is not percent-encoded, holding a `/`.
+        let slashed = RedisOptions::from_list("redis+sentinel://u:a/b@s1:26379,s2:26379/m");
+        assert_eq!(slashed.urls, ["redis://s1:26379", "redis://s2:26379"]);
+        let sentinel = slashed.sentinel.clone().unwrap();
+        assert_eq!(
+            (sentinel.master_name.as_str(), sentinel.password.as_deref()),
+            ("m", Some("a/b"))
+        );
+        assert!(!format!("{slashed:?}").contains("a/b"));
+
         for bad in [
             "redis+sentinel://s1:26379",
             "redis+sentinel://s1:26379,,s2:1/m",
@@ -537,5 +551,16 @@ mod tests {
         );
         assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(redact_url("redis://h:1/0?x=1"), "redis://h:1/0?x=1");
+        // Passwords not percent-encoded, with the characters that end an authority.
+        for (url, shown) in [
+            ("redis://u:pa/ss@h:1/0", "redis://u:***@h:1/0"),
+            ("redis://u:pa?ss@h:1", "redis://u:***@h:1"),
+            ("redis://u:pa#ss@h:1", "redis://u:***@h:1"),
+            ("redis://u:p@ss@h:1/0", "redis://u:***@h:1/0"),
+            ("redis://:a/b+c=@h:1", "redis://:***@h:1"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }
