@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use pci_vault::{Error, Result};
+use tracing::Instrument;
 
 /// Runs `operation` (a vault call) to its end on the current tokio runtime, even if the
 /// caller stops waiting for it, and answers its outcome.
@@ -14,7 +15,9 @@ use pci_vault::{Error, Result};
 /// operation goes on in a task of its own, and an outcome nobody waits for any more is
 /// dropped, which wipes what it holds.
 ///
-/// A panic in `operation` is resumed in the caller. Must run inside a tokio runtime.
+/// The task runs in the caller's `tracing` span, so what the operation logs (its audit
+/// event, with the tracing sink) keeps the caller's context: the request, the API key. A
+/// panic in `operation` is resumed in the caller. Must run inside a tokio runtime.
 ///
 /// # Errors
 /// The operation's own, or `STORE_UNAVAILABLE` when the runtime shut down before the
@@ -24,7 +27,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    match tokio::spawn(operation).await {
+    match tokio::spawn(operation.in_current_span()).await {
         Ok(outcome) => outcome,
         Err(stopped) => match stopped.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
