@@ -81,8 +81,8 @@ impl PartialSchema for StateName {
 
 impl ToSchema for StateName {}
 
-/// A new session.
-#[derive(Debug, Serialize, ToSchema)]
+/// A new session. No `Debug`: its id and link are the customer's credential.
+#[derive(Serialize, ToSchema)]
 pub struct SessionCreated {
     /// The session id.
     id: String,
@@ -95,8 +95,9 @@ pub struct SessionCreated {
     expires_at: String,
 }
 
-/// What the agent may know about a session; never secret data.
-#[derive(Debug, Serialize, ToSchema)]
+/// What the agent may know about a session; never secret data. No `Debug`: its id is the
+/// customer's credential.
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     /// The session id.
     id: String,

@@ -70,13 +70,15 @@ pub fn admin_router(state: AppState, timeouts: Timeouts) -> Router {
     headers::secure(router, false)
 }
 
-/// The layers every route runs in, innermost first: metrics and the request log line, the
-/// time limits, and outermost the request's context (client address, request id, span).
+/// The layers every route runs in, innermost first: the time limits, metrics and the
+/// request log line (outside the limits, so a request cut off by one is counted and logged
+/// with its answer), and outermost the request's context (client address, request id,
+/// span).
 fn observed(router: Router<AppState>, state: &AppState, timeouts: Timeouts) -> Router<AppState> {
     router
         .fallback(ops::no_route)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), metrics::observe))
         .layer(from_fn_with_state(timeouts, timeouts::limit))
+        .layer(from_fn_with_state(state.clone(), metrics::observe))
         .layer(from_fn_with_state(state.clone(), context::identify))
 }

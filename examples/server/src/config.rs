@@ -48,7 +48,12 @@ pub struct Args {
     /// URLs, or `redis+sentinel://host:port[,host:port]/master`. A Redis store may end in
     /// `?min_replicas=N[&min_replicas_timeout_ms=N]`: replicas that must acknowledge every
     /// write (default wait 500 ms).
-    #[arg(long, env = "PCI_VAULT_STORE", default_value = "memory")]
+    #[arg(
+        long,
+        env = "PCI_VAULT_STORE",
+        default_value = "memory",
+        hide_env_values = true
+    )]
     pub store: String,
 
     /// Most sessions the memory store holds (live ones and tombstones); beyond it, creating

@@ -24,7 +24,7 @@ use crate::respond::{rfc3339, secret_json};
 use crate::state::AppState;
 
 /// A custom front end's submission.
-#[derive(Debug, ToSchema)]
+#[derive(ToSchema)]
 #[expect(
     dead_code,
     reason = "describes the request body for the OpenAPI document"
@@ -37,7 +37,7 @@ pub struct SubmitRequest {
 }
 
 /// The page's own form: one entry per field.
-#[derive(Debug, ToSchema)]
+#[derive(ToSchema)]
 #[expect(
     dead_code,
     reason = "describes the request body for the OpenAPI document"
@@ -53,8 +53,9 @@ pub struct SubmitForm {
     cardholder_name: Option<String>,
 }
 
-/// What a custom front end shows the customer after a submission.
-#[derive(Debug, Serialize, ToSchema)]
+/// What a custom front end shows the customer after a submission. No `Debug`: it holds the
+/// PIN.
+#[derive(Serialize, ToSchema)]
 pub struct SubmitResponse<'a> {
     /// The PIN the customer reads out to the agent. Show it only to the customer.
     #[schema(value_type = String, example = "123456")]

@@ -11,7 +11,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use pci_vault::{SessionEvent, SessionEventKind, SessionWatch};
 use serde::Serialize;
@@ -148,9 +150,16 @@ fn stream(watch: SessionWatch) -> impl Stream<Item = Result<Event, Infallible>> 
 pub async fn session_events(
     Agent(vault): Agent,
     SessionIdPath(id): SessionIdPath,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let watch = vault.watch(&id).await?;
-    Ok(Sse::new(stream(watch)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+    let events = Sse::new(stream(watch)).keep_alive(KeepAlive::new().interval(HEARTBEAT));
+    // axum's `Sse` sets `Cache-Control: no-cache`; the stream names the session, whose id is
+    // the customer's credential, so it is `no-store` like every other answer.
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        events,
+    )
+        .into_response())
 }
 
 documented_errors! {

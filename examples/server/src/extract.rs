@@ -38,9 +38,16 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
 }
 
 /// The request body, read whole; overwritten with zeros when dropped, if this is its only
-/// reference (it is, for a body read whole by an extractor).
-#[derive(Debug, Default)]
+/// reference (it is, for a body read whole by an extractor). `Debug` shows its length only:
+/// it holds card data.
+#[derive(Default)]
 pub struct WipedBody(Bytes);
+
+impl std::fmt::Debug for WipedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WipedBody({} bytes)", self.0.len())
+    }
+}
 
 impl Deref for WipedBody {
     type Target = [u8];
@@ -100,5 +107,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Json<T> {
         serde_json::from_slice(&body).map(Json).map_err(|_| {
             ApiError::BadRequest("the body is not the JSON object this endpoint takes")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_length_of_a_body_never_its_content() {
+        let body = WipedBody(Bytes::from_static(b"card_number=4242424242424242&cvc=123"));
+        assert_eq!(format!("{body:?}"), "WipedBody(36 bytes)");
     }
 }

@@ -469,12 +469,13 @@ impl AuditSink for CountingAuditSink {
 
 /// The route templates the router knows, so labels are `&'static str` and bounded.
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
-    const ROUTES: [&str; 13] = [
+    const ROUTES: [&str; 14] = [
         "/",
         "/forms/{id}",
         "/v1/sessions",
         "/v1/sessions/{id}",
         "/v1/sessions/{id}/reveal",
+        "/v1/sessions/{id}/events",
         "/agent",
         "/assets/style.css",
         "/assets/agent.js",

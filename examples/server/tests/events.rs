@@ -41,6 +41,8 @@ impl EventStream {
             common::header(&response, "content-type"),
             "text/event-stream"
         );
+        // The stream names the session: never kept by a cache, as every other answer.
+        assert_eq!(common::header(&response, "cache-control"), "no-store");
         EventStream {
             response,
             buffer: String::new(),

@@ -187,7 +187,26 @@ async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
             && line.contains("\"outcome\":\"success\"")
     });
     assert_eq!(revealed.count(), 1, "{log}");
+    // The request the time limit cut off is counted with its answer.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let counted = "pci_vault_http_requests_total{route=\"/v1/sessions/{id}/reveal\",method=\"POST\",status=\"503\"} 1";
+    assert!(metrics.contains(counted), "{metrics}");
     server.stop(&[&id, &pin]);
+}
+
+/// `--help` shows where each setting comes from, never a Redis password set in the
+/// environment.
+#[test]
+fn help_does_not_show_the_redis_password_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .arg("--help")
+        .env("PCI_VAULT_STORE", "redis://vault:s3cr3t-help@127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("PCI_VAULT_STORE"), "{text}");
+    assert!(!text.contains("s3cr3t-help"), "{text}");
 }
 
 /// Runs the server with `args` (and test API keys), expects it to exit with an error
