@@ -8,9 +8,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use napi::ValueType;
-use napi::bindgen_prelude::{FromNapiValue, Function, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, Function, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, ValueType};
 use napi_derive::napi;
 use pci_vault::{AuditEvent, AuditSink};
 
@@ -83,9 +83,37 @@ impl AuditSink for JsAuditSink {
         let _status = self.callback.call_with_return_value(
             AuditRecord::from(event),
             ThreadsafeFunctionCallMode::NonBlocking,
-            |_returned, _env| Ok(()),
+            |returned, env| {
+                if let Ok(returned) = returned {
+                    ignore_rejection(&env, returned);
+                }
+                Ok(())
+            },
         );
     }
+}
+
+/// An `async` callback (or one that returns a Promise) that fails rejects its Promise, which
+/// nobody awaits: Node would end the process on that unhandled rejection. A `catch` that
+/// does nothing is attached, as an exception thrown by the callback is dropped.
+fn ignore_rejection(env: &Env, returned: Unknown<'_>) {
+    let attached = (|| -> napi::Result<()> {
+        if returned.get_type()? != ValueType::Object {
+            return Ok(());
+        }
+        let promise = Object::from_unknown(returned)?;
+        let Some(catch) =
+            promise.get::<Function<'_, Function<'_, (), ()>, Unknown<'_>>>("catch")?
+        else {
+            return Ok(());
+        };
+        let ignore: Function<'_, (), ()> =
+            env.create_function_from_closure("ignore", |_| Ok(()))?;
+        catch.apply(promise, ignore)?;
+        Ok(())
+    })();
+    // A value without a usable `catch` (not a Promise) needs nothing.
+    drop(attached);
 }
 
 impl fmt::Debug for JsAuditSink {

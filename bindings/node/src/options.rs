@@ -39,7 +39,8 @@ pub(crate) struct VaultOptions {
     pub audit_key: Option<Buffer>,
     /// Receives every audit event (created, submitted, revealed or not, locked, cancelled),
     /// on the JavaScript thread, soon after the change it reports is stored. Write them to
-    /// your audit trail. Without it, events are dropped. Exceptions it throws are ignored.
+    /// your audit trail. Without it, events are dropped. Exceptions it throws, and the
+    /// rejection of a Promise it returns, are ignored.
     #[napi(ts_type = "(event: AuditRecord) => void")]
     pub on_audit: Option<String>,
 }

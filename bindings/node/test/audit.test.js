@@ -6,6 +6,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const { execFileSync } = require('node:child_process');
 
 const { CARD, Vault, keyringEntry, storeOptions, rejectsWith } = require('./support');
 const { sessionRef } = require('..');
@@ -101,6 +102,31 @@ test('a throwing onAudit does not crash the process or stop the vault', async ()
   }
   for (let i = 0; i < 500 && calls < 60; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(calls, 60);
+});
+
+test('an async onAudit that rejects does not crash the process', () => {
+  // An unhandled rejection ends Node: the check runs in a process of its own, which must
+  // finish all its operations and exit with 0.
+  const script = `
+    const { Vault } = require(${JSON.stringify(require.resolve('..'))});
+    const card = ${JSON.stringify(CARD)};
+    (async () => {
+      let calls = 0;
+      const vault = await Vault.open({
+        keys: { development: true },
+        onAudit: async () => { calls++; throw new Error('audit trail down'); },
+      });
+      for (let i = 0; i < 20; i++) {
+        const { id } = await vault.createSession();
+        const { pin } = await vault.submit(id, card);
+        await vault.reveal(id, pin);
+      }
+      for (let i = 0; i < 500 && calls < 60; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      console.log('calls', calls);
+    })();`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(out.trim(), 'calls 60');
 });
 
 test('onAudit must be a function', async () => {
