@@ -75,6 +75,24 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// A keyring text in the environment variable `name`.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` unless `name` is 1–256 printable ASCII characters without `=`:
+    /// the messages of this source name the variable, so a keyring text given here by
+    /// mistake (it holds `=`) is refused rather than shown.
+    pub fn env(name: impl Into<String>) -> pci_vault::Result<KeySource> {
+        let name = name.into();
+        let valid = (1..=256).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+        if !valid {
+            return Err(pci_vault::Error::InvalidArgument(
+                "an environment variable name is 1-256 printable ASCII characters without =",
+            ));
+        }
+        Ok(KeySource::Env(name))
+    }
+
     /// The warnings a host should show for this source: one for a development key.
     pub fn warnings(&self) -> Vec<String> {
         match self {

@@ -330,7 +330,7 @@ fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
             KeySource::Keyring(pci_vault_keys::parse_keyring(&text)?)
         }
         "keyring" => read_keyring(value)?,
-        "env" => KeySource::Env(env_var_name(value, "options.keys.env")?),
+        "env" => KeySource::env(args::string(value, "options.keys.env")?)?,
         "file" => KeySource::File(file_path(value, "options.keys.file")?),
         "directory" => KeySource::Directory(file_path(value, "options.keys.directory")?),
         "source" => KeySource::parse(&args::string(value, "options.keys.source")?)?,
@@ -342,20 +342,6 @@ fn read_keys(value: Unknown<'_>) -> Arg<KeySource> {
             KeySource::Development
         }
     })
-}
-
-/// The name of an environment variable. Checked here because the key source's messages
-/// name the variable.
-fn env_var_name(value: Unknown<'_>, name: &str) -> Arg<String> {
-    let text = args::string(value, name)?;
-    let ok =
-        (1..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
-    if !ok {
-        return Err(Failure::invalid(
-            "an environment variable name is 1-256 printable ASCII characters without =",
-        ));
-    }
-    Ok(text)
 }
 
 /// A file system path. Checked here because the messages of the key source and the Redis

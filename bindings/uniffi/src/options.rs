@@ -181,7 +181,7 @@ impl KeySource {
                 keys.into_iter()
                     .map(|entry| (entry.id, Zeroizing::new(entry.key))),
             )?,
-            KeySource::Env { var } => Core::Env(var),
+            KeySource::Env { var } => Core::env(var)?,
             KeySource::File { path } => Core::File(PathBuf::from(path)),
             KeySource::Directory { path } => Core::Directory(PathBuf::from(path)),
             KeySource::Development => Core::Development,

@@ -134,9 +134,10 @@ impl Vault {
             audit_key,
             audit_sink,
         } = options;
-        // Under `Zeroizing` before anything can fail, like the inline keys.
+        // Under `Zeroizing` before anything can fail, like the inline keys (read first).
         let audit_key = audit_key.map(Zeroizing::new);
-        let mut config = VaultConfig::new(store_config(&store, redis)?, keys.into_config()?);
+        let keys = keys.into_config()?;
+        let mut config = VaultConfig::new(store_config(&store, redis)?, keys);
         config.session_defaults = session_defaults.unwrap_or_default().overrides();
         config.audit_key = audit_key;
         let audit = audit_sink.map(|sink| Arc::new(HostAuditSink::start(sink)));

@@ -284,6 +284,11 @@ async def test_key_unavailable_for_missing_keys(redis_store, monkeypatch):
     err = await expect_error(VaultError.KeyUnavailable, pci_vault.Vault.open(pci_vault.VaultOptions(
         keys=pci_vault.KeySource.ENV(var="PCI_VAULT_PYTEST_UNSET"))))
     assert "PCI_VAULT_PYTEST_UNSET" in err.message
+    # A keyring text given as the variable's name by mistake is refused, never shown.
+    text = "k1:" + base64.b64encode(bytes(range(32))).decode()
+    err = await expect_error(VaultError.InvalidArgument, pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=pci_vault.KeySource.ENV(var=text))))
+    assert text[3:] not in err.message and text[3:] not in repr(err)
     await expect_error(VaultError.KeyUnavailable, pci_vault.Vault.open(pci_vault.VaultOptions(
         keys=pci_vault.KeySource.FILE(path="/nonexistent/pci-vault-keys"))))
 
