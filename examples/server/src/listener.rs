@@ -1,12 +1,15 @@
 //! A TCP listener with a connection limit: it takes a permit before it accepts, so past the
 //! limit new connections wait in the kernel's queue, holding no file descriptor of the
-//! process, until one closes.
+//! process, until one closes. And a connection on which no byte moves for the idle limit
+//! is closed: an idle HTTP/2 connection or a client that stops reading its answers would
+//! otherwise hold its permit for ever.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum_server::{AddrListener, Address};
@@ -14,6 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 /// The address of a connection accepted by a [`LimitedListener`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +53,20 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
     socket.listen(backlog)?.into_std()
 }
 
-/// A listener that holds at most `limit` connections open.
+/// A listener that holds at most `limit` connections open, and closes one on which nothing
+/// is read or written for its idle limit.
 #[derive(Debug)]
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     open: Gauge,
+    idle_limit: Duration,
 }
 
 impl LimitedListener {
+    /// The idle limit of [`LimitedListener::new`]'s connections when nothing says otherwise.
+    pub const DEFAULT_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
     /// Takes over a bound listener; `open` follows the number of open connections.
     ///
     /// # Errors
@@ -68,7 +77,14 @@ impl LimitedListener {
             inner: TcpListener::from_std(listener)?,
             permits: Arc::new(Semaphore::new(limit)),
             open,
+            idle_limit: Self::DEFAULT_IDLE_LIMIT,
         })
+    }
+
+    /// Closes a connection on which no byte is read or written for `limit`.
+    pub fn with_idle_limit(mut self, limit: Duration) -> Self {
+        self.idle_limit = limit;
+        self
     }
 }
 
@@ -92,6 +108,8 @@ impl AddrListener<LimitedStream, PeerAddr> for LimitedListener {
                 stream,
                 open: self.open.clone(),
                 _permit: permit,
+                idle: Box::pin(tokio::time::sleep(self.idle_limit)),
+                idle_limit: self.idle_limit,
             },
             PeerAddr(peer),
         ))
@@ -102,12 +120,52 @@ impl AddrListener<LimitedStream, PeerAddr> for LimitedListener {
     }
 }
 
-/// A connection holding one permit of its listener's limit until it is dropped.
+/// A connection holding one permit of its listener's limit until it is dropped. A read or
+/// write that waits after `idle_limit` without a byte moving fails with `TimedOut`, which
+/// closes the connection.
 #[derive(Debug)]
 pub struct LimitedStream {
     stream: TcpStream,
     open: Gauge,
     _permit: OwnedSemaphorePermit,
+    idle: Pin<Box<Sleep>>,
+    idle_limit: Duration,
+}
+
+impl LimitedStream {
+    /// Bytes moved: the idle limit counts from now.
+    fn moved(&mut self) {
+        let deadline = Instant::now() + self.idle_limit;
+        self.idle.as_mut().reset(deadline);
+    }
+
+    /// The answer of a read or write that has to wait: `TimedOut` once nothing has moved
+    /// for the idle limit.
+    fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match self.idle.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `polled`, with the idle limit applied: bytes moved restart it, a wait checks it.
+    fn idle_checked<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        moved: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(Ok(value)) => {
+                if moved(&value) {
+                    self.moved();
+                }
+                Poll::Ready(Ok(value))
+            }
+            Poll::Pending => self.waiting(cx),
+            ready => ready,
+        }
+    }
 }
 
 impl Drop for LimitedStream {
@@ -122,7 +180,11 @@ impl AsyncRead for LimitedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let moved = buf.filled().len() > before;
+        this.idle_checked(cx, polled, |()| moved)
     }
 }
 
@@ -132,7 +194,9 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.idle_checked(cx, polled, |n| *n > 0)
     }
 
     fn poll_write_vectored(
@@ -140,7 +204,9 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.idle_checked(cx, polled, |n| *n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -153,5 +219,63 @@ impl AsyncWrite for LimitedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const IDLE: Duration = Duration::from_millis(300);
+
+    async fn pair() -> (LimitedStream, TcpStream) {
+        let listener = LimitedListener::new(
+            bind("127.0.0.1:0".parse().unwrap(), 8).unwrap(),
+            2,
+            Gauge::default(),
+        )
+        .unwrap()
+        .with_idle_limit(IDLE);
+        let addr = listener.inner.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept_stream().await.unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn a_connection_where_nothing_moves_is_closed_after_the_idle_limit() {
+        let (mut server, mut client) = pair().await;
+        // Bytes that keep arriving keep it open past the limit ...
+        for _ in 0..4 {
+            tokio::time::sleep(IDLE / 2).await;
+            client.write_all(b"x").await.unwrap();
+            let mut byte = [0u8; 1];
+            server.read_exact(&mut byte).await.unwrap();
+        }
+        // ... and a read that waits longer than the limit fails.
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        let error = server.read(&mut byte).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= IDLE && started.elapsed() < IDLE * 4);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+        let (mut server, _client) = pair().await;
+        let chunk = vec![0u8; 64 * 1024];
+        let started = Instant::now();
+        let error = loop {
+            // The client reads nothing: the buffers fill, then the write waits and fails.
+            if let Err(error) = server.write(&chunk).await {
+                break error;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the write never waited"
+            );
+        };
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }
 }

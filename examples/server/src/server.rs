@@ -144,9 +144,13 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
     let app = main_router(state.clone(), https, timeouts, admin.is_none())
         .into_make_service_with_connect_info::<SocketAddr>();
     let max_connections = usize::try_from(args.max_connections.get()).unwrap_or(usize::MAX);
+    // Longer than any request may take, so an answer being prepared never counts as idle.
+    let idle_limit =
+        LimitedListener::DEFAULT_IDLE_LIMIT.max(timeouts.request + HEADER_READ_TIMEOUT);
     let listener =
         LimitedListener::new(listener, max_connections, metrics.open_connections("main"))
-            .map_err(io("listening"))?;
+            .map_err(io("listening"))?
+            .with_idle_limit(idle_limit);
 
     let handle = Handle::new();
     let admin_handle = Handle::new();
@@ -164,7 +168,8 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
                 ADMIN_MAX_CONNECTIONS,
                 metrics.open_connections("admin"),
             )
-            .map_err(io("listening on --admin-listen"))?;
+            .map_err(io("listening on --admin-listen"))?
+            .with_idle_limit(idle_limit);
             let mut server = axum_server::Server::<PeerAddr>::from_listener(admin);
             limit_header_time(server.http_builder());
             let app =
