@@ -31,10 +31,14 @@ pub fn router(state: AppState, https: bool) -> Router {
 pub fn main_router(state: AppState, https: bool, timeouts: Timeouts, with_metrics: bool) -> Router {
     let limited = |limit: &RateLimit| from_fn_with_state((state.clone(), limit.clone()), enforce);
     let reveal = post(api::reveal).route_layer(limited(state.reveal_limit()));
-    let submit = post(customer::submit).route_layer(limited(state.form_limit()));
+    // The form page's GET shares the POST's allowance: each load reads the session through
+    // the key provider (a KMS or HSM call) and announces `opened`.
+    let form = get(customer::form_page)
+        .post(customer::submit)
+        .route_layer(limited(state.form_limit()));
     let mut router = Router::new()
         .route("/", get(ops::root))
-        .route("/forms/{id}", get(customer::form_page).merge(submit))
+        .route("/forms/{id}", form)
         .route("/v1/sessions", post(api::create_session))
         .route(
             "/v1/sessions/{id}",

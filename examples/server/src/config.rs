@@ -169,7 +169,7 @@ pub struct Args {
     #[arg(long, env = "PCI_VAULT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Form submissions allowed per minute per client IP address.
+    /// Form page loads and submissions allowed per minute per client IP address.
     #[arg(long, env = "PCI_VAULT_FORM_RATE_LIMIT", default_value = "30")]
     pub form_rate_limit: NonZeroU32,
 

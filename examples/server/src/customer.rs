@@ -86,6 +86,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     responses(
         (status = 200, description = "The form page", content_type = "text/html", body = String),
         (status = 404, description = "The neutral page: unknown, expired or used link", content_type = "text/html", body = String),
+        (status = 429, description = "The rate-limit page: too many loads and submissions from this client (`--form-rate-limit`)", content_type = "text/html", body = String,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The store or key provider failed", content_type = "text/html", body = String),
     )
 )]

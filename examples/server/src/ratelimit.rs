@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::RETRY_AFTER;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,8 +29,8 @@ use crate::state::AppState;
 /// Middleware of every rate-limited route: takes one request of the client's allowance
 /// before anything else runs (before the body is read and before the API key is checked, so
 /// key guessing is limited too). A refused request is counted in the metrics and answered
-/// `429 RATE_LIMITED` with `Retry-After`; the page's own form POST gets that message as a
-/// page.
+/// `429 RATE_LIMITED` with `Retry-After`; the form page (its GET, and its own form's POST)
+/// gets that message as a page.
 pub async fn enforce(
     State((state, limit)): State<(AppState, RateLimit)>,
     Extension(client): Extension<ClientAddr>,
@@ -41,7 +42,8 @@ pub async fn enforce(
     };
     state.metrics().rate_limited(limit.name());
     let answer = refused.into_response();
-    if body_kind(request.headers()) != Some(BodyKind::Form) {
+    let page_request = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !page_request && body_kind(request.headers()) != Some(BodyKind::Form) {
         return answer;
     }
     let mut page = pages::message_page(

@@ -467,6 +467,38 @@ async fn form_submissions_are_rate_limited_per_client() {
     server.stop(&[&id]);
 }
 
+/// Each load of the page reads the session through the key provider: loads share the
+/// form's allowance, and past it the client gets the rate-limit page, not the store.
+#[tokio::test]
+async fn form_page_loads_are_rate_limited_per_client() {
+    let server = TestServer::start_with(
+        "form-page-rate-limit",
+        Options {
+            args: vec!["--form-rate-limit", "3"],
+            ..Options::default()
+        },
+    );
+    let id = server.create_id().await;
+    for _ in 0..3 {
+        let (status, _) = get_page(&server, &id, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let response = server
+        .client
+        .get(server.url(&format!("/forms/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert_page_headers(&response);
+    assert!(header(&response, "content-type").starts_with("text/html"));
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let unwraps = "pci_vault_backend_call_duration_seconds_count{component=\"key_provider\",operation=\"unwrap\"} 3";
+    assert!(metrics.contains(unwraps), "{metrics}");
+    server.stop(&[&id]);
+}
+
 #[tokio::test]
 async fn custom_fields_are_rendered_and_optional_text_kept() {
     let server = TestServer::start("form-custom-fields");

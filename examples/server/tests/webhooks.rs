@@ -589,6 +589,52 @@ async fn a_sessions_events_reach_its_tenants_receiver_once_each() {
     assert_clean_logs(&[&session]);
 }
 
+/// A link opened again and again (reloads, link previews, a client looping on it) is
+/// announced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_opened_many_times_is_announced_once() {
+    let (url, recorded) = receiver(Vec::new()).await;
+    let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
+    let created: Value = server
+        .client
+        .post(format!("{}/v1/sessions", server.base))
+        .bearer_auth(KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    for _ in 0..4 {
+        let page = server
+            .client
+            .get(format!("{}/forms/{id}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+    }
+    let cancelled = server
+        .client
+        .delete(format!("{}/v1/sessions/{id}", server.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::NO_CONTENT);
+    recorded.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut kinds: Vec<String> = recorded
+        .all()
+        .iter()
+        .map(|d| serde_json::from_slice::<Value>(&d.body).unwrap()["kind"].to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["\"cancelled\"", "\"opened\""]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_receivers_never_block_operations_or_other_tenants() {
     let (silent, accepted) = silent_listener().await;

@@ -6,7 +6,9 @@
 //! the process that created the session sees them all and is the one that delivers them:
 //! each event is enqueued once, by one process. If that process stops before the session
 //! ends, the rest of the session's events are not delivered: a receiver that must not miss
-//! one also reads the session's status.
+//! one also reads the session's status. `opened` is delivered once, the first time the
+//! link is opened: every load of the page (a reload, a chat's link preview, someone looping
+//! on the link) announces one, and only the first tells the receiver something.
 
 use pci_vault::{SessionEvent, SessionEventKind, SessionId, Vault};
 
@@ -27,9 +29,15 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
                 return;
             }
         };
+        let mut opened = false;
         while let Some(item) = watch.next().await {
             match item {
                 Ok(event) => {
+                    if event.kind == SessionEventKind::Opened
+                        && std::mem::replace(&mut opened, true)
+                    {
+                        continue;
+                    }
                     if let Some(event) = webhook_event(&event) {
                         webhooks.enqueue(event);
                     }
