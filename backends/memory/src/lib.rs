@@ -234,8 +234,13 @@ impl MemoryStore {
         }
         let (old_cost, expires_at, claims) =
             (cost(key, &old.value), old.expires_at, old.claims.clone());
+        // Only growth is refused: claims may have taken the store past its bound (they
+        // always fit), and a write that does not grow the entry (a tombstone, a cancel) must
+        // still go through, or a full store would strand its sessions.
         let growth = cost(key, value).saturating_sub(old_cost);
-        state.make_room(now, &self.limits, false, growth)?;
+        if growth > 0 {
+            state.make_room(now, &self.limits, false, growth)?;
+        }
         state.bytes = state.bytes - old_cost + cost(key, value);
         state.entries.insert(
             key.to_owned(),

@@ -90,6 +90,63 @@ async fn byte_bound_covers_growth_by_replace() {
     ));
 }
 
+/// Claims always fit, so they can take a full store past its bound; a replace that does
+/// not grow its entry (a reveal's or a lock's tombstone, a cancel) still goes through, and
+/// only one that grows is refused.
+#[tokio::test]
+async fn a_full_store_still_takes_writes_that_do_not_grow() {
+    // Exactly one entry of a 100-byte value under a one-byte key.
+    let (_, max_bytes) = {
+        let probe = MemoryStore::new();
+        let _: CasOutcome = probe
+            .create(
+                "k",
+                pci_vault::Version::random(),
+                &[0; 100],
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        probe.usage()
+    };
+    let (store, _) = store(MemoryLimits::default().with_max_bytes(max_bytes));
+    let v0 = pci_vault::Version::random();
+    assert_eq!(
+        store
+            .create("k", v0, &[0; 100], Duration::from_secs(10))
+            .await
+            .unwrap(),
+        CasOutcome::Applied(v0)
+    );
+    let claim = pci_vault::Claim {
+        id: 1,
+        at_millis: 1,
+    };
+    let claimed = store.claim("k", claim, 5, b"").await.unwrap().unwrap();
+    assert_eq!(claimed.slot, Some(1));
+    assert!(
+        store.usage().1 > max_bytes,
+        "the claim took the store past its bound"
+    );
+
+    let grows = store
+        .replace("k", v0, pci_vault::Version::random(), &[1; 150])
+        .await
+        .unwrap_err();
+    assert_eq!(grows.code(), ErrorCode::CapacityExceeded);
+    let v1 = pci_vault::Version::random();
+    assert_eq!(
+        store.replace("k", v0, v1, &[2; 100]).await.unwrap(),
+        CasOutcome::Applied(v1)
+    );
+    let v2 = pci_vault::Version::random();
+    assert_eq!(
+        store.replace("k", v1, v2, &[3; 10]).await.unwrap(),
+        CasOutcome::Applied(v2)
+    );
+    assert_eq!(store.load("k").await.unwrap().unwrap().value, vec![3; 10]);
+}
+
 #[tokio::test]
 async fn expired_entries_are_purged_so_memory_does_not_grow() {
     let (store, clock) = store(MemoryLimits::default());
