@@ -33,6 +33,11 @@ pub(crate) const MAX_TOKEN_LEN: u64 = 20_000;
 /// How long after a failed refresh STS is asked again.
 pub(crate) const RETRY_REFRESH_AFTER: Duration = Duration::from_secs(10);
 
+/// How long STS is not asked again after a failure that may pass (STS busy or unreachable)
+/// when there are no valid credentials to sign with meanwhile: shorter than the KMS client's
+/// first retry (100 ms), so that a retry asks STS again instead of getting the same error.
+const RETRY_TRANSIENT_WITHOUT_CREDENTIALS_AFTER: Duration = Duration::from_millis(50);
+
 /// The role to assume with the token of a file, and the credentials last received.
 pub(crate) struct WebIdentity {
     role_arn: String,
@@ -72,7 +77,10 @@ impl WebIdentity {
     /// After a refresh failed, STS is not asked again for [`RETRY_REFRESH_AFTER`]: callers
     /// meanwhile sign with the current credentials while they have not expired (and a
     /// warning is logged at each failure), or get the same error at once, so an STS outage
-    /// does not queue every request behind a call that waits out its timeout.
+    /// does not queue every request behind a call that waits out its timeout. A failure that
+    /// may pass, with no valid credentials to sign with meanwhile, holds STS off only for
+    /// [`RETRY_TRANSIENT_WITHOUT_CREDENTIALS_AFTER`], so that the KMS call's own retries
+    /// reach STS (at start, one busy answer would otherwise fail the open).
     pub(crate) async fn credentials(
         &self,
         http: &reqwest::Client,
@@ -89,10 +97,15 @@ impl WebIdentity {
         {
             return Ok(credentials.clone());
         }
-        if let Some((at, error)) = &cached.failure
-            && at.elapsed() < RETRY_REFRESH_AFTER
-        {
-            return valid.ok_or_else(|| error.clone());
+        if let Some((at, error)) = &cached.failure {
+            let wait = if valid.is_none() && error.transient {
+                RETRY_TRANSIENT_WITHOUT_CREDENTIALS_AFTER
+            } else {
+                RETRY_REFRESH_AFTER
+            };
+            if at.elapsed() < wait {
+                return valid.ok_or_else(|| error.clone());
+            }
         }
         match self.assume_role(http).await {
             Ok(credentials) => {
@@ -379,6 +392,8 @@ impl fmt::Debug for WebIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const SUCCESS: &str = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
@@ -391,6 +406,83 @@ mod tests {
     </Credentials>
   </AssumeRoleWithWebIdentityResult>
 </AssumeRoleWithWebIdentityResponse>"#;
+
+    /// An STS on loopback that answers its requests with `answers` in turn (the last one
+    /// again after them), and counts them.
+    async fn sts(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 8192];
+                let _ = socket.read(&mut request).await;
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answers[n.min(answers.len() - 1)];
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+            }
+        });
+        (url, asked)
+    }
+
+    fn web_identity(endpoint: String, dir: &std::path::Path) -> WebIdentity {
+        let token = dir.join("token");
+        std::fs::write(&token, "eyJ.test.token").unwrap();
+        WebIdentity::new(
+            "arn:aws:iam::123456789012:role/vault".to_owned(),
+            token,
+            "pci-vault-test".to_owned(),
+            endpoint,
+        )
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::client::tls_config().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    const BUSY: &str =
+        "<ErrorResponse><Error><Code>ServiceUnavailable</Code></Error></ErrorResponse>";
+    const DENIED: &str = "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+
+    #[tokio::test]
+    async fn after_a_busy_answer_with_no_credentials_a_retry_asks_sts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, asked) = sts(vec![(503, BUSY), (200, SUCCESS)]).await;
+        let identity = web_identity(url, dir.path());
+        let http = http();
+        let error = identity.credentials(&http).await.unwrap_err();
+        assert!(error.transient, "{}", error.message);
+        // The KMS client's first retry comes 100 ms later.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let credentials = identity.credentials(&http).await.unwrap();
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_holds_sts_off_for_the_retry_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, asked) = sts(vec![(403, DENIED), (200, SUCCESS)]).await;
+        let identity = web_identity(url, dir.path());
+        let http = http();
+        for _ in 0..3 {
+            let error = identity.credentials(&http).await.unwrap_err();
+            assert!(!error.transient, "{}", error.message);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
 
     fn at(rfc3339: &str) -> SystemTime {
         SystemTime::try_from(DateTime::from_str(rfc3339, Format::DateTime).unwrap()).unwrap()
