@@ -2,10 +2,11 @@
 //! iterator (`async for event in await vault.watch(id)`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use pci_vault::{SessionId, SessionWatch};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use crate::error::VaultError;
 use crate::vault::{SessionState, Vault};
@@ -56,6 +57,9 @@ impl From<pci_vault::SessionEvent> for SessionEvent {
 #[derive(uniffi::Object)]
 pub struct SessionEvents {
     watch: Mutex<Option<SessionWatch>>,
+    /// Set by `close`, which also wakes a `next` that waits.
+    closed: AtomicBool,
+    closing: Notify,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -66,10 +70,19 @@ impl SessionEvents {
     /// it), `INTEGRITY_ERROR`, `KEY_UNAVAILABLE`; the watch ends then.
     pub async fn next(&self) -> Result<Option<SessionEvent>, VaultError> {
         let mut slot = self.watch.lock().await;
+        // Made before the flag is read, so a `close` in between still wakes it.
+        let closing = self.closing.notified();
+        if self.closed.load(Ordering::SeqCst) {
+            *slot = None;
+        }
         let Some(watch) = slot.as_mut() else {
             return Ok(None);
         };
-        match watch.next().await {
+        let next = tokio::select! {
+            next = watch.next() => next,
+            () = closing => None,
+        };
+        match next {
             Some(Ok(event)) => Ok(Some(event.into())),
             Some(Err(e)) => {
                 *slot = None;
@@ -82,8 +95,11 @@ impl SessionEvents {
         }
     }
 
-    /// Stops watching; `next` then returns `None`. A `next` in progress finishes first.
+    /// Stops watching and releases the subscription; a `next` waiting meanwhile returns
+    /// `None` at once, as does every later one.
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closing.notify_waiters();
         self.watch.lock().await.take();
     }
 }
@@ -100,6 +116,8 @@ impl Vault {
         let watch = self.inner.watch(&id).await?;
         Ok(Arc::new(SessionEvents {
             watch: Mutex::new(Some(watch)),
+            closed: AtomicBool::new(false),
+            closing: Notify::new(),
         }))
     }
 }

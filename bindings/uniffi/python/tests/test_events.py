@@ -92,6 +92,19 @@ def other_process(prefix, session, *commands):
     return done.stdout.split("\n")[:-1]
 
 
+async def test_close_ends_a_watch_whose_next_is_waiting(store):
+    vault = await store.open()
+    ticket = await vault.create_session(None)
+    events = await vault.watch(ticket.id)
+    assert (await next_event(events)).kind == "created"
+    waiting = asyncio.ensure_future(events.next())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await asyncio.wait_for(events.close(), 2)
+    assert await asyncio.wait_for(waiting, 2) is None
+    assert await events.next() is None
+
+
 async def test_a_watch_sees_another_process_submit_fail_and_reveal_in_order(redis_store):
     vault = await redis_store.open()
     ticket = await vault.create_session(None)
