@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::{
-    AbortSignal, ClassInstance, Function, JavaScriptClassExt, JsObjectValue, Object, PromiseRaw,
-    Unknown,
+    ClassInstance, FnArgs, Function, JavaScriptClassExt, JsObjectValue, Object, PromiseRaw, Unknown,
 };
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -63,9 +62,13 @@ impl From<CoreEvent> for SessionEvent {
     }
 }
 
+/// `EventTarget.addEventListener(type, listener, options)`.
+type AddEventListener<'a> =
+    Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
+
 /// What stops a watch: its `AbortSignal`, or the iterator's `return()`.
 #[derive(Default)]
-struct Stop {
+pub(crate) struct Stop {
     stopped: AtomicBool,
     notify: Notify,
 }
@@ -74,6 +77,31 @@ impl Stop {
     fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    /// A stop that `signal` triggers: at once when it is already aborted, otherwise on its
+    /// `abort` event, through a listener of its own (`{ once: true }`), so the host's
+    /// `onabort` and other listeners stay as they are.
+    pub(crate) fn on_signal(env: &Env, signal: Option<Object<'_>>) -> Result<Arc<Stop>> {
+        let stop = Arc::new(Stop::default());
+        let Some(signal) = signal else {
+            return Ok(stop);
+        };
+        if signal.get::<bool>("aborted")?.unwrap_or(false) {
+            stop.stop();
+            return Ok(stop);
+        }
+        let on_abort = Arc::clone(&stop);
+        let listener: Function<'_, (), ()> =
+            env.create_function_from_closure("abort", move |_| {
+                on_abort.stop();
+                Ok(())
+            })?;
+        let mut once = Object::new(env)?;
+        once.set("once", true)?;
+        let add: AddEventListener<'_> = signal.get_named_property("addEventListener")?;
+        add.apply(signal, FnArgs::from(("abort", listener, once)))?;
+        Ok(stop)
     }
 }
 
@@ -112,14 +140,9 @@ impl SessionEvents {
     /// async iterator (`events[Symbol.asyncIterator]()` returns `events`).
     pub(crate) fn into_js<'env>(
         watch: SessionWatch,
-        signal: Option<&AbortSignal>,
+        stop: Arc<Stop>,
         env: &'env Env,
     ) -> Result<ClassInstance<'env, SessionEvents>> {
-        let stop = Arc::new(Stop::default());
-        if let Some(signal) = signal {
-            let on_abort = Arc::clone(&stop);
-            signal.on_abort(move || on_abort.stop());
-        }
         let events = SessionEvents {
             watch: Arc::new(Mutex::new(Some(watch))),
             stop,

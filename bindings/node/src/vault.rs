@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use napi::bindgen_prelude::{
-    AbortSignal, ClassInstance, PromiseRaw, ToNapiValue, Unknown, ValueType,
+    ClassInstance, FromNapiValue, Object, PromiseRaw, ToNapiValue, Unknown, ValueType,
     within_runtime_if_available,
 };
 use napi::{Env, Result};
@@ -18,7 +18,7 @@ use pci_vault_config::KeyUsage;
 
 use crate::args::{self, Arg};
 use crate::errors::Failure;
-use crate::events::SessionEvents;
+use crate::events::{SessionEvents, Stop};
 use crate::key_usage::KeyWrapCount;
 use crate::options::{read_config, read_create_options};
 use crate::results::{
@@ -177,14 +177,15 @@ impl Vault {
         let id = thrown_now(session_id(id))?;
         let signal = thrown_now(abort_signal(options))?;
         let vault = self.inner.clone();
-        let signal = match signal {
-            Ok(signal) => signal,
+        // Listening now, not once the watch has started: an abort in between still counts.
+        let stop = match signal {
+            Ok(signal) => Stop::on_signal(env, signal)?,
             Err(failure) => return PromiseRaw::reject(env, failure.into_js(env)),
         };
         settle(
             env,
             async move { Ok(vault.watch(&id?).await?) },
-            move |env, watch| SessionEvents::into_js(watch, signal.as_ref(), env),
+            move |env, watch| SessionEvents::into_js(watch, stop, env),
         )
     }
 
@@ -374,8 +375,9 @@ fn thrown_now<T>(read: Arg<T>) -> Result<Arg<T>> {
     }
 }
 
-/// The `signal` of `watch`'s options, if any.
-fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<AbortSignal>> {
+/// The `signal` of `watch`'s options, if any: an object with `aborted` and
+/// `addEventListener`, as an `AbortSignal` has.
+fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<Object<'_>>> {
     let Some(options) = options else {
         return Ok(None);
     };
@@ -387,13 +389,27 @@ fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<AbortSignal>> {
     }
     let options = args::object(options, "options")?;
     let signal: Option<Unknown<'_>> = options.get("signal").map_err(Failure::Js)?;
-    if signal.is_none_or(|s| matches!(s.get_type(), Ok(ValueType::Null | ValueType::Undefined))) {
+    let Some(signal) = signal else {
         return Ok(None);
+    };
+    match signal.get_type()? {
+        ValueType::Null | ValueType::Undefined => return Ok(None),
+        ValueType::Object => {}
+        _ => return Err(Failure::type_error("options.signal", "an AbortSignal")),
     }
-    let signal: Option<AbortSignal> = options
-        .get("signal")
-        .map_err(|_| Failure::type_error("options.signal", "an AbortSignal"))?;
-    Ok(signal)
+    let signal = Object::from_unknown(signal)?;
+    let listens = signal
+        .get::<Unknown<'_>>("addEventListener")
+        .map_err(Failure::Js)?
+        .is_some_and(|f| matches!(f.get_type(), Ok(ValueType::Function)));
+    let knows = signal
+        .get::<Unknown<'_>>("aborted")
+        .map_err(Failure::Js)?
+        .is_some_and(|a| matches!(a.get_type(), Ok(ValueType::Boolean)));
+    if !(listens && knows) {
+        return Err(Failure::type_error("options.signal", "an AbortSignal"));
+    }
+    Ok(Some(signal))
 }
 
 fn session_id(value: Unknown<'_>) -> Arg<SessionId> {

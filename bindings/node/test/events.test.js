@@ -65,6 +65,33 @@ for (const store of STORES) {
       assert.deepEqual(seen, ['created']);
     });
 
+    test('an abort before the watch starts, or before it resolves, ends it; the host keeps its onabort', async () => {
+      const vault = await openVault(store);
+      const { id } = await vault.createSession();
+      // Already aborted when watch is called.
+      const aborted = new AbortController();
+      aborted.abort();
+      const early = await vault.watch(id, { signal: aborted.signal });
+      assert.deepEqual(await early.next(), { done: true });
+      // Aborted between the call and its resolution.
+      const racing = new AbortController();
+      let hostSaw = 0;
+      racing.signal.onabort = () => { hostSaw += 1; };
+      const pending = vault.watch(id, { signal: racing.signal });
+      racing.abort();
+      const late = await pending;
+      assert.deepEqual(await late.next(), { done: true });
+      assert.equal(hostSaw, 1, "the host's own onabort was replaced");
+      // A signal the host sets onabort on afterwards still ends the watch.
+      const later = new AbortController();
+      const events = await vault.watch(id, { signal: later.signal });
+      later.signal.onabort = () => {};
+      assert.equal((await events.next()).value.type, 'created');
+      const waiting = events.next();
+      later.abort();
+      assert.deepEqual(await waiting, { done: true });
+    });
+
     test('errors: an unknown session, a bad id, a bad signal', async () => {
       const vault = await openVault(store);
       const { id } = await vault.createSession();
@@ -73,6 +100,7 @@ for (const store of STORES) {
       await rejectsWith(vault.watch(unknown), 'NOT_FOUND');
       await rejectsWith(vault.forTenant('other').watch(id), 'NOT_FOUND');
       await assert.rejects(async () => vault.watch(id, { signal: 'soon' }));
+      await assert.rejects(async () => vault.watch(id, { signal: { aborted: false } }));
     });
   });
 }
