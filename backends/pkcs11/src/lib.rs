@@ -8,6 +8,7 @@ mod token;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cryptoki::object::ObjectHandle;
@@ -28,6 +29,12 @@ const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Length of a wrapped key: format byte, nonce, the encrypted 32-byte data key, tag.
 const WRAPPED_LEN: usize = 1 + IV_LEN + 32 + TAG_LEN;
+/// Longest wait for one call to the token, the wait for a free session included. A token
+/// that stalls (a network HSM that stopped answering) then answers `KEY_UNAVAILABLE`
+/// instead of holding the vault's operations for ever; the stalled call keeps its session
+/// until the module returns.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Bound in front of the vault's associated data, so a ciphertext of this provider never
 /// authenticates as anything else made with the same token key.
 const AAD_LABEL: &[u8] = b"pci-vault pkcs11 wrap v1\0";
@@ -110,8 +117,16 @@ impl Pkcs11Provider {
         &self.inner.primary
     }
 
-    /// Runs `op` with a session of the pool on a blocking thread.
+    /// Runs `op` with a session of the pool on a blocking thread, waiting at most
+    /// [`CALL_TIMEOUT`].
     async fn with_session<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        within(CALL_TIMEOUT, &self.inner.token, self.call(op)).await
+    }
+
+    async fn call<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -133,6 +148,19 @@ impl Pkcs11Provider {
         .await
         .map_err(|_| Error::key_unavailable("a PKCS#11 call stopped unexpectedly"))?
     }
+}
+
+/// `call`'s outcome, or `KEY_UNAVAILABLE` when it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    token: &str,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(Error::key_unavailable(format!(
+            "the PKCS#11 token {token:?} did not answer within {limit:?}"
+        )))
+    })
 }
 
 /// The associated data given to the token: a label, the key id and the vault's data.
@@ -266,5 +294,23 @@ impl fmt::Debug for Pkcs11Provider {
             .field("primary", &self.inner.primary)
             .field("key_ids", &self.inner.keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_does_not_answer_in_time_is_key_unavailable() {
+        let stalled = within(CALL_TIMEOUT, "hsm", std::future::pending::<Result<()>>()).await;
+        let error = stalled.unwrap_err();
+        assert_eq!(error.code(), pci_vault::ErrorCode::KeyUnavailable);
+        assert!(
+            error.to_string().contains("did not answer within 10s"),
+            "{error}"
+        );
+        let answered = within(CALL_TIMEOUT, "hsm", async { Ok(7) }).await;
+        assert_eq!(answered.unwrap(), 7);
     }
 }
