@@ -180,10 +180,14 @@ pub(crate) fn property<'env>(options: &Object<'env>, key: &str) -> Arg<Option<Un
     })
 }
 
-/// `key` when it is a short identifier, safe to name in an error message. Other keys are
-/// caller data that could be huge, or a card number by mistake.
+/// `key` when it is a short identifier, safe to name in an error message: up to 32 ASCII
+/// letters, digits and `_`, starting with a letter or `_`, with at most 6 digits. Other keys
+/// are caller data that could be huge, or a card number (or a CVC and an expiry) by mistake.
 fn printable(key: &str) -> Option<&str> {
-    let ok = key.len() <= 32 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok = key.len() <= 32
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && key.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && key.bytes().filter(u8::is_ascii_digit).count() <= 6;
     ok.then_some(key)
 }
 

@@ -89,6 +89,11 @@ describe('hostile arguments', () => {
       assert.match(e.message, /fields\.card_number/);
     }
     await rejectsArgument(vault.submit(session, { ...CARD, card_number: Buffer.from([0xff, 0xfe, 0x34]) }), 'invalid UTF-8');
+    // A card number given as a field's name is never repeated in the message.
+    for (const key of [PAN, `a${PAN}`, `card_${PAN.slice(0, 8)}`]) {
+      const e = await rejectsArgument(vault.submit(session, { ...CARD, [key]: 1 }), 'a card number as a key', [PAN.slice(0, 7)]);
+      assert.ok(!/\d{7}/.test(e.message), e.message);
+    }
 
     // Oversized and null-byte values are the core's validation failures, without the value.
     const big = await rejectsWith(vault.submit(session, { ...CARD, card_number: BIG_DIGITS, cardholder_name: BIG }), 'VALIDATION_FAILED');
