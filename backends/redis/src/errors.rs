@@ -39,6 +39,9 @@ pub(crate) fn at_connect(e: &RedisError, servers: &str) -> Error {
 pub(crate) fn during_operation(what: &str, e: &RedisError) -> Error {
     match server_code(e) {
         Some("OOM") => Error::CapacityExceeded,
+        // An entry too short for the header the scripts write, or a key of another type:
+        // something other than this store wrote it.
+        Some("PCIVAULT" | "WRONGTYPE") => Error::IntegrityError,
         Some("NOPERM") => Error::store_unavailable(format!("redis: {what} refused by the ACL")),
         Some(code) => Error::store_unavailable(format!("redis: {what} failed with {code}")),
         None if e.is_timeout() => Error::store_unavailable(format!("redis: {what} timed out")),

@@ -61,6 +61,7 @@ if current == ARGV[2] then
 end
 if current == '' or current ~= ARGV[1] then return 0 end
 local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
+if not count then return redis.error_reply('PCIVAULT the entry has no header') end
 local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
 redis.call('SET', KEYS[1], ARGV[2] .. claims .. ARGV[3], 'KEEPTTL')
 if ARGV[5] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
@@ -80,6 +81,7 @@ return 1
 const RELEASE_LUA: &str = r"
 local stored = redis.call('GET', KEYS[1])
 if not stored then return 1 end
+if #stored < 9 then return redis.error_reply('PCIVAULT the entry has no header') end
 local count = string.byte(stored, 9)
 for i = 0, count - 1 do
   if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == ARGV[1] then
@@ -102,6 +104,7 @@ return 1
 const CLAIM_LUA: &str = r"
 local stored = redis.call('GET', KEYS[1])
 if not stored then return false end
+if #stored < 9 then return redis.error_reply('PCIVAULT the entry has no header') end
 local count = string.byte(stored, 9)
 local id = string.sub(ARGV[1], 1, 8)
 for i = 0, count - 1 do

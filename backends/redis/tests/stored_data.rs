@@ -172,3 +172,66 @@ async fn bytes_per_submitted_session() {
     assert!(usage < 2_048, "{usage}");
     assert!(per_session < 2_048, "{per_session}");
 }
+
+/// An entry that something else wrote under a session's key (too short for the store's
+/// header, or a key of another type) is INTEGRITY_ERROR for every operation, at once and
+/// without retries: never "outcome unknown".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_written_by_something_else_is_an_integrity_error() {
+    let server = RedisServer::start(&[]);
+    let vault = vault_on(
+        RedisStore::connect(RedisOptions::new(server.url()))
+            .await
+            .unwrap(),
+    );
+    let mut admin = server.admin().await;
+    for overwrite in ["SET", "RPUSH"] {
+        let ticket = vault
+            .create_session(&SessionOptions::default())
+            .await
+            .unwrap();
+        let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();
+        let keys = scan_every_key(&mut admin).await;
+        let key = &keys.iter().find(|k| k.kind == "string").unwrap().name;
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let _: () = redis::cmd(overwrite)
+            .arg(key)
+            .arg("12345678")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let revealed = vault.reveal(&ticket.id, &receipt.pin).await.unwrap_err();
+        assert_eq!(
+            revealed.code(),
+            pci_vault::ErrorCode::IntegrityError,
+            "{overwrite}: {revealed}"
+        );
+        let status = vault.status(&ticket.id).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            pci_vault::ErrorCode::IntegrityError,
+            "{overwrite}: {status}"
+        );
+        let cancelled = vault.cancel(&ticket.id).await.unwrap_err();
+        assert_eq!(
+            cancelled.code(),
+            pci_vault::ErrorCode::IntegrityError,
+            "{overwrite}: {cancelled}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+}
