@@ -35,6 +35,9 @@ pub const CONTEXT_KEY: &str = "pci-vault:aad";
 pub struct AwsKmsProvider {
     client: KmsClient,
     primary: KeyId,
+    /// The primary's ARN, which calls name it by: AWS finds a key of another account only
+    /// by its ARN (records keep the shorter key id).
+    primary_arn: String,
     previous: Vec<KeyId>,
 }
 
@@ -88,9 +91,14 @@ impl AwsKmsProvider {
         let primary = KeyId::new(field("KeyId")).map_err(|_| {
             Error::key_unavailable("AWS KMS DescribeKey answered a key id this vault cannot store")
         })?;
+        let primary_arn = match field("Arn") {
+            "" => primary.as_str().to_owned(),
+            arn => arn.to_owned(),
+        };
         Ok(AwsKmsProvider {
             client,
             primary,
+            primary_arn,
             previous: config.previous,
         })
     }
@@ -122,7 +130,7 @@ impl KeyProvider for AwsKmsProvider {
     async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
         let plaintext = Zeroizing::new(STANDARD.encode(dek.expose_secret()));
         let request = json!({
-            "KeyId": self.primary.as_str(),
+            "KeyId": self.primary_arn,
             "Plaintext": plaintext.as_str(),
             "EncryptionContext": context(aad),
         });
@@ -154,8 +162,13 @@ impl KeyProvider for AwsKmsProvider {
                 id.as_str()
             )));
         }
+        let named = if *id == self.primary {
+            self.primary_arn.as_str()
+        } else {
+            id.as_str()
+        };
         let request = json!({
-            "KeyId": id.as_str(),
+            "KeyId": named,
             "CiphertextBlob": STANDARD.encode(&wrapped.ciphertext),
             "EncryptionContext": context(aad),
         });
@@ -211,6 +224,7 @@ impl fmt::Debug for AwsKmsProvider {
         f.debug_struct("AwsKmsProvider")
             .field("client", &self.client)
             .field("primary", &self.primary)
+            .field("primary_arn", &self.primary_arn)
             .field("previous", &self.previous)
             .finish()
     }

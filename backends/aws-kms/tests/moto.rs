@@ -218,6 +218,11 @@ async fn kms_sees_only_data_keys() {
             continue;
         }
         let request: Value = serde_json::from_str(&body).unwrap();
+        if target == "TrentService.Encrypt" {
+            // The primary is named by its ARN: the only name AWS resolves across accounts.
+            let key = request["KeyId"].as_str().unwrap();
+            assert!(key.starts_with("arn:aws:kms:"), "Encrypt named {key}");
+        }
         for (name, value) in request.as_object().unwrap() {
             match name.as_str() {
                 "KeyId" | "CiphertextBlob" => {}
