@@ -187,6 +187,8 @@ impl KeyProvider for AwsKmsProvider {
             Err(e) => return Err(e.into_error()),
         };
         if answered_key(&answer) != Some(id.as_str()) {
+            // The answer holds the clear data key all the same.
+            wipe(answer);
             return Err(Error::IntegrityError);
         }
         let plaintext = Zeroizing::new(

@@ -186,9 +186,11 @@ impl ApiKeys {
     /// once, to be printed at start; only its digest is kept.
     pub fn development() -> (Self, SecretString) {
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        // The OS random source failing is not recoverable; the key stays unusable then.
+        // The OS random source failing is not recoverable: no key is registered then (a key
+        // of 32 zero bytes would be one anybody can present).
         if getrandom::fill(bytes.as_mut_slice()).is_err() {
-            tracing::error!("the OS random source failed; the development API key is unusable");
+            tracing::error!("the OS random source failed; there is no development API key");
+            return (ApiKeys(Vec::new()), SecretString::from("(none)"));
         }
         let key = URL_SAFE_NO_PAD.encode(bytes.as_slice());
         let keys = ApiKeys(vec![ApiKey {
