@@ -130,12 +130,12 @@ impl VaultConfig {
                 "the wrap warning limit is at least 1",
             ));
         }
+        let attempt_grace = attempt_grace(self.store.attempt_grace(), &self.keys);
         let key_usage = Arc::new(KeyUsage::new(self.wrap_warning_limit));
         let keys: Arc<dyn pci_vault::KeyProvider> = Arc::new(CountingProvider::new(
             self.keys.connect().await?,
             key_usage.clone(),
         ));
-        let attempt_grace = self.store.attempt_grace();
         let (store, store_warnings, memory) = self.store.open().await?;
         let (store, keys) = match self.observer {
             Some(observer) => (
@@ -150,10 +150,9 @@ impl VaultConfig {
             ),
             None => (store, keys),
         };
-        let mut builder = Vault::builder(store, keys).session_defaults(defaults);
-        if let Some(grace) = attempt_grace {
-            builder = builder.attempt_grace(grace);
-        }
+        let mut builder = Vault::builder(store, keys)
+            .session_defaults(defaults)
+            .attempt_grace(attempt_grace);
         if let Some(key) = audit_key {
             builder = builder.audit_key(*key);
         }
@@ -207,6 +206,15 @@ fn audit_key(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     Ok(key)
 }
 
+/// How long a PIN attempt's outcome may still be on its way: the store's part (twice a
+/// Redis operation timeout, the vault's default otherwise) and the longest key-provider
+/// call, since the data key is unwrapped between taking the attempt and comparing the PIN.
+/// A session whose attempts are all taken is finished as locked only after it.
+fn attempt_grace(store: Option<std::time::Duration>, keys: &KeySource) -> std::time::Duration {
+    let store = store.unwrap_or(pci_vault::VaultBuilder::DEFAULT_ATTEMPT_GRACE);
+    (store + keys.longest_call()).min(pci_vault::VaultBuilder::MAX_ATTEMPT_GRACE)
+}
+
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
@@ -219,5 +227,38 @@ impl fmt::Debug for VaultConfig {
             .field("observer", &self.observer)
             .field("wrap_warning_limit", &self.wrap_warning_limit)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_attempt_grace_covers_the_store_and_the_key_provider() {
+        let redis = Some(Duration::from_secs(4));
+        assert_eq!(
+            attempt_grace(redis, &KeySource::Development),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            attempt_grace(None, &KeySource::Development),
+            pci_vault::VaultBuilder::DEFAULT_ATTEMPT_GRACE
+        );
+        let hsm = KeySource::parse("pkcs11:module=/m.so;token=t;key=k1;pin-env=PIN").unwrap();
+        assert_eq!(attempt_grace(redis, &hsm), Duration::from_secs(14));
+        let kms =
+            KeySource::parse("aws-kms:key=alias/k;region=eu-west-1;timeout-ms=3000;retries=2")
+                .unwrap();
+        assert_eq!(attempt_grace(redis, &kms), Duration::from_secs(16));
+        let slow =
+            KeySource::parse("aws-kms:key=alias/k;region=eu-west-1;timeout-ms=30000;retries=2")
+                .unwrap();
+        assert_eq!(
+            attempt_grace(redis, &slow),
+            pci_vault::VaultBuilder::MAX_ATTEMPT_GRACE
+        );
     }
 }

@@ -36,9 +36,12 @@ pub struct HostProvider<C> {
     timeout: Duration,
 }
 
+/// [`HostProvider::DEFAULT_TIMEOUT`], for code that does not name the host's calls.
+pub(crate) const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl<C: HostCalls> HostProvider<C> {
     /// Time a call may take unless the host says otherwise.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_TIMEOUT: Duration = DEFAULT_HOST_TIMEOUT;
     /// Longest time a host may allow a call.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -16,6 +16,7 @@ pub use usage::{CountingProvider, KeyUsage, KeyWraps};
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pci_vault::{KeyProvider, Keyring};
 
@@ -91,6 +92,29 @@ impl KeySource {
             ));
         }
         Ok(KeySource::Env(name))
+    }
+
+    /// The longest a call to this source's keys may take: none for keys in memory, the
+    /// call timeout of an HSM, the timeout and retries of AWS KMS, and for a provider the
+    /// host brings, a host provider's default timeout. The vault waits that much longer
+    /// before it takes a PIN attempt whose outcome it has not seen as lost, since the key is
+    /// unwrapped between taking the attempt and comparing the PIN.
+    pub fn longest_call(&self) -> Duration {
+        match self {
+            #[cfg(feature = "pkcs11")]
+            KeySource::Pkcs11(_) => pci_vault_pkcs11::CALL_TIMEOUT,
+            #[cfg(feature = "aws-kms")]
+            KeySource::AwsKms(config) => {
+                // Each try, and a second of backoff between them.
+                (config.timeout + Duration::from_secs(1)).saturating_mul(config.retries + 1)
+            }
+            KeySource::Provider(_) => host::DEFAULT_HOST_TIMEOUT,
+            KeySource::Keyring(_)
+            | KeySource::Env(_)
+            | KeySource::File(_)
+            | KeySource::Directory(_)
+            | KeySource::Development => Duration::ZERO,
+        }
     }
 
     /// The warnings a host should show for this source: one for a development key.

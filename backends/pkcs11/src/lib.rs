@@ -33,7 +33,7 @@ const WRAPPED_LEN: usize = 1 + IV_LEN + 32 + TAG_LEN;
 /// that stalls (a network HSM that stopped answering) then answers `KEY_UNAVAILABLE`
 /// instead of holding the vault's operations for ever; the stalled call keeps its session
 /// until the module returns.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bound in front of the vault's associated data, so a ciphertext of this provider never
 /// authenticates as anything else made with the same token key.
