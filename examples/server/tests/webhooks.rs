@@ -258,18 +258,7 @@ impl Server {
     /// Creates a session with the API key `key` and submits the test card over HTTP;
     /// returns its id.
     async fn submitted_session_with(&self, key: &str) -> String {
-        let created: Value = self
-            .client
-            .post(format!("{}/v1/sessions", self.base))
-            .bearer_auth(key)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_str().unwrap().to_owned();
+        let id = self.created_session_with(key).await;
         let response = self
             .client
             .post(format!("{}/forms/{id}", self.base))
@@ -283,6 +272,22 @@ impl Server {
             .unwrap()
             .push(body["pin"].as_str().unwrap().to_owned());
         id
+    }
+
+    /// Creates a session with the API key `key`; returns its id.
+    async fn created_session_with(&self, key: &str) -> String {
+        let created: Value = self
+            .client
+            .post(format!("{}/v1/sessions", self.base))
+            .bearer_auth(key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
     }
 
     /// Asks to reveal `id` with `pin`; returns the status code.
@@ -595,18 +600,7 @@ async fn a_sessions_events_reach_its_tenants_receiver_once_each() {
 async fn a_link_opened_many_times_is_announced_once() {
     let (url, recorded) = receiver(Vec::new()).await;
     let server = server(&[("default", &url, SECRET)], fast_retries(), true).await;
-    let created: Value = server
-        .client
-        .post(format!("{}/v1/sessions", server.base))
-        .bearer_auth(KEY)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = server.created_session_with(KEY).await;
     for _ in 0..4 {
         let page = server
             .client
