@@ -32,13 +32,15 @@ const CLAIM_LEN: usize = 16;
 /// A repeated write writes the entry again, unchanged: it may come on another connection
 /// than the first (after a timeout or a reconnection), and a `WAIT` counts only what its own
 /// connection wrote, so without a write of its own it would count replicas that never got
-/// the first one (`min_replicas`). The same holds in the other write scripts.
+/// the first one (`min_replicas`). The same holds in the other write scripts. That write is
+/// made with `pcall`: a server out of memory refuses it, and the repeat still answers as the
+/// first try did.
 /// KEYS[1] = key; ARGV[1] = version; ARGV[2] = the stored string; ARGV[3] = TTL in ms.
 const CREATE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current ~= '' then
   if current == ARGV[1] then
-    redis.call('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+    redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
     return 1
   end
   return 0
@@ -56,7 +58,7 @@ return 1
 const REPLACE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current == ARGV[2] then
-  redis.call('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+  redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
   return 1
 end
 if current == '' or current ~= ARGV[1] then return 0 end
@@ -109,7 +111,7 @@ local count = string.byte(stored, 9)
 local id = string.sub(ARGV[1], 1, 8)
 for i = 0, count - 1 do
   if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == id then
-    redis.call('SET', KEYS[1], stored, 'KEEPTTL')
+    redis.pcall('SET', KEYS[1], stored, 'KEEPTTL')
     return { stored, i + 1 }
   end
 end
