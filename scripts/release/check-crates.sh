@@ -26,6 +26,16 @@ expected=$(printf '%s\n' "${crates[@]}" | sort | tr '\n' ' ')
 
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
+# Cargo unpacks the .crate files it just made into a registry of its own under
+# ~/.cargo/registry/src/-<hash>/, a directory named after the target directory, and does not
+# unpack them again while that directory exists: after a change to one of these crates, a
+# second run on the same checkout would verify the others against the first run's source.
+# Those directories hold nothing but this workspace's packages (crates.io's is
+# index.crates.io-*); they go before each run.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]*
+done
 step "cargo package ${crates[*]} (offline; each verified by building the .crate alone)"
 start=$SECONDS
 # --allow-dirty: the test command runs on a working tree with changes too; `cargo publish`
