@@ -110,6 +110,7 @@ impl AddrListener<LimitedStream, PeerAddr> for LimitedListener {
                 _permit: permit,
                 idle: Box::pin(tokio::time::sleep(self.idle_limit)),
                 idle_limit: self.idle_limit,
+                last_moved: Instant::now(),
             },
             PeerAddr(peer),
         ))
@@ -128,23 +129,32 @@ pub struct LimitedStream {
     stream: TcpStream,
     open: Gauge,
     _permit: OwnedSemaphorePermit,
+    /// Wakes a waiting read or write no earlier than the idle limit after `last_moved`.
     idle: Pin<Box<Sleep>>,
     idle_limit: Duration,
+    last_moved: Instant,
 }
 
 impl LimitedStream {
-    /// Bytes moved: the idle limit counts from now.
+    /// Bytes moved: the idle limit counts from now. Only the time is noted, on every read
+    /// and write; the timer catches up when it fires.
     fn moved(&mut self) {
-        let deadline = Instant::now() + self.idle_limit;
-        self.idle.as_mut().reset(deadline);
+        self.last_moved = Instant::now();
     }
 
     /// The answer of a read or write that has to wait: `TimedOut` once nothing has moved
     /// for the idle limit.
     fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        match self.idle.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.last_moved + self.idle_limit;
+            if deadline <= Instant::now() {
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
+            // Bytes moved since the timer was set: it waits again, from then.
+            self.idle.as_mut().reset(deadline);
         }
     }
 
