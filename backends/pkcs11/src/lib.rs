@@ -179,7 +179,7 @@ fn token_aad(key_id: &KeyId, aad: &[u8]) -> Result<Vec<u8>> {
 #[async_trait]
 impl KeyProvider for Pkcs11Provider {
     async fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
-        let plain = zeroize::Zeroizing::new(*dek.expose_secret());
+        let plain = Zeroizing::new(*dek.expose_secret());
         let aad = aad.to_vec();
         let ciphertext = self
             .with_session(move |inner, session| inner.seal(session, &plain, &aad))
