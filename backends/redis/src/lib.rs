@@ -52,10 +52,13 @@ return 1
 /// Replaces the value if the entry's version matches, keeping the TTL and the claims, and
 /// then, when given, publishes the event on the entry's channel — only when this call
 /// writes; answers 1 also when the key already holds the new version (a repeated replace,
-/// which publishes nothing).
+/// which publishes nothing). Run as [`REPLACE_LUA`] first; when the server is full, as
+/// [`REPLACE_WHEN_FULL_LUA`].
 /// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the value;
 /// ARGV[4], ARGV[5] (optional) = the channel and the event.
-const REPLACE_LUA: &str = r"
+macro_rules! replace_body {
+    () => {
+        r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current == ARGV[2] then
   redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
@@ -65,10 +68,29 @@ if current == '' or current ~= ARGV[1] then return 0 end
 local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
 if not count then return redis.error_reply('PCIVAULT the entry has no header') end
 local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
-redis.call('SET', KEYS[1], ARGV[2] .. claims .. ARGV[3], 'KEEPTTL')
+local stored = ARGV[2] .. claims .. ARGV[3]
+if shrink_only and #stored > redis.call('STRLEN', KEYS[1]) then
+  return redis.error_reply('OOM the server is full and this write would grow the entry')
+end
+redis.call('SET', KEYS[1], stored, 'KEEPTTL')
 if ARGV[5] then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
-";
+"
+    };
+}
+
+/// The replace script as every write runs it: a server at `maxmemory` refuses its write
+/// (`OOM`).
+const REPLACE_LUA: &str = concat!("local shrink_only = false", replace_body!());
+
+/// The replace script for a server at `maxmemory`: it may write there (`allow-oom`, Redis
+/// 7), but only what does not grow the entry — the tombstones of reveal, lock and cancel.
+/// Growth still answers `OOM`. Without it a full server would strand its submitted
+/// sessions: their cards could be neither revealed nor cancelled until they expired.
+const REPLACE_WHEN_FULL_LUA: &str = concat!(
+    "#!lua flags=allow-oom\nlocal shrink_only = true",
+    replace_body!()
+);
 
 /// Deletes the value if its version matches. KEYS[1] = key; ARGV[1] = expected version.
 const DELETE_LUA: &str = r"
@@ -79,8 +101,9 @@ return 1
 
 /// Gives back a claim if it is the entry's latest, keeping the TTL. Answers 1 when the
 /// entry no longer holds the claim (or is gone), 0 when a later claim keeps it in place.
+/// It only shrinks the entry, so it runs on a server at `maxmemory` too (`allow-oom`).
 /// KEYS[1] = key; ARGV[1] = claim id (8 bytes).
-const RELEASE_LUA: &str = r"
+const RELEASE_LUA: &str = r"#!lua flags=allow-oom
 local stored = redis.call('GET', KEYS[1])
 if not stored then return 1 end
 if #stored < 9 then return redis.error_reply('PCIVAULT the entry has no header') end
@@ -102,8 +125,12 @@ return 1
 /// already, holds `limit` claims or its value does not start with the prefix, keeping the
 /// TTL. Answers false for an absent key, else { the stored string after the claim, the
 /// claim's 1-based place or 0 when not taken }.
+///
+/// It runs on a server at `maxmemory` too (`allow-oom`): a claim adds 16 bytes, at most
+/// [`MAX_CLAIMS`] times per entry, and refusing it would stop every reveal on a full
+/// server.
 /// KEYS[1] = key; ARGV[1] = claim id and time (16 bytes); ARGV[2] = limit; ARGV[3] = prefix.
-const CLAIM_LUA: &str = r"
+const CLAIM_LUA: &str = r"#!lua flags=allow-oom
 local stored = redis.call('GET', KEYS[1])
 if not stored then return false end
 if #stored < 9 then return redis.error_reply('PCIVAULT the entry has no header') end
@@ -147,6 +174,7 @@ pub struct RedisStore {
 struct Scripts {
     create: Script,
     replace: Script,
+    replace_when_full: Script,
     delete: Script,
     claim: Script,
     release: Script,
@@ -157,16 +185,18 @@ impl Scripts {
         Scripts {
             create: Script::new(CREATE_LUA),
             replace: Script::new(REPLACE_LUA),
+            replace_when_full: Script::new(REPLACE_WHEN_FULL_LUA),
             delete: Script::new(DELETE_LUA),
             claim: Script::new(CLAIM_LUA),
             release: Script::new(RELEASE_LUA),
         }
     }
 
-    fn all(&self) -> [&Script; 5] {
+    fn all(&self) -> [&Script; 6] {
         [
             &self.create,
             &self.replace,
+            &self.replace_when_full,
             &self.delete,
             &self.claim,
             &self.release,
@@ -344,6 +374,22 @@ impl RedisStore {
         Ok(reply)
     }
 
+    /// Runs the replace script; when the server is full, once more as the script that may
+    /// write there what does not grow the entry. The first run wrote nothing: a server at
+    /// `maxmemory` refuses a script's first write, and the replace script writes once.
+    async fn replace_script(&self, key: &str, args: &[Vec<u8>]) -> Result<i64> {
+        match self
+            .write("replace", &self.scripts.replace, key, args)
+            .await
+        {
+            Err(Error::CapacityExceeded) => {
+                self.write("replace", &self.scripts.replace_when_full, key, args)
+                    .await
+            }
+            answer => answer,
+        }
+    }
+
     async fn timed<T>(
         &self,
         what: &str,
@@ -483,10 +529,8 @@ impl EphemeralStore for RedisStore {
         value: &[u8],
     ) -> Result<CasOutcome> {
         check_args(key, value)?;
-        let applied: i64 = self
-            .write(
-                "replace",
-                &self.scripts.replace,
+        let applied = self
+            .replace_script(
                 &self.redis_key(key),
                 &replace_args(expected, version, value),
             )
@@ -558,9 +602,7 @@ impl EphemeralStore for RedisStore {
         let redis_key = self.redis_key(key);
         let mut args = replace_args(expected, version, value).to_vec();
         args.extend([Self::channel(&redis_key).into_bytes(), event.to_vec()]);
-        let applied: i64 = self
-            .write("replace", &self.scripts.replace, &redis_key, &args)
-            .await?;
+        let applied = self.replace_script(&redis_key, &args).await?;
         Ok(outcome(applied, version))
     }
 

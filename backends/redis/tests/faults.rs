@@ -305,8 +305,9 @@ async fn frozen_server_times_out_counts_nothing_and_recovers() {
 }
 
 /// At `maxmemory` with `noeviction`, creates and submits answer `CAPACITY_EXCEEDED` and
-/// write nothing; a wrong PIN is not reported unless counted; what was stored stays intact;
-/// with room again, the refused submit goes through.
+/// write nothing, while what finishes a session still goes through: a wrong PIN is counted,
+/// a right one reveals, a cancel ends a pending session. What was stored stays intact; with
+/// room again, the refused submit goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     let server = RedisServer::start(&[]);
@@ -320,10 +321,14 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
         .create_session(&SessionOptions::default())
         .await
         .unwrap();
+    let to_cancel = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
 
     // Fill it up the way traffic would.
     testkit::limit_memory(&mut admin, 128 * 1024).await;
-    let mut created = 1u64;
+    let mut created = 2u64;
     let mut submitted: Vec<(SessionId, Pin)> = Vec::new();
     let refused_create = loop {
         assert!(created < 5_000, "the server never filled up");
@@ -378,12 +383,29 @@ async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
         vault.status(&pending.id).await.unwrap().state,
         SessionState::Pending
     );
-    // A wrong PIN cannot be counted, so it is not answered WRONG_PIN.
-    let (id, _) = &submitted[0];
+    // Finishing a session does not grow it: a guess is counted, a right PIN reveals (the
+    // form leaves only once its tombstone is stored), a cancel ends a pending session.
+    let (id, pin) = submitted.remove(0);
     let wrong = Pin::parse("00000000").unwrap();
-    let err = vault.reveal(id, &wrong).await.unwrap_err();
+    let err = vault.reveal(&id, &wrong).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WrongPin, "{err:?}");
+    assert_eq!(vault.status(&id).await.unwrap().attempts_left, 4);
+    let form = vault.reveal(&id, &pin).await.unwrap();
+    assert_eq!(form.card().unwrap().masked_number, "424242******4242");
+    assert_eq!(
+        vault.status(&id).await.unwrap().state,
+        SessionState::Revealed
+    );
+    vault.cancel(&to_cancel.id).await.unwrap();
+    assert_eq!(
+        vault.status(&to_cancel.id).await.unwrap().state,
+        SessionState::Cancelled
+    );
+    let err = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CapacityExceeded, "{err:?}");
-    assert_eq!(vault.status(id).await.unwrap().attempts_left, 5);
 
     // Room again: everything stored is intact and the same vault carries on.
     let _: () = testkit::run(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).await;

@@ -214,6 +214,47 @@ pub async fn every_error_code_is_reachable(h: &dyn Harness) {
     );
 }
 
+/// A full store refuses new sessions, yet still finishes the ones it holds: a wrong PIN is
+/// counted, the right one reveals, a pending session cancels. Otherwise a full store would
+/// strand every card already submitted until it expired.
+pub async fn a_full_store_finishes_its_sessions(h: &dyn Harness) {
+    let Some(bounded) = h.bounded_store().await else {
+        return; // a backend without a bounded store tests this in its own suite
+    };
+    let (vault, _) = vault_on(bounded, h, h.keys());
+    let ticket = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = vault.submit(&ticket.id, &visa_form()).await.unwrap();
+    let pending = vault
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..10_000 {
+        if let Err(e) = vault.create_session(&SessionOptions::default()).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.expect("the store never filled up");
+    assert_eq!(refused.code(), ErrorCode::CapacityExceeded, "{refused:?}");
+
+    let err = vault
+        .reveal(&ticket.id, &wrong_pin(&receipt.pin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::WrongPin, "{err:?}");
+    let form = vault.reveal(&ticket.id, &receipt.pin).await.unwrap();
+    assert_eq!(form.card().unwrap().masked_number, "424242******4242");
+    vault.cancel(&pending.id).await.unwrap();
+    assert_eq!(
+        vault.status(&pending.id).await.unwrap().state,
+        crate::session::SessionState::Cancelled
+    );
+}
+
 /// A record sealed before a key rotation still reveals after it, through a vault whose
 /// keyring has a new primary and keeps the old key for unwrapping only.
 pub async fn rotation_keeps_sealed_records_readable(h: &dyn Harness) {

@@ -304,7 +304,8 @@ macro_rules! conformance_tests {
             field_moved_between_sessions_is_integrity_error, field_moved_between_fields_is_integrity_error,
             record_moved_between_sessions_is_integrity_error, record_retagged_to_other_tenant_does_not_open);
         $crate::__conformance_group!(errors, $harness;
-            every_error_code_is_reachable, rotation_keeps_sealed_records_readable,
+            every_error_code_is_reachable, a_full_store_finishes_its_sessions,
+            rotation_keeps_sealed_records_readable,
             unknown_key_id_is_key_unavailable);
         $crate::__conformance_group!(events, $harness;
             events_are_published_with_their_write_only, watch_reports_each_event_once_in_order,
