@@ -28,16 +28,26 @@ pub(crate) fn is_absent(value: &Unknown<'_>) -> Arg<bool> {
 
 /// A string argument.
 pub(crate) fn string(value: Unknown<'_>, name: &str) -> Arg<String> {
-    if value.get_type()? != ValueType::String {
-        return Err(Failure::type_error(name, "a string"));
-    }
-    Ok(String::from_unknown(value)?)
+    secret_string(value, name).map(|mut text| std::mem::take(&mut *text))
 }
 
 /// A secret string argument (a PIN, a field value): wiped from Rust memory when dropped.
 /// The JavaScript string it came from cannot be wiped.
+///
+/// Only well-formed text is taken: N-API would turn a lone surrogate into U+FFFD, silently
+/// changing a name or a value, so a string holding U+FFFD after conversion is refused.
 pub(crate) fn secret_string(value: Unknown<'_>, name: &str) -> Arg<Zeroizing<String>> {
-    string(value, name).map(Zeroizing::new)
+    if value.get_type()? != ValueType::String {
+        return Err(Failure::type_error(name, "a string"));
+    }
+    let text = Zeroizing::new(String::from_unknown(value)?);
+    if text.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Failure::type_error(
+            name,
+            "well-formed text (no lone surrogate, no U+FFFD)",
+        ));
+    }
+    Ok(text)
 }
 
 /// A secret given as a string or as UTF-8 bytes in a `Buffer`/`Uint8Array`, wiped from

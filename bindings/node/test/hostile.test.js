@@ -109,6 +109,24 @@ describe('hostile arguments', () => {
     assert.equal((await vault.status(session)).state, 'pending');
   });
 
+  test('lone surrogates are refused, not replaced', async () => {
+    // N-API would turn each into U+FFFD: the stored name would differ from the one given.
+    const { id: session } = await vault.createSession();
+    for (const name of ['Ada \uD800Lovelace', 'Ada Lovelace\uDC00', 'Ada \uFFFD Lovelace']) {
+      const e = await rejectsArgument(vault.submit(session, { ...CARD, cardholder_name: name }), `name ${JSON.stringify(name)}`, ['Ada', PAN]);
+      assert.ok(e instanceof TypeError);
+      assert.match(e.message, /fields\.cardholder_name must be well-formed text/);
+    }
+    await rejectsArgument(vault.createSession({ metadata: { note: 'x\uD83D' } }), 'metadata value');
+    await rejectsArgument(vault.status(`${id.slice(0, 42)}\uD800`), 'id');
+    await rejectsArgument(vault.reveal(id, '1234\uDFFF'), 'pin');
+    assert.equal((await vault.status(session)).state, 'pending');
+    assert.equal((await vault.status(id)).attemptsLeft, 5, 'a malformed PIN used an attempt');
+    // A well-formed pair is text like any other.
+    const { id: noted } = await vault.createSession({ metadata: { note: 'x \uD83D\uDE00' } });
+    assert.equal((await vault.status(noted)).metadata.note, 'x \u{1F600}');
+  });
+
   test('createSession options: wrong types, out of range, huge, unknown', async () => {
     const cases = [
       'x', 42, true, [], () => ({}),
