@@ -203,7 +203,7 @@ impl Serialize for RevealedFields<'_> {
 )]
 pub async fn create_session(
     State(state): State<AppState>,
-    Agent(vault): Agent,
+    Agent(vault, _): Agent,
     Json(request): Json<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
     let options = request.overrides().apply(vault.session_defaults())?;
@@ -236,7 +236,7 @@ pub async fn create_session(
     responses((status = 200, description = "The session", body = SessionView), StatusErrors)
 )]
 pub async fn get_session(
-    Agent(vault): Agent,
+    Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
     let status = vault.status(&id).await?;
@@ -257,7 +257,7 @@ pub async fn get_session(
     )
 )]
 pub async fn reveal(
-    Agent(vault): Agent,
+    Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
     Json(request): Json<Option<RevealRequest>>,
 ) -> Result<Response, ApiError> {
@@ -293,7 +293,7 @@ pub async fn reveal(
     responses((status = 204, description = "Cancelled (again, if it already was)"), CancelErrors)
 )]
 pub async fn cancel(
-    Agent(vault): Agent,
+    Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
     to_completion(async move { vault.cancel(&id).await }).await?;

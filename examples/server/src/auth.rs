@@ -214,6 +214,13 @@ impl ApiKeys {
         self.0.get(index)
     }
 
+    /// Whether `key` is still one of these keys, acting for the same tenant.
+    pub fn holds(&self, key: &ApiKey) -> bool {
+        self.0
+            .iter()
+            .any(|known| bool::from(known.digest.ct_eq(&key.digest)) && known.tenant == key.tenant)
+    }
+
     /// The tenant `presented` acts for, or `None` if it is no configured key.
     pub fn authenticate(&self, presented: &str) -> Option<&Tenant> {
         self.identify(presented).map(ApiKey::tenant)
@@ -389,13 +396,37 @@ fn bearer(value: &str) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// An authenticated agent: the vault acting for the tenant of the presented API key.
+/// An authenticated agent: the vault acting for the tenant of the presented API key, and
+/// the key itself, for a long-lived answer to check that it is still configured.
 ///
 /// A missing or wrong key counts against the client's limit of failed authentications
 /// (`401`); a client past that limit is answered `429` before its key is looked at. The
 /// label of the key is recorded in the request's log span.
 #[derive(Debug)]
-pub struct Agent(pub Vault);
+pub struct Agent(pub Vault, pub Credential);
+
+/// The API key a request was authenticated with (its digest, tenant and label, never the
+/// key) and the key set it was found in.
+pub struct Credential {
+    key: ApiKey,
+    keys: Arc<ApiKeySet>,
+}
+
+impl Credential {
+    /// Whether the key is still configured, for the same tenant: false once a reload of
+    /// the API key file removed it or moved it to another tenant.
+    pub fn is_current(&self) -> bool {
+        self.keys.current().holds(&self.key)
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("label", &self.key.label)
+            .finish_non_exhaustive()
+    }
+}
 
 impl FromRequestParts<AppState> for Agent {
     type Rejection = ApiError;
@@ -417,7 +448,9 @@ impl FromRequestParts<AppState> for Agent {
         match found {
             Ok(key) => {
                 record_api_key(key.label());
-                Ok(Agent(state.vault().for_tenant(key.tenant().clone())))
+                let vault = state.vault().for_tenant(key.tenant().clone());
+                let keys = Arc::clone(state.api_keys());
+                Ok(Agent(vault, Credential { key, keys }))
             }
             Err(e) => {
                 let outcome = match e {
@@ -450,6 +483,17 @@ mod tests {
         assert!(keys.authenticate(&A[..20]).is_none());
         let tenants: Vec<String> = keys.tenants().iter().map(|t| t.to_string()).collect();
         assert_eq!(tenants, ["default", "acme"]);
+    }
+
+    #[test]
+    fn a_key_is_held_while_listed_for_the_same_tenant() {
+        let before = ApiKeys::parse(&format!("{A}, acme={B}")).unwrap();
+        let a = before.identify(A).unwrap().clone();
+        let b = before.identify(B).unwrap().clone();
+        assert!(before.holds(&a) && before.holds(&b));
+        let after = ApiKeys::parse(&format!("other={A}")).unwrap();
+        assert!(!after.holds(&a), "moved to another tenant");
+        assert!(!after.holds(&b), "removed");
     }
 
     #[test]

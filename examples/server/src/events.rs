@@ -6,7 +6,9 @@
 //! event's kind as its `event:` name, its unique id as `id:`, and a JSON `data:` line; a
 //! comment line every 15 s keeps proxies from closing a quiet connection. An error while
 //! streaming (the session's record can no longer be read) is a last `error` message with
-//! the usual error body. Events carry no card data and no PIN.
+//! the usual error body. A stream whose API key is removed from the API key file (or moved
+//! to another tenant) ends within [`KEY_CHECK`] of the reload with a last `error` message,
+//! `UNAUTHORIZED`. Events carry no card data and no PIN.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -23,13 +25,17 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::api::StateName;
-use crate::auth::Agent;
+use crate::auth::{Agent, Credential};
 use crate::error::{ApiError, documented_errors};
 use crate::extract::SessionIdPath;
 use crate::respond::rfc3339;
 
 /// How often a comment line goes out on a quiet stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How often a quiet stream checks that its API key is still configured; a stream with
+/// events checks before each.
+pub const KEY_CHECK: Duration = Duration::from_secs(1);
 
 /// The wire spelling of an event kind.
 pub struct KindName(SessionEventKind);
@@ -113,26 +119,46 @@ fn message(event: &SessionEvent) -> Event {
         .data(data)
 }
 
-fn error_message(error: pci_vault::Error) -> Event {
-    let (_, body) = ApiError::Vault(error).parts();
+fn error_message(error: ApiError) -> Event {
+    let (_, body) = error.parts();
     let data = serde_json::to_string(&body).unwrap_or_default();
     Event::default().event("error").data(data)
 }
 
-/// The events of `watch`, ending after the terminal one or an error.
-fn stream(watch: SessionWatch) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(Some(watch), |watch| async move {
-        let mut watch = watch?;
-        match watch.next().await? {
-            Ok(event) => Some((Ok(message(&event)), Some(watch))),
-            Err(error) => Some((Ok(error_message(error)), None)),
+/// The events of `watch`, ending after the terminal one, an error, or once `credential`
+/// is no longer configured.
+fn stream(
+    watch: SessionWatch,
+    credential: Credential,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(Some((watch, credential)), |state| async move {
+        let (mut watch, credential) = state?;
+        let next = {
+            let next = watch.next();
+            tokio::pin!(next);
+            let mut checks = tokio::time::interval(KEY_CHECK);
+            loop {
+                tokio::select! {
+                    next = &mut next => break Some(next),
+                    _ = checks.tick() => if !credential.is_current() { break None },
+                }
+            }
+        };
+        let Some(next) = next.filter(|_| credential.is_current()) else {
+            tracing::info!("event stream ended: its API key is no longer configured");
+            return Some((Ok(error_message(ApiError::Unauthorized)), None));
+        };
+        match next? {
+            Ok(event) => Some((Ok(message(&event)), Some((watch, credential)))),
+            Err(error) => Some((Ok(error_message(ApiError::Vault(error))), None)),
         }
     })
 }
 
 /// A session's events as they happen, as Server-Sent Events (`text/event-stream`): its
 /// current state first, then each event once, ending after `revealed`, `locked`,
-/// `cancelled` or `expired`. Heartbeat comments every 15 s.
+/// `cancelled` or `expired`, or with a last `error` message (`UNAUTHORIZED`) once its API
+/// key is no longer configured. Heartbeat comments every 15 s.
 #[utoipa::path(
     get,
     path = "/v1/sessions/{id}/events",
@@ -142,17 +168,19 @@ fn stream(watch: SessionWatch) -> impl Stream<Item = Result<Event, Infallible>> 
     responses(
         (status = 200, description = "A stream of SSE messages: `event:` the event type, \
             `id:` the event id, `data:` an EventView as JSON; a last `error` message with \
-            an error body if the session can no longer be read",
+            an error body if the session can no longer be read, or `UNAUTHORIZED` once the \
+            API key is removed from the API key file",
             content_type = "text/event-stream", body = EventMessage),
         EventErrors,
     )
 )]
 pub async fn session_events(
-    Agent(vault): Agent,
+    Agent(vault, credential): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Response, ApiError> {
     let watch = vault.watch(&id).await?;
-    let events = Sse::new(stream(watch)).keep_alive(KeepAlive::new().interval(HEARTBEAT));
+    let events =
+        Sse::new(stream(watch, credential)).keep_alive(KeepAlive::new().interval(HEARTBEAT));
     // axum's `Sse` sets `Cache-Control: no-cache`; the stream names the session, whose id is
     // the customer's credential, so it is `no-store` like every other answer.
     Ok((

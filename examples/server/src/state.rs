@@ -103,7 +103,7 @@ impl AppState {
     }
 
     /// The configured API keys.
-    pub fn api_keys(&self) -> &ApiKeySet {
+    pub fn api_keys(&self) -> &Arc<ApiKeySet> {
         &self.0.api_keys
     }
 

@@ -29,10 +29,14 @@ struct Message {
 
 impl EventStream {
     async fn open(server: &TestServer, id: &str) -> Self {
+        Self::open_with(server, id, KEY).await
+    }
+
+    async fn open_with(server: &TestServer, id: &str, key: &str) -> Self {
         let response = server
             .client
             .get(server.url(&format!("/v1/sessions/{id}/events")))
-            .bearer_auth(KEY)
+            .bearer_auth(key)
             .send()
             .await
             .unwrap();
@@ -176,6 +180,61 @@ async fn a_late_stream_starts_from_submitted_and_ends_at_cancel() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(stream.next().await.unwrap().event, "cancelled");
     assert!(stream.next().await.is_none());
+    server.stop(&[&id]);
+}
+
+/// A stream outlives no revocation: once its API key is removed from the API key file, the
+/// stream ends with an `UNAUTHORIZED` error message within a few seconds, while a stream of
+/// a key that stays goes on.
+#[tokio::test]
+async fn a_stream_ends_when_its_api_key_is_removed() {
+    const OPS: &str = "ops-key-0123456789abcdef";
+    const BOT: &str = "bot-key-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api-keys");
+    let write_keys = |content: String| {
+        // As a deployment tool does: a new file renamed over the old one.
+        let tmp = dir.path().join("api-keys.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    write_keys(format!("ops:{OPS}\nbot:{BOT}\n"));
+    let server = TestServer::start_with(
+        "events-revoked",
+        common::Options {
+            args: vec!["--api-keys-file", path.to_str().unwrap()],
+            api_keys: false,
+            ..common::Options::default()
+        },
+    );
+    let id = server.create_as(BOT, serde_json::json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut revoked = EventStream::open_with(&server, &id, OPS).await;
+    let mut kept = EventStream::open_with(&server, &id, BOT).await;
+    assert_eq!(revoked.next().await.unwrap().event, "created");
+    assert_eq!(kept.next().await.unwrap().event, "created");
+
+    write_keys(format!("bot:{BOT}\n"));
+    let started = std::time::Instant::now();
+    let last = revoked
+        .next()
+        .await
+        .expect("the stream ended without a word");
+    assert_eq!(last.event, "error");
+    assert_eq!(error_code(&last.data), "UNAUTHORIZED");
+    assert!(revoked.next().await.is_none(), "the stream went on");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "ended after {:?}",
+        started.elapsed()
+    );
+
+    // Events after the revocation reach only the stream whose key stays.
+    let page = server.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(kept.next().await.unwrap().event, "opened");
     server.stop(&[&id]);
 }
 
