@@ -127,15 +127,28 @@ impl std::fmt::Debug for RateLimit {
 /// ([`AuthFailures::authenticate`]), so concurrent guesses cannot all pass the check before
 /// any of them is counted.
 pub struct AuthFailures {
-    /// Per client: when its allowance is whole again (GCRA's theoretical arrival time).
-    clients: Mutex<HashMap<IpAddr, Instant>>,
+    table: Mutex<FailureTable>,
     interval: Duration,
     burst: Duration,
 }
 
-/// Most clients the failure table holds; past it, clients whose allowance is whole again
-/// are forgotten at once.
+/// Per client: when its allowance is whole again (GCRA's theoretical arrival time).
+#[derive(Default)]
+struct FailureTable {
+    clients: HashMap<IpAddr, Instant>,
+    /// When a full table was last cleared of clients whose allowance is whole again.
+    purged: Option<Instant>,
+}
+
+/// Most clients the failure table holds. A full table forgets the clients whose allowance
+/// is whole again, at most once per [`PURGE_EVERY`] (a scan of the whole table); while it
+/// is still full, the failures of clients it does not hold are not counted, so neither its
+/// memory nor the time a failure takes grows with the number of addresses an attacker
+/// uses. Every client it holds stays limited.
 const MAX_FAILING_CLIENTS: usize = 100_000;
+
+/// Least time between two scans of a full failure table.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 impl AuthFailures {
     /// `per_minute` failed authentications a minute per client, with a burst of the same
@@ -143,7 +156,7 @@ impl AuthFailures {
     pub fn per_minute(per_minute: NonZeroU32) -> Self {
         let interval = Duration::from_secs(60) / per_minute.get();
         AuthFailures {
-            clients: Mutex::new(HashMap::new()),
+            table: Mutex::new(FailureTable::default()),
             interval,
             burst: interval * per_minute.get(),
         }
@@ -162,8 +175,8 @@ impl AuthFailures {
     ) -> Result<T, ApiError> {
         let key = key_of(client);
         let now = Instant::now();
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let tat = clients.get(&key).copied().filter(|t| *t > now);
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = table.clients.get(&key).copied().filter(|t| *t > now);
         if let Some(tat) = tat {
             // The allowance has room for one more failure while tat - now + interval <= burst.
             if tat + self.interval > now + self.burst {
@@ -173,11 +186,14 @@ impl AuthFailures {
         if let Some(found) = check() {
             return Ok(found);
         }
-        if clients.len() >= MAX_FAILING_CLIENTS {
+        let FailureTable { clients, purged } = &mut *table;
+        if clients.len() >= MAX_FAILING_CLIENTS && purged.is_none_or(|p| now >= p + PURGE_EVERY) {
             clients.retain(|_, t| *t > now);
+            *purged = Some(now);
         }
-        let tat = tat.unwrap_or(now) + self.interval;
-        clients.insert(key, tat);
+        if clients.len() < MAX_FAILING_CLIENTS || clients.contains_key(&key) {
+            clients.insert(key, tat.unwrap_or(now) + self.interval);
+        }
         Err(ApiError::Unauthorized)
     }
 
@@ -191,9 +207,9 @@ impl AuthFailures {
     /// Forgets clients whose allowance is whole again. Call it periodically.
     pub fn forget_idle(&self) {
         let now = Instant::now();
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients.retain(|_, t| *t > now);
-        clients.shrink_to_fit();
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        table.clients.retain(|_, t| *t > now);
+        table.clients.shrink_to_fit();
     }
 }
 
@@ -268,6 +284,39 @@ mod tests {
                 .authenticate("192.0.2.2".parse().unwrap(), || Some(()))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_full_failure_table_stays_bounded_and_keeps_limiting_its_clients() {
+        let limit = AuthFailures::per_minute(NonZeroU32::new(1).unwrap());
+        let tracked: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(matches!(
+            limit.authenticate(tracked, || None::<()>),
+            Err(ApiError::Unauthorized)
+        ));
+        for i in 1..MAX_FAILING_CLIENTS + 10 {
+            let bits = u32::try_from(i).unwrap() | 0x0a00_0000;
+            let client = IpAddr::V4(std::net::Ipv4Addr::from(bits));
+            let _ = limit.authenticate(client, || None::<()>);
+        }
+        let held = |limit: &AuthFailures| limit.table.lock().unwrap().clients.len();
+        assert_eq!(held(&limit), MAX_FAILING_CLIENTS);
+        // A client it holds is still refused before its key is compared...
+        let mut compared = false;
+        let refused = limit.authenticate(tracked, || {
+            compared = true;
+            Some(())
+        });
+        assert!(matches!(refused, Err(ApiError::RateLimited { .. })));
+        assert!(!compared);
+        // ... a new one is answered, not added, and a right key still works.
+        let new: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(matches!(
+            limit.authenticate(new, || None::<()>),
+            Err(ApiError::Unauthorized)
+        ));
+        assert_eq!(held(&limit), MAX_FAILING_CLIENTS);
+        assert!(limit.authenticate(new, || Some(())).is_ok());
     }
 
     #[test]
