@@ -7,7 +7,7 @@ mod token;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,7 +56,10 @@ pub struct Pkcs11Provider {
 struct Inner {
     token: String,
     primary: KeyId,
-    keys: BTreeMap<KeyId, ObjectHandle>,
+    /// Every key of the source and what it must allow: the primary first.
+    wanted: Vec<(KeyId, token::Usage)>,
+    /// The token's handle of each key, found again when the login is restored.
+    keys: RwLock<BTreeMap<KeyId, ObjectHandle>>,
     pool: SessionPool,
 }
 
@@ -73,27 +76,21 @@ impl Pkcs11Provider {
     /// AES key, not sensitive or extractable.
     pub fn open(config: &Pkcs11Config) -> Result<Self> {
         let (pool, slot_label) = SessionPool::open(config)?;
-        let session = pool.take()?;
-        let mut keys = BTreeMap::new();
-        let checked = (|| {
-            for (id, usage) in std::iter::once((&config.key, token::Usage::Wrap))
-                .chain(config.previous.iter().map(|id| (id, token::Usage::Unwrap)))
-            {
-                let handle = token::find_key(session.session(), &slot_label, id, usage)?;
-                if keys.insert(id.clone(), handle).is_some() {
-                    return Err(Error::InvalidArgument(
-                        "a PKCS#11 key label appears twice in the key source",
-                    ));
-                }
-            }
-            Ok(())
-        })();
-        pool.give_back(session, checked.is_ok());
-        checked?;
+        let wanted: Vec<(KeyId, token::Usage)> =
+            std::iter::once((config.key.clone(), token::Usage::Wrap))
+                .chain(
+                    config
+                        .previous
+                        .iter()
+                        .map(|id| (id.clone(), token::Usage::Unwrap)),
+                )
+                .collect();
+        let keys = find_keys(&pool, &slot_label, &wanted)?;
         let inner = Inner {
             token: slot_label,
             primary: config.key.clone(),
-            keys,
+            wanted,
+            keys: RwLock::new(keys),
             pool,
         };
         inner.check_round_trip()?;
@@ -121,33 +118,61 @@ impl Pkcs11Provider {
     /// [`CALL_TIMEOUT`].
     async fn with_session<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
+        op: impl Fn(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         within(CALL_TIMEOUT, &self.inner.token, self.call(op)).await
     }
 
+    /// Runs `op` on a session of the pool. When it fails because the token lost the session
+    /// or the login (a restarted or failed-over HSM, a logout), the login is restored — a new
+    /// session, the PIN read again, the keys found again — and `op` runs once more.
     async fn call<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
+        op: impl Fn(&Inner, &cryptoki::session::Session) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let permit = self.inner.pool.permit().await?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let session = inner.pool.take()?;
-            let out = op(&inner, session.session());
-            // A session whose call failed for another reason than the data is closed,
-            // not reused: the token may have dropped it.
-            let reusable = match &out {
-                Ok(_) => true,
-                Err(e) => e.code() == pci_vault::ErrorCode::IntegrityError,
-            };
-            inner.pool.give_back(session, reusable);
-            out
+            let seen = inner.pool.restorations();
+            let (out, lost) = inner.attempt(&op);
+            if !lost {
+                return out;
+            }
+            tracing::warn!(
+                target: "pci_vault",
+                token = %inner.token,
+                "the PKCS#11 token lost the session or the login; logging in again"
+            );
+            inner.restore(seen)?;
+            inner.attempt(&op).0
         })
         .await
         .map_err(|_| Error::key_unavailable("a PKCS#11 call stopped unexpectedly"))?
     }
+}
+
+/// Finds and checks every key of `wanted` on a session of `pool`.
+fn find_keys(
+    pool: &SessionPool,
+    token: &str,
+    wanted: &[(KeyId, token::Usage)],
+) -> Result<BTreeMap<KeyId, ObjectHandle>> {
+    let session = pool.take()?;
+    let mut keys = BTreeMap::new();
+    let found = (|| {
+        for (id, usage) in wanted {
+            let handle = token::find_key(session.session(), token, id, *usage)?;
+            if keys.insert(id.clone(), handle).is_some() {
+                return Err(Error::InvalidArgument(
+                    "a PKCS#11 key label appears twice in the key source",
+                ));
+            }
+        }
+        Ok(())
+    })();
+    pool.give_back(session, found.is_ok());
+    found.map(|()| keys)
 }
 
 /// `call`'s outcome, or `KEY_UNAVAILABLE` when it takes longer than `limit`.
@@ -202,6 +227,33 @@ impl KeyProvider for Pkcs11Provider {
 }
 
 impl Inner {
+    /// Runs `op` on a session of the pool: its outcome, and whether it failed because the
+    /// session or the login is lost. A session whose call failed for another reason than
+    /// the data is closed, not reused: the token may have dropped it.
+    fn attempt<T>(&self, op: &impl Fn(&Inner, &Session) -> Result<T>) -> (Result<T>, bool) {
+        let session = match self.pool.take() {
+            Ok(session) => session,
+            Err(e) => return (Err(e), false),
+        };
+        let out = op(self, session.session());
+        let reusable = match &out {
+            Ok(_) => true,
+            Err(e) => e.code() == pci_vault::ErrorCode::IntegrityError,
+        };
+        let lost = !reusable && pool::lost(session.session());
+        self.pool.give_back(session, reusable);
+        (out, lost)
+    }
+
+    /// Restores the login (unless another call did since `seen`) and finds the keys again:
+    /// a restarted token may give them other handles.
+    fn restore(&self, seen: u64) -> Result<()> {
+        self.pool.restore(seen)?;
+        let keys = find_keys(&self.pool, &self.token, &self.wanted)?;
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(())
+    }
+
     /// Encrypts a data key with the primary key: the wrapped key's bytes (format, the IV the
     /// token used, ciphertext and tag).
     fn seal(&self, session: &Session, plain: &[u8; 32], aad: &[u8]) -> Result<Vec<u8>> {
@@ -227,7 +279,8 @@ impl Inner {
     /// The token's handle of key `id`; `KEY_UNAVAILABLE` for a key id this source does not
     /// hold.
     fn handle(&self, id: &KeyId) -> Result<ObjectHandle> {
-        self.keys.get(id).copied().ok_or_else(|| {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.get(id).copied().ok_or_else(|| {
             Error::key_unavailable(format!(
                 "key id {:?} is neither the primary nor a previous key of this PKCS#11 key source",
                 id.as_str()
@@ -292,7 +345,15 @@ impl fmt::Debug for Pkcs11Provider {
         f.debug_struct("Pkcs11Provider")
             .field("token", &self.inner.token)
             .field("primary", &self.inner.primary)
-            .field("key_ids", &self.inner.keys.keys().collect::<Vec<_>>())
+            .field(
+                "key_ids",
+                &self
+                    .inner
+                    .wanted
+                    .iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::MechanismType;
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use pci_vault::{Error, Result};
@@ -21,11 +22,16 @@ use crate::token::describe;
 pub(crate) struct SessionPool {
     context: Pkcs11,
     slot: Slot,
+    config: Pkcs11Config,
     idle: Mutex<Vec<Session>>,
     permits: Arc<Semaphore>,
     /// Logged in, never used for operations: a token's login lasts while the application
-    /// has a session open on it, so this one keeps the pool's sessions logged in.
-    _login: Mutex<Session>,
+    /// has a session open on it, so this one keeps the pool's sessions logged in. Replaced
+    /// when the login is restored.
+    login: Mutex<Session>,
+    /// How many times the login was restored: a call that saw the login lost restores it
+    /// only if no other call did since that call began.
+    restored: AtomicU64,
 }
 
 /// A session taken out of the pool.
@@ -115,33 +121,16 @@ impl SessionPool {
                 config.token
             )));
         }
-        let pin = config.pin.read()?;
-        let login = context
-            .open_ro_session(slot)
-            .map_err(|e| unavailable("opening a session", &e))?;
-        match login.login(UserType::User, Some(&AuthPin::from(pin.as_str()))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                return Err(Error::key_unavailable(format!(
-                    "the PIN from {} is wrong for PKCS#11 token {:?}",
-                    config.pin, config.token
-                )));
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
-                return Err(Error::key_unavailable(format!(
-                    "the user PIN of PKCS#11 token {:?} is locked",
-                    config.token
-                )));
-            }
-            Err(e) => return Err(unavailable("logging in", &e)),
-        }
+        let login = log_in(&context, slot, config)?;
         Ok((
             SessionPool {
                 context,
                 slot,
+                config: config.clone(),
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(config.sessions)),
-                _login: Mutex::new(login),
+                login: Mutex::new(login),
+                restored: AtomicU64::new(0),
             },
             config.token.clone(),
         ))
@@ -187,6 +176,28 @@ impl SessionPool {
 }
 
 impl SessionPool {
+    /// How many times the login has been restored; give it to [`SessionPool::restore`].
+    pub(crate) fn restorations(&self) -> u64 {
+        self.restored.load(Ordering::SeqCst)
+    }
+
+    /// Logs in again, with the PIN read again from its source, on a new session, and drops
+    /// every idle session (they belong to the lost login) — unless the login was restored
+    /// since `seen` was read, by another call that saw it lost too.
+    pub(crate) fn restore(&self, seen: u64) -> Result<()> {
+        let mut login = self.login.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.restorations() != seen {
+            return Ok(());
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        *login = log_in(&self.context, self.slot, &self.config)?;
+        self.restored.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// A new read-write session, for creating keys.
     pub(crate) fn take_rw(&self) -> Result<Session> {
         self.context.open_rw_session(self.slot).map_err(|e| {
@@ -195,5 +206,41 @@ impl SessionPool {
                 describe(&e)
             ))
         })
+    }
+}
+
+/// A new session on `slot`, logged in as the user with the PIN of `config`. A login the
+/// application already holds counts.
+fn log_in(context: &Pkcs11, slot: Slot, config: &Pkcs11Config) -> Result<Session> {
+    let unavailable = |what: &str, e: &CkError| {
+        Error::key_unavailable(format!("PKCS#11 {what}: {}", describe(e)))
+    };
+    let pin = config.pin.read()?;
+    let session = context
+        .open_ro_session(slot)
+        .map_err(|e| unavailable("opening a session", &e))?;
+    match session.login(UserType::User, Some(&AuthPin::from(pin.as_str()))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(Error::key_unavailable(format!(
+            "the PIN from {} is wrong for PKCS#11 token {:?}",
+            config.pin, config.token
+        ))),
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::key_unavailable(format!(
+            "the user PIN of PKCS#11 token {:?} is locked",
+            config.token
+        ))),
+        Err(e) => Err(unavailable("logging in", &e)),
+    }
+}
+
+/// Whether `session` has lost what a call needs: the session itself (the token restarted
+/// or dropped it) or the login (the token logged the application out).
+pub(crate) fn lost(session: &Session) -> bool {
+    match session.get_session_info() {
+        Err(_) => true,
+        Ok(info) => matches!(
+            info.session_state(),
+            SessionState::RoPublic | SessionState::RwPublic
+        ),
     }
 }

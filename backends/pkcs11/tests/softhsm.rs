@@ -418,6 +418,70 @@ fn a_wrong_pin_is_named_in_a_fresh_process() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
+/// After the token forgets the application's login (a restarted or failed-over HSM, a
+/// logout from another session), the next call logs in again, finds its keys again and
+/// succeeds. In a process of its own, as above: a logout ends the login of every session
+/// of the process.
+#[test]
+fn a_lost_login_is_restored_by_the_next_call() {
+    if std::env::var_os("PCI_VAULT_PKCS11_TEST_TOKEN").is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, PIN).unwrap();
+        let config =
+            Pkcs11Config::new(module(), token_label(), id("k1"), PinSource::File(pin_file));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let provider = Pkcs11Provider::connect(config).await.unwrap();
+            let dek = DataKey::generate();
+            let before = provider.wrap(&dek, b"aad").await.unwrap();
+
+            // Log the process out of the token, from a session of its own.
+            let context = Pkcs11::new(module()).unwrap();
+            let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+            let slot = context
+                .get_slots_with_token()
+                .unwrap()
+                .into_iter()
+                .find(|s| context.get_token_info(*s).unwrap().label().trim_end() == token_label())
+                .unwrap();
+            let session = context.open_ro_session(slot).unwrap();
+            session.logout().unwrap();
+            assert!(
+                !matches!(
+                    session.get_session_info().unwrap().session_state(),
+                    cryptoki::session::SessionState::RoUser
+                ),
+                "still logged in"
+            );
+
+            let back = provider.unwrap(&before, b"aad").await.unwrap();
+            assert_eq!(back.expose_secret(), dek.expose_secret());
+            let after = provider.wrap(&dek, b"aad").await.unwrap();
+            let back = provider.unwrap(&after, b"aad").await.unwrap();
+            assert_eq!(back.expose_secret(), dek.expose_secret());
+        });
+        return;
+    }
+    let _ = token();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_lost_login_is_restored_by_the_next_call",
+            "--nocapture",
+        ])
+        .env("PCI_VAULT_PKCS11_TEST_TOKEN", token_label())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
 /// The key-source string, through the one vault configuration: an operator switches to the
 /// HSM by configuration alone, and the wraps are counted under the HSM key's label.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
