@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::{
-    ClassInstance, FnArgs, Function, JavaScriptClassExt, JsObjectValue, Object, PromiseRaw, Unknown,
+    ClassInstance, FnArgs, Function, FunctionRef, JavaScriptClassExt, JsObjectValue, Object,
+    PromiseRaw, Unknown,
 };
 use napi::{Env, Result};
 use napi_derive::napi;
 use pci_vault::{SessionEvent as CoreEvent, SessionWatch};
 use tokio::sync::{Mutex, Notify};
 
+use crate::errors::Failure;
 use crate::vault::settle;
 
 /// One event of a session. Never card data or a PIN.
@@ -66,6 +68,35 @@ impl From<CoreEvent> for SessionEvent {
 type AddEventListener<'a> =
     Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
 
+/// `Function.prototype.bind` applied to `removeEventListener`: `(signal, type, listener)`.
+type BindRemove<'a> =
+    Function<'a, FnArgs<(Object<'a>, &'a str, Function<'a, (), ()>)>, Function<'a, (), ()>>;
+
+/// Takes a watch's listener off its `AbortSignal` once the watch has ended, so a signal
+/// shared by many watches (one per request, say) does not collect a listener for each.
+/// Holds `signal.removeEventListener.bind(signal, 'abort', listener)`; runs it at most once,
+/// on the JavaScript thread.
+#[derive(Clone, Default)]
+pub(crate) struct Detach(Arc<std::sync::Mutex<Option<FunctionRef<(), ()>>>>);
+
+impl Detach {
+    /// Removes the listener, if it is still there.
+    pub(crate) fn run(&self, env: &Env) {
+        let remove = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(remove) = remove {
+            // What removing a listener could throw (a signal whose method was replaced) is
+            // the host's: the watch has ended either way.
+            if let Ok(remove) = remove.borrow_back(env) {
+                let _ = remove.call(());
+            }
+        }
+    }
+}
+
 /// What stops a watch: its `AbortSignal`, or the iterator's `return()`.
 #[derive(Default)]
 pub(crate) struct Stop {
@@ -81,15 +112,17 @@ impl Stop {
 
     /// A stop that `signal` triggers: at once when it is already aborted, otherwise on its
     /// `abort` event, through a listener of its own (`{ once: true }`), so the host's
-    /// `onabort` and other listeners stay as they are.
-    pub(crate) fn on_signal(env: &Env, signal: Option<Object<'_>>) -> Result<Arc<Stop>> {
+    /// `onabort` and other listeners stay as they are; and what takes that listener off
+    /// again when the watch ends first.
+    pub(crate) fn on_signal(env: &Env, signal: Option<Object<'_>>) -> Result<(Arc<Stop>, Detach)> {
         let stop = Arc::new(Stop::default());
+        let detach = Detach::default();
         let Some(signal) = signal else {
-            return Ok(stop);
+            return Ok((stop, detach));
         };
         if signal.get::<bool>("aborted")?.unwrap_or(false) {
             stop.stop();
-            return Ok(stop);
+            return Ok((stop, detach));
         }
         let on_abort = Arc::clone(&stop);
         let listener: Function<'_, (), ()> =
@@ -101,7 +134,14 @@ impl Stop {
         once.set("once", true)?;
         let add: AddEventListener<'_> = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", listener, once)))?;
-        Ok(stop)
+        let remove: Function<'_, (), ()> = signal.get_named_property("removeEventListener")?;
+        let bind: BindRemove<'_> = remove.get_named_property("bind")?;
+        let bound = bind.apply(remove, FnArgs::from((signal, "abort", listener)))?;
+        *detach
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bound.create_ref()?);
+        Ok((stop, detach))
     }
 }
 
@@ -133,6 +173,7 @@ impl From<Option<CoreEvent>> for SessionEventStep {
 pub struct SessionEvents {
     watch: Arc<Mutex<Option<SessionWatch>>>,
     stop: Arc<Stop>,
+    detach: Detach,
 }
 
 impl SessionEvents {
@@ -141,11 +182,13 @@ impl SessionEvents {
     pub(crate) fn into_js<'env>(
         watch: SessionWatch,
         stop: Arc<Stop>,
+        detach: Detach,
         env: &'env Env,
     ) -> Result<ClassInstance<'env, SessionEvents>> {
         let events = SessionEvents {
             watch: Arc::new(Mutex::new(Some(watch))),
             stop,
+            detach,
         };
         let mut instance = events.into_instance(env)?;
         let symbol: Unknown<'_> = env
@@ -168,23 +211,24 @@ impl SessionEvents {
     #[napi(ts_return_type = "Promise<IteratorResult<SessionEvent, undefined>>")]
     pub fn next<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, SessionEventStep>> {
         let (watch, stop) = (Arc::clone(&self.watch), Arc::clone(&self.stop));
+        let detach = self.detach.clone();
         settle(
             env,
             async move {
                 let mut slot = watch.lock().await;
                 let Some(current) = slot.as_mut() else {
-                    return Ok(None);
+                    return Ok(Ok(None));
                 };
                 let stopped = stop.notify.notified();
                 if stop.stopped.load(Ordering::SeqCst) {
                     *slot = None;
-                    return Ok(None);
+                    return Ok(Ok(None));
                 }
                 let next = tokio::select! {
                     next = current.next() => next,
                     () = stopped => None,
                 };
-                match next {
+                Ok(match next {
                     Some(Ok(event)) => Ok(Some(event)),
                     Some(Err(e)) => {
                         *slot = None;
@@ -194,9 +238,18 @@ impl SessionEvents {
                         *slot = None;
                         Ok(None)
                     }
+                })
+            },
+            move |env, outcome: std::result::Result<Option<CoreEvent>, Failure>| {
+                // The watch has ended unless an event came: its listener goes.
+                if !matches!(outcome, Ok(Some(_))) {
+                    detach.run(env);
+                }
+                match outcome {
+                    Ok(event) => Ok(SessionEventStep::from(event)),
+                    Err(failure) => Err(failure.into_js(env)),
                 }
             },
-            |_, event| Ok(SessionEventStep::from(event)),
         )
     }
 
@@ -208,6 +261,7 @@ impl SessionEvents {
     )]
     pub fn finish<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, SessionEventStep>> {
         self.stop.stop();
+        self.detach.run(env);
         let watch = Arc::clone(&self.watch);
         settle(
             env,

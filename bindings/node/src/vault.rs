@@ -178,14 +178,24 @@ impl Vault {
         let signal = thrown_now(abort_signal(options))?;
         let vault = self.inner.clone();
         // Listening now, not once the watch has started: an abort in between still counts.
-        let stop = match signal {
+        let (stop, detach) = match signal {
             Ok(signal) => Stop::on_signal(env, signal)?,
             Err(failure) => return PromiseRaw::reject(env, failure.into_js(env)),
         };
         settle(
             env,
-            async move { Ok(vault.watch(&id?).await?) },
-            move |env, watch| SessionEvents::into_js(watch, stop, env),
+            async move {
+                let watch = async { Ok::<_, Failure>(vault.watch(&id?).await?) };
+                Ok(watch.await)
+            },
+            move |env, watch| match watch {
+                Ok(watch) => SessionEvents::into_js(watch, stop, detach, env),
+                Err(failure) => {
+                    // No watch: the listener goes at once.
+                    detach.run(env);
+                    Err(failure.into_js(env))
+                }
+            },
         )
     }
 
@@ -375,8 +385,8 @@ fn thrown_now<T>(read: Arg<T>) -> Result<Arg<T>> {
     }
 }
 
-/// The `signal` of `watch`'s options, if any: an object with `aborted` and
-/// `addEventListener`, as an `AbortSignal` has.
+/// The `signal` of `watch`'s options, if any: an object with `aborted`,
+/// `addEventListener` and `removeEventListener`, as an `AbortSignal` has.
 fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<Object<'_>>> {
     let Some(options) = options else {
         return Ok(None);
@@ -398,10 +408,13 @@ fn abort_signal(options: Option<Unknown<'_>>) -> Arg<Option<Object<'_>>> {
         _ => return Err(Failure::type_error("options.signal", "an AbortSignal")),
     }
     let signal = Object::from_unknown(signal)?;
-    let listens = signal
-        .get::<Unknown<'_>>("addEventListener")
-        .map_err(Failure::Js)?
-        .is_some_and(|f| matches!(f.get_type(), Ok(ValueType::Function)));
+    let method = |name: &str| -> Arg<bool> {
+        Ok(signal
+            .get::<Unknown<'_>>(name)
+            .map_err(Failure::Js)?
+            .is_some_and(|f| matches!(f.get_type(), Ok(ValueType::Function))))
+    };
+    let listens = method("addEventListener")? && method("removeEventListener")?;
     let knows = signal
         .get::<Unknown<'_>>("aborted")
         .map_err(Failure::Js)?

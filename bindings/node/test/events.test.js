@@ -5,6 +5,7 @@
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
+const { getEventListeners } = require('node:events');
 const { fork } = require('node:child_process');
 const path = require('node:path');
 
@@ -90,6 +91,47 @@ for (const store of STORES) {
       const waiting = events.next();
       later.abort();
       assert.deepEqual(await waiting, { done: true });
+    });
+
+    test('a signal shared by many watches keeps no listener once each has ended', async () => {
+      const vault = await openVault(store);
+      const shared = new AbortController();
+      const warnings = [];
+      const onWarning = (w) => warnings.push(w.name);
+      process.on('warning', onWarning);
+      try {
+        const options = { signal: shared.signal };
+        for (let i = 0; i < 15; i += 1) {
+          // Ended by leaving the loop (return()).
+          const { id } = await vault.createSession();
+          for await (const event of await vault.watch(id, options)) {
+            assert.equal(event.type, 'created');
+            break;
+          }
+          // Ended by its last event.
+          const { id: cancelled } = await vault.createSession();
+          const events = await vault.watch(cancelled, options);
+          assert.equal((await events.next()).value.type, 'created');
+          await vault.cancel(cancelled);
+          assert.equal((await events.next()).value.type, 'cancelled');
+          assert.deepEqual(await events.next(), { done: true });
+          // Never started: an unknown session.
+          await rejectsWith(vault.watch(Buffer.alloc(32, i).toString('base64url'), options), 'NOT_FOUND');
+        }
+        assert.equal(getEventListeners(shared.signal, 'abort').length, 0);
+        // A watch still running keeps its listener, and the shared signal still ends it.
+        const { id } = await vault.createSession();
+        const running = await vault.watch(id, options);
+        assert.equal((await running.next()).value.type, 'created');
+        assert.equal(getEventListeners(shared.signal, 'abort').length, 1);
+        const waiting = running.next();
+        shared.abort();
+        assert.deepEqual(await waiting, { done: true });
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(warnings, [], 'Node warned of a listener leak');
+      } finally {
+        process.off('warning', onWarning);
+      }
     });
 
     test('errors: an unknown session, a bad id, a bad signal', async () => {
