@@ -5,14 +5,18 @@
 //! 10.2). Events carry a keyed hash of the session id, never the id, a value, a PIN or a
 //! key.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use napi::bindgen_prelude::{FromNapiValue, Function, Object, Unknown};
+use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, ValueType};
 use napi_derive::napi;
 use pci_vault::{AuditEvent, AuditSink};
+use tokio::sync::watch;
 
 use crate::args::Arg;
 use crate::errors::Failure;
@@ -54,11 +58,13 @@ impl From<&AuditEvent> for AuditRecord {
 }
 
 /// Calls a JavaScript function with each event, on the JavaScript thread, without waiting
-/// for it. The function does not keep the process alive; an exception it throws is dropped
-/// (an audit callback must not be able to crash the process).
+/// for it. The function does not keep the process alive; an exception it throws, or a
+/// rejection of the Promise it returns, is counted and dropped (an audit callback must not
+/// be able to crash the process).
 pub(crate) struct JsAuditSink {
     callback:
         ThreadsafeFunction<AuditRecord, Unknown<'static>, AuditRecord, napi::Status, false, true>,
+    progress: Arc<AuditProgress>,
 }
 
 impl JsAuditSink {
@@ -73,48 +79,140 @@ impl JsAuditSink {
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
-        Ok(JsAuditSink { callback })
+        Ok(JsAuditSink {
+            callback,
+            progress: Arc::new(AuditProgress::new()),
+        })
+    }
+
+    /// What `flushAudit` and `auditFailures` read.
+    pub(crate) fn progress(&self) -> Arc<AuditProgress> {
+        Arc::clone(&self.progress)
     }
 }
 
 impl AuditSink for JsAuditSink {
     fn record(&self, event: &AuditEvent) {
+        let seq = self.progress.begin();
+        let progress = Arc::clone(&self.progress);
         // NonBlocking: the queue is unbounded, so the vault never waits on JavaScript.
-        let _status = self.callback.call_with_return_value(
+        let status = self.callback.call_with_return_value(
             AuditRecord::from(event),
             ThreadsafeFunctionCallMode::NonBlocking,
-            |returned, env| {
-                if let Ok(returned) = returned {
-                    ignore_rejection(&env, returned);
+            move |returned, env| {
+                match returned {
+                    Ok(returned) => end_when_settled(&env, returned, progress, seq),
+                    Err(_) => progress.end(seq, true),
                 }
                 Ok(())
             },
         );
+        if status != napi::Status::Ok {
+            self.progress.end(seq, true);
+        }
     }
 }
 
-/// An `async` callback (or one that returns a Promise) that fails rejects its Promise, which
-/// nobody awaits: Node would end the process on that unhandled rejection. A `catch` that
-/// does nothing is attached, as an exception thrown by the callback is dropped.
-fn ignore_rejection(env: &Env, returned: Unknown<'_>) {
-    let attached = (|| -> napi::Result<()> {
+/// Which audit events are still with `onAudit`, for `flushAudit`; and how many it did not
+/// take.
+pub(crate) struct AuditProgress {
+    calls: Mutex<Calls>,
+    /// The lowest number of an event still with `onAudit`, or the next number when none is.
+    settled: watch::Sender<u64>,
+    failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct Calls {
+    next: u64,
+    pending: BTreeSet<u64>,
+}
+
+impl AuditProgress {
+    fn new() -> Self {
+        AuditProgress {
+            calls: Mutex::new(Calls::default()),
+            settled: watch::Sender::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers an event about to be handed over.
+    fn begin(&self) -> u64 {
+        let mut calls = self.calls();
+        let seq = calls.next;
+        calls.next += 1;
+        calls.pending.insert(seq);
+        seq
+    }
+
+    /// `onAudit` is done with event `seq`; `failed` when it threw or its Promise rejected.
+    /// Only the first end of an event counts.
+    fn end(&self, seq: u64, failed: bool) {
+        let mut calls = self.calls();
+        if !calls.pending.remove(&seq) {
+            return;
+        }
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let settled = calls.pending.first().copied().unwrap_or(calls.next);
+        drop(calls);
+        self.settled.send_replace(settled);
+    }
+
+    /// Waits until `onAudit` is done with every event recorded before this call.
+    pub(crate) async fn flush(&self) {
+        let target = self.calls().next;
+        let mut settled = self.settled.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = settled.wait_for(|lowest| *lowest >= target).await;
+    }
+
+    /// Events `onAudit` threw on, or whose Promise rejected, since `open`.
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// Ends event `seq` now, or when the Promise `onAudit` returned settles. A rejection is
+/// handled here: nobody else awaits that Promise, and Node would end the process on an
+/// unhandled rejection.
+fn end_when_settled(env: &Env, returned: Unknown<'_>, progress: Arc<AuditProgress>, seq: u64) {
+    let attached = (|| -> napi::Result<bool> {
         if returned.get_type()? != ValueType::Object {
-            return Ok(());
+            return Ok(false);
         }
         let promise = Object::from_unknown(returned)?;
-        let Some(catch) =
-            promise.get::<Function<'_, Function<'_, (), ()>, Unknown<'_>>>("catch")?
-        else {
-            return Ok(());
+        let Some(then) = promise.get::<Then<'_>>("then")? else {
+            return Ok(false);
         };
-        let ignore: Function<'_, (), ()> =
-            env.create_function_from_closure("ignore", |_| Ok(()))?;
-        catch.apply(promise, ignore)?;
-        Ok(())
+        let (on_ok, on_err) = (Arc::clone(&progress), Arc::clone(&progress));
+        let fulfilled: Function<'_, (), ()> =
+            env.create_function_from_closure("audited", move |_| {
+                on_ok.end(seq, false);
+                Ok(())
+            })?;
+        let rejected: Function<'_, (), ()> =
+            env.create_function_from_closure("auditFailed", move |_| {
+                on_err.end(seq, true);
+                Ok(())
+            })?;
+        then.apply(promise, FnArgs::from((fulfilled, rejected)))?;
+        Ok(true)
     })();
-    // A value without a usable `catch` (not a Promise) needs nothing.
-    drop(attached);
+    // A value that is not a Promise (or whose `then` cannot take the handlers) is done.
+    if !matches!(attached, Ok(true)) {
+        progress.end(seq, false);
+    }
 }
+
+/// `Promise.prototype.then(onFulfilled, onRejected)`.
+type Then<'a> = Function<'a, FnArgs<(Function<'a, (), ()>, Function<'a, (), ()>)>, Unknown<'a>>;
 
 impl fmt::Debug for JsAuditSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -15,7 +15,7 @@ use pci_vault::{FormSpec, Metadata, SessionOptions, SessionOverrides};
 use pci_vault_config::{KeySource, StoreConfig, StoreSettings, VaultConfig, inline_keyring};
 
 use crate::args::{self, Arg};
-use crate::audit::JsAuditSink;
+use crate::audit::{AuditProgress, JsAuditSink};
 use crate::errors::Failure;
 
 /// Options of `Vault.open`.
@@ -162,8 +162,9 @@ pub(crate) struct CreateSessionOptions {
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
 }
 
-/// Reads `Vault.open`'s argument into the vault's configuration.
-pub(crate) fn read_config(value: Unknown<'_>) -> Arg<VaultConfig> {
+/// Reads `Vault.open`'s argument into the vault's configuration, and the progress of the
+/// `onAudit` callback when there is one.
+pub(crate) fn read_config(value: Unknown<'_>) -> Arg<(VaultConfig, Option<Arc<AuditProgress>>)> {
     let options = args::object(value, "options")?;
     args::only_known(
         &options,
@@ -201,11 +202,12 @@ pub(crate) fn read_config(value: Unknown<'_>) -> Arg<VaultConfig> {
     config.audit_key = args::property(&options, "auditKey")?
         .map(|value| args::bytes(value, "options.auditKey", "a Buffer of 32 bytes"))
         .transpose()?;
-    config.audit_sink = args::property(&options, "onAudit")?
+    let sink = args::property(&options, "onAudit")?
         .map(JsAuditSink::read)
-        .transpose()?
-        .map(|sink| Arc::new(sink) as Arc<dyn pci_vault::AuditSink>);
-    Ok(config)
+        .transpose()?;
+    let progress = sink.as_ref().map(JsAuditSink::progress);
+    config.audit_sink = sink.map(|sink| Arc::new(sink) as Arc<dyn pci_vault::AuditSink>);
+    Ok((config, progress))
 }
 
 fn read_store(value: Unknown<'_>) -> Arg<StoreConfig> {

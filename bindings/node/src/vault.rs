@@ -17,6 +17,7 @@ use pci_vault::{FormInput, FormSpec, Pin, RevealedForm, SessionId, Tenant};
 use pci_vault_config::KeyUsage;
 
 use crate::args::{self, Arg};
+use crate::audit::AuditProgress;
 use crate::errors::Failure;
 use crate::events::{SessionEvents, Stop};
 use crate::key_usage::KeyWrapCount;
@@ -47,6 +48,8 @@ pub struct Vault {
     store_warnings: Arc<[String]>,
     /// The wrap counts of the keys; shared with `forTenant` vaults.
     key_usage: Arc<KeyUsage>,
+    /// The `onAudit` callback's progress, if there is one; shared with `forTenant` vaults.
+    audit: Option<Arc<AuditProgress>>,
 }
 
 #[napi]
@@ -68,11 +71,13 @@ impl Vault {
         settle_on_runtime(
             env,
             async move {
-                let opened = config?.open().await?;
+                let (config, audit) = config?;
+                let opened = config.open().await?;
                 Ok(Vault {
                     inner: opened.vault,
                     store_warnings: opened.store_warnings.into(),
                     key_usage: opened.key_usage,
+                    audit,
                 })
             },
             |_, vault| Ok(vault),
@@ -90,6 +95,7 @@ impl Vault {
                 inner: self.inner.for_tenant(tenant),
                 store_warnings: Arc::clone(&self.store_warnings),
                 key_usage: Arc::clone(&self.key_usage),
+                audit: self.audit.clone(),
             }),
             Err(failure) => Err(failure.into_js(env)),
         }
@@ -119,6 +125,33 @@ impl Vault {
             .into_iter()
             .map(KeyWrapCount::from)
             .collect()
+    }
+
+    /// Resolves once `onAudit` is done with every audit event recorded before the call: it
+    /// has been called with each, and returned — when it returned a Promise, that Promise
+    /// has settled. Resolves at once without `onAudit`. Await it before the process exits
+    /// (`onAudit` does not keep the process alive), so no recorded event is lost.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn flush_audit<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let audit = self.audit.clone();
+        settle_on_runtime(
+            env,
+            async move {
+                if let Some(audit) = audit {
+                    audit.flush().await;
+                }
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// How many audit events `onAudit` did not take since `open`: it threw, or the Promise
+    /// it returned rejected. 0 without `onAudit`.
+    #[napi]
+    pub fn audit_failures(&self) -> i64 {
+        let failures = self.audit.as_ref().map_or(0, |audit| audit.failures());
+        i64::try_from(failures).unwrap_or(i64::MAX)
     }
 
     /// Creates a session and resolves to its id and expiry. The customer's link is

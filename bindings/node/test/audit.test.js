@@ -100,8 +100,42 @@ test('a throwing onAudit does not crash the process or stop the vault', async ()
     const { pin } = await vault.submit(id, CARD);
     assert.equal((await vault.reveal(id, pin)).fields.cvc, '123');
   }
-  for (let i = 0; i < 500 && calls < 60; i++) await new Promise((r) => setTimeout(r, 10));
+  await vault.flushAudit();
   assert.equal(calls, 60);
+  assert.equal(vault.auditFailures(), 60);
+});
+
+test('flushAudit waits for every recorded event, async onAudit included, then the process may exit', () => {
+  // onAudit does not keep the process alive: without the flush, events still on their way
+  // to a slow audit trail when the script ends would be lost.
+  const script = `
+    const { Vault } = require(${JSON.stringify(require.resolve('..'))});
+    const card = ${JSON.stringify(CARD)};
+    (async () => {
+      const written = [];
+      const vault = await Vault.open({
+        keys: { development: true },
+        onAudit: async (e) => {
+          await new Promise((r) => setTimeout(r, 30));
+          written.push(e.action);
+        },
+      });
+      const other = vault.forTenant('acme');
+      for (let i = 0; i < 10; i++) {
+        const { id } = await vault.createSession();
+        const { pin } = await vault.submit(id, card);
+        await vault.reveal(id, pin);
+        await other.createSession();
+      }
+      await other.flushAudit();
+      console.log(written.length, vault.auditFailures());
+      const plain = await Vault.open({ keys: { development: true } });
+      await plain.flushAudit();
+      console.log(plain.auditFailures());
+      process.exit(0);
+    })();`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(out.trim(), '40 0\n0');
 });
 
 test('an async onAudit that rejects does not crash the process', () => {
@@ -121,12 +155,12 @@ test('an async onAudit that rejects does not crash the process', () => {
         const { pin } = await vault.submit(id, card);
         await vault.reveal(id, pin);
       }
-      for (let i = 0; i < 500 && calls < 60; i++) await new Promise((r) => setTimeout(r, 10));
+      await vault.flushAudit();
       await new Promise((r) => setTimeout(r, 50));
-      console.log('calls', calls);
+      console.log('calls', calls, 'failures', vault.auditFailures());
     })();`;
   const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
-  assert.equal(out.trim(), 'calls 60');
+  assert.equal(out.trim(), 'calls 60 failures 60');
 });
 
 test('onAudit must be a function', async () => {

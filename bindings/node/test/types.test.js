@@ -44,5 +44,6 @@ test('every declaration and member in index.d.ts has a doc comment', () => {
     'submit(id: string, fields: Record<string, string | Buffer>): Promise<SubmitReceipt>',
     'reveal(id: string, pin: string): Promise<RevealedFields>', 'revealBuffers(id: string, pin: string): Promise<RevealedBuffers>',
     'cancel(id: string): Promise<void>', 'forTenant(tenant: string): Vault',
+    'flushAudit(): Promise<void>', 'auditFailures(): number',
   ]) assert.ok(text.includes(needle), needle);
 });

@@ -68,8 +68,10 @@ export async function usage(): Promise<void> {
   const other: Vault = vault.forTenant('globex');
   const tenant: string = other.tenant;
   const warnings: string[] = vault.storeWarnings;
+  const flushed: void = await vault.flushAudit();
+  const auditFailures: number = vault.auditFailures();
   const problem: FieldProblem = { field: 'card_number', reason: 'luhn' };
-  void [expires, state, submittedAt, left, label, names, value, card, masked, nothing, tenant, warnings, problem];
+  void [expires, state, submittedAt, left, label, names, value, card, masked, nothing, tenant, warnings, flushed, auditFailures, problem];
 
   // @ts-expect-error keys are required
   await Vault.open({ store: 'memory' });
