@@ -25,6 +25,10 @@ pub struct Pkcs11Config {
     pub pin: PinSource,
     /// How many sessions the provider opens at most (calls run one a session), 1–64.
     pub sessions: usize,
+    /// Whether the provider's sessions are read-write. Read-only by default: the provider
+    /// never writes to the token. For tokens that have no read-only sessions (AWS CloudHSM
+    /// Client SDK 5).
+    pub read_write: bool,
 }
 
 /// Where the token's user PIN comes from.
@@ -38,7 +42,8 @@ pub enum PinSource {
 }
 
 const SYNTAX: &str = "a pkcs11 key source is pkcs11:module=PATH;token=LABEL;key=LABEL\
-                      [;previous=LABEL,LABEL][;pin-file=PATH|pin-env=VAR][;sessions=N]";
+                      [;previous=LABEL,LABEL][;pin-file=PATH|pin-env=VAR][;sessions=N]\
+                      [;session-mode=read-only|read-write]";
 
 impl Pkcs11Config {
     /// Default of [`Pkcs11Config::sessions`].
@@ -60,12 +65,14 @@ impl Pkcs11Config {
             previous: Vec::new(),
             pin,
             sessions: Self::DEFAULT_SESSIONS,
+            read_write: false,
         }
     }
 
     /// Parses the parameters of a `pkcs11:` key source: `;`-separated `name=value` pairs
     /// `module`, `token`, `key` (required), `previous` (comma-separated labels), exactly one
-    /// of `pin-file` and `pin-env`, and `sessions`.
+    /// of `pin-file` and `pin-env`, `sessions`, and `session-mode` (`read-only`, the default,
+    /// or `read-write`).
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown, repeated or missing parameter or a malformed
@@ -73,6 +80,7 @@ impl Pkcs11Config {
     pub fn parse(params: &str) -> Result<Self> {
         let (mut module, mut token, mut key, mut previous, mut pin, mut sessions) =
             (None, None, None, None, None, None);
+        let mut read_write = None;
         for pair in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').ok_or(Error::InvalidArgument(SYNTAX))?;
             let value = value.trim();
@@ -104,6 +112,17 @@ impl Pkcs11Config {
                             ))?,
                     )
                     .is_none(),
+                "session-mode" => read_write
+                    .replace(match value {
+                        "read-only" => false,
+                        "read-write" => true,
+                        _ => {
+                            return Err(Error::InvalidArgument(
+                                "pkcs11 session-mode is read-only or read-write",
+                            ));
+                        }
+                    })
+                    .is_none(),
                 _ => false,
             };
             if !fresh {
@@ -118,6 +137,7 @@ impl Pkcs11Config {
                 previous: previous.unwrap_or_default(),
                 pin,
                 sessions: sessions.unwrap_or(Self::DEFAULT_SESSIONS),
+                read_write: read_write.unwrap_or(false),
             }),
             _ => Err(Error::InvalidArgument(SYNTAX)),
         }
@@ -191,7 +211,13 @@ mod tests {
         assert_eq!(c.previous.len(), 2);
         assert_eq!(c.pin, PinSource::Env("HSM_PIN".into()));
         assert_eq!(c.sessions, 2);
+        assert!(!c.read_write, "read-only by default");
         assert_eq!(c.describe(), "pkcs11 (token vault, key k2, 2 previous)");
+        let rw =
+            Pkcs11Config::parse("module=/m.so;token=t;key=k;pin-env=A;session-mode=read-write");
+        assert!(rw.unwrap().read_write);
+        let ro = Pkcs11Config::parse("module=/m.so;token=t;key=k;pin-env=A;session-mode=read-only");
+        assert!(!ro.unwrap().read_write);
         for bad in [
             "",
             "module=/m.so;token=t;key=k",
@@ -202,6 +228,8 @@ mod tests {
             "module=/m.so;token=t;key=k;pin-env=A;sessions=65",
             "module=/m.so;token=t;key=;pin-env=A",
             "module=/m.so;token=t;key=k;pin-env",
+            "module=/m.so;token=t;key=k;pin-env=A;session-mode=rw",
+            "module=/m.so;token=t;key=k;pin-env=A;session-mode=read-write;session-mode=read-only",
         ] {
             assert_eq!(
                 Pkcs11Config::parse(bad).unwrap_err().code(),

@@ -154,9 +154,7 @@ impl SessionPool {
             .pop();
         match idle {
             Some(session) => Ok(Pooled(session)),
-            None => self
-                .context
-                .open_ro_session(self.slot)
+            None => open_session(&self.context, self.slot, &self.config)
                 .map(Pooled)
                 .map_err(|e| {
                     Error::key_unavailable(format!("PKCS#11 opening a session: {}", describe(&e)))
@@ -216,9 +214,8 @@ fn log_in(context: &Pkcs11, slot: Slot, config: &Pkcs11Config) -> Result<Session
         Error::key_unavailable(format!("PKCS#11 {what}: {}", describe(e)))
     };
     let pin = config.pin.read()?;
-    let session = context
-        .open_ro_session(slot)
-        .map_err(|e| unavailable("opening a session", &e))?;
+    let session =
+        open_session(context, slot, config).map_err(|e| unavailable("opening a session", &e))?;
     match session.login(UserType::User, Some(&AuthPin::from(pin.as_str()))) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
         Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(Error::key_unavailable(format!(
@@ -230,6 +227,19 @@ fn log_in(context: &Pkcs11, slot: Slot, config: &Pkcs11Config) -> Result<Session
             config.token
         ))),
         Err(e) => Err(unavailable("logging in", &e)),
+    }
+}
+
+/// A new session on `slot`: read-only unless `config` asks for read-write sessions.
+fn open_session(
+    context: &Pkcs11,
+    slot: Slot,
+    config: &Pkcs11Config,
+) -> std::result::Result<Session, CkError> {
+    if config.read_write {
+        context.open_rw_session(slot)
+    } else {
+        context.open_ro_session(slot)
     }
 }
 

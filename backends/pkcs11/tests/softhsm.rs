@@ -379,33 +379,18 @@ fn extractable_key(token: &Token) -> &'static str {
     LABEL
 }
 
-/// A wrong PIN, in a process of its own (PKCS#11 logins are per application, so this
-/// test process is already logged in): this test runs its own binary as a child with
-/// the wrong PIN and reads the error.
-#[test]
-fn a_wrong_pin_is_named_in_a_fresh_process() {
+/// Runs `body` in a process of its own: this test binary again, running only `test`, on
+/// this process's token. For what changes every session of a process (PKCS#11 logins are
+/// per application, and this test process is logged in).
+fn in_own_process(test: &str, body: impl FnOnce()) {
     if std::env::var_os("PCI_VAULT_PKCS11_TEST_TOKEN").is_some() {
-        let dir = tempfile::tempdir().unwrap();
-        let wrong = dir.path().join("pin");
-        std::fs::write(&wrong, "not-the-pin").unwrap();
-        let c = Pkcs11Config::new(module(), token_label(), id("k1"), PinSource::File(wrong));
-        let err = Pkcs11Provider::open(&c).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::KeyUnavailable);
-        assert!(
-            err.to_string().contains("is wrong for PKCS#11 token"),
-            "{err}"
-        );
-        assert!(!err.to_string().contains("not-the-pin"), "{err}");
+        body();
         return;
     }
     // The token must exist before the child looks for it.
     let _ = token();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_wrong_pin_is_named_in_a_fresh_process",
-            "--nocapture",
-        ])
+        .args(["--exact", test, "--nocapture"])
         .env("PCI_VAULT_PKCS11_TEST_TOKEN", token_label())
         .output()
         .unwrap();
@@ -418,18 +403,52 @@ fn a_wrong_pin_is_named_in_a_fresh_process() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
+/// In a process of [`in_own_process`]: a configuration for key `key` whose PIN is `pin`,
+/// in a file that lives as long as the returned directory.
+fn child_config(key: &str, pin: &str) -> (Pkcs11Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, pin).unwrap();
+    let config = Pkcs11Config::new(module(), token_label(), id(key), PinSource::File(pin_file));
+    (config, dir)
+}
+
+/// This process's token as a context and slot of their own (the same loaded module).
+fn own_slot() -> (Pkcs11, cryptoki::slot::Slot) {
+    let context = Pkcs11::new(module()).unwrap();
+    let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = context
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| context.get_token_info(*s).unwrap().label().trim_end() == token_label())
+        .unwrap();
+    (context, slot)
+}
+
+/// A wrong PIN is named, in a process of its own (this one is logged in already).
+#[test]
+fn a_wrong_pin_is_named_in_a_fresh_process() {
+    in_own_process("a_wrong_pin_is_named_in_a_fresh_process", || {
+        let (c, _dir) = child_config("k1", "not-the-pin");
+        let err = Pkcs11Provider::open(&c).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::KeyUnavailable);
+        assert!(
+            err.to_string().contains("is wrong for PKCS#11 token"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("not-the-pin"), "{err}");
+    });
+}
+
 /// After the token forgets the application's login (a restarted or failed-over HSM, a
 /// logout from another session), the next call logs in again, finds its keys again and
-/// succeeds. In a process of its own, as above: a logout ends the login of every session
-/// of the process.
+/// succeeds. In a process of its own: a logout ends the login of every session of the
+/// process.
 #[test]
 fn a_lost_login_is_restored_by_the_next_call() {
-    if std::env::var_os("PCI_VAULT_PKCS11_TEST_TOKEN").is_some() {
-        let dir = tempfile::tempdir().unwrap();
-        let pin_file = dir.path().join("pin");
-        std::fs::write(&pin_file, PIN).unwrap();
-        let config =
-            Pkcs11Config::new(module(), token_label(), id("k1"), PinSource::File(pin_file));
+    in_own_process("a_lost_login_is_restored_by_the_next_call", || {
+        let (config, _dir) = child_config("k1", PIN);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let provider = Pkcs11Provider::connect(config).await.unwrap();
@@ -437,21 +456,12 @@ fn a_lost_login_is_restored_by_the_next_call() {
             let before = provider.wrap(&dek, b"aad").await.unwrap();
 
             // Log the process out of the token, from a session of its own.
-            let context = Pkcs11::new(module()).unwrap();
-            let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-            let slot = context
-                .get_slots_with_token()
-                .unwrap()
-                .into_iter()
-                .find(|s| context.get_token_info(*s).unwrap().label().trim_end() == token_label())
-                .unwrap();
+            let (context, slot) = own_slot();
             let session = context.open_ro_session(slot).unwrap();
             session.logout().unwrap();
-            assert!(
-                !matches!(
-                    session.get_session_info().unwrap().session_state(),
-                    cryptoki::session::SessionState::RoUser
-                ),
+            assert_eq!(
+                session.get_session_info().unwrap().session_state(),
+                cryptoki::session::SessionState::RoPublic,
                 "still logged in"
             );
 
@@ -461,25 +471,27 @@ fn a_lost_login_is_restored_by_the_next_call() {
             let back = provider.unwrap(&after, b"aad").await.unwrap();
             assert_eq!(back.expose_secret(), dek.expose_secret());
         });
-        return;
+    });
+}
+
+/// `session-mode=read-write` (for a token without read-only sessions, as AWS CloudHSM's
+/// SDK 5) opens the provider on read-write sessions: it unwraps what a provider on
+/// read-only sessions wrapped, and the other way round. (SoftHSM2 does not count sessions,
+/// so which kind was opened is not checked here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_write_sessions_work_when_asked() {
+    let token = tokio::task::spawn_blocking(token).await.unwrap();
+    let read_only = Pkcs11Provider::connect(token.config("k1")).await.unwrap();
+    let mut config = token.config("k1");
+    config.read_write = true;
+    let read_write = Pkcs11Provider::connect(config).await.unwrap();
+    let dek = DataKey::generate();
+    let one = read_only.wrap(&dek, b"aad").await.unwrap();
+    let other = read_write.wrap(&dek, b"aad").await.unwrap();
+    for (provider, wrapped) in [(&read_write, &one), (&read_only, &other)] {
+        let back = provider.unwrap(wrapped, b"aad").await.unwrap();
+        assert_eq!(back.expose_secret(), dek.expose_secret());
     }
-    let _ = token();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_lost_login_is_restored_by_the_next_call",
-            "--nocapture",
-        ])
-        .env("PCI_VAULT_PKCS11_TEST_TOKEN", token_label())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
 /// The key-source string, through the one vault configuration: an operator switches to the
