@@ -130,17 +130,20 @@ impl Stop {
                 on_abort.stop();
                 Ok(())
             })?;
+        // The remover first: once the listener is added, nothing here fails.
+        let remove: Function<'_, (), ()> = signal.get_named_property("removeEventListener")?;
+        let bind: BindRemove<'_> = remove.get_named_property("bind")?;
+        let bound = bind
+            .apply(remove, FnArgs::from((signal, "abort", listener)))?
+            .create_ref()?;
         let mut once = Object::new(env)?;
         once.set("once", true)?;
         let add: AddEventListener<'_> = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", listener, once)))?;
-        let remove: Function<'_, (), ()> = signal.get_named_property("removeEventListener")?;
-        let bind: BindRemove<'_> = remove.get_named_property("bind")?;
-        let bound = bind.apply(remove, FnArgs::from((signal, "abort", listener)))?;
         *detach
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bound.create_ref()?);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bound);
         Ok((stop, detach))
     }
 }
