@@ -393,7 +393,6 @@ impl fmt::Debug for WebIdentity {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const SUCCESS: &str = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
@@ -407,21 +406,41 @@ mod tests {
   </AssumeRoleWithWebIdentityResult>
 </AssumeRoleWithWebIdentityResponse>"#;
 
+    /// What a loopback STS was asked: how many times, and the request bodies.
+    #[derive(Clone, Default)]
+    struct Asked(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Asked {
+        fn count(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+
+        fn body(&self, n: usize) -> String {
+            self.0.lock().unwrap()[n].clone()
+        }
+    }
+
     /// An STS on loopback that answers its requests with `answers` in turn (the last one
-    /// again after them), and counts them.
-    async fn sts(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+    /// again after them), and records them.
+    async fn sts(answers: Vec<(u16, String)>) -> (String, Asked) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
-        let asked = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&asked);
+        let asked = Asked::default();
+        let requests = asked.clone();
         tokio::spawn(async move {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 let mut request = [0u8; 8192];
-                let _ = socket.read(&mut request).await;
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let (status, body) = answers[n.min(answers.len() - 1)];
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&request[..read]);
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+                let n = {
+                    let mut requests = requests.0.lock().unwrap();
+                    requests.push(body);
+                    requests.len() - 1
+                };
+                let (status, body) = &answers[n.min(answers.len() - 1)];
                 let head = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
@@ -431,6 +450,23 @@ mod tests {
             }
         });
         (url, asked)
+    }
+
+    /// A success answer with these credentials.
+    fn success(key_id: &str, expiration: SystemTime) -> String {
+        let expiration = DateTime::from(expiration).fmt(Format::DateTime).unwrap();
+        SUCCESS
+            .replace("ASIAEXAMPLE", key_id)
+            .replace("2030-01-01T10:00:00Z", &expiration)
+    }
+
+    /// Within [`REFRESH_BEFORE_EXPIRY`] of now: valid, but due for a refresh.
+    fn soon() -> SystemTime {
+        SystemTime::now() + REFRESH_BEFORE_EXPIRY - Duration::from_secs(60)
+    }
+
+    fn later() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(3600)
     }
 
     fn web_identity(endpoint: String, dir: &std::path::Path) -> WebIdentity {
@@ -458,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn after_a_busy_answer_with_no_credentials_a_retry_asks_sts_again() {
         let dir = tempfile::tempdir().unwrap();
-        let (url, asked) = sts(vec![(503, BUSY), (200, SUCCESS)]).await;
+        let (url, asked) = sts(vec![(503, BUSY.into()), (200, SUCCESS.into())]).await;
         let identity = web_identity(url, dir.path());
         let http = http();
         let error = identity.credentials(&http).await.unwrap_err();
@@ -467,13 +503,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let credentials = identity.credentials(&http).await.unwrap();
         assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
-        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        assert_eq!(asked.count(), 2);
     }
 
     #[tokio::test]
     async fn a_refusal_holds_sts_off_for_the_retry_interval() {
         let dir = tempfile::tempdir().unwrap();
-        let (url, asked) = sts(vec![(403, DENIED), (200, SUCCESS)]).await;
+        let (url, asked) = sts(vec![(403, DENIED.into()), (200, SUCCESS.into())]).await;
         let identity = web_identity(url, dir.path());
         let http = http();
         for _ in 0..3 {
@@ -481,7 +517,56 @@ mod tests {
             assert!(!error.transient, "{}", error.message);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(asked.count(), 1);
+    }
+
+    /// Credentials within [`REFRESH_BEFORE_EXPIRY`] of their expiry are replaced, with the
+    /// token the file holds by then (the kubelet rotates it); the new ones are then used
+    /// without asking STS again.
+    #[tokio::test]
+    async fn credentials_near_their_expiry_are_refreshed_with_the_current_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, asked) = sts(vec![
+            (200, success("ASIAFIRST", soon())),
+            (200, success("ASIASECOND", later())),
+        ])
+        .await;
+        let identity = web_identity(url, dir.path());
+        let http = http();
+        let first = identity.credentials(&http).await.unwrap();
+        assert_eq!(first.access_key_id(), "ASIAFIRST");
+        std::fs::write(dir.path().join("token"), "eyJ.rotated.token").unwrap();
+        for _ in 0..3 {
+            let credentials = identity.credentials(&http).await.unwrap();
+            assert_eq!(credentials.access_key_id(), "ASIASECOND");
+        }
+        assert_eq!(asked.count(), 2);
+        assert!(asked.body(0).contains("WebIdentityToken=eyJ.test.token"));
+        assert!(asked.body(1).contains("WebIdentityToken=eyJ.rotated.token"));
+    }
+
+    /// A failed refresh keeps the credentials that have not expired yet, and STS is not
+    /// asked again by every call meanwhile.
+    #[tokio::test]
+    async fn a_failed_refresh_signs_with_the_current_credentials_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, asked) = sts(vec![
+            (200, success("ASIAFIRST", soon())),
+            (503, BUSY.into()),
+            (200, success("ASIASECOND", later())),
+        ])
+        .await;
+        let identity = web_identity(url, dir.path());
+        let http = http();
+        for _ in 0..3 {
+            let credentials = identity.credentials(&http).await.unwrap();
+            assert_eq!(credentials.access_key_id(), "ASIAFIRST");
+        }
+        assert_eq!(
+            asked.count(),
+            2,
+            "STS asked again within the retry interval"
+        );
     }
 
     fn at(rfc3339: &str) -> SystemTime {
