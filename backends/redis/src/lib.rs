@@ -69,7 +69,7 @@ local count = string.byte(redis.call('GETRANGE', KEYS[1], 8, 8))
 if not count then return redis.error_reply('PCIVAULT the entry has no header') end
 local claims = redis.call('GETRANGE', KEYS[1], 8, 8 + 16 * count)
 local stored = ARGV[2] .. claims .. ARGV[3]
-if shrink_only and #stored > redis.call('STRLEN', KEYS[1]) then
+if shrink_only and #stored > #redis.call('GET', KEYS[1]) then
   return redis.error_reply('OOM the server is full and this write would grow the entry')
 end
 redis.call('SET', KEYS[1], stored, 'KEEPTTL')
@@ -253,9 +253,9 @@ impl RedisStore {
     }
 
     /// Runs every command the store needs once on a scratch key — the same paths as
-    /// `create`, `load`, `claim`, `replace` and `delete`, each of which must apply — so a
-    /// missing ACL permission, a server without Lua, or a proxy that breaks the scripts is
-    /// found at connect rather than on a customer's submit.
+    /// `create`, `load`, `claim`, `replace` (both scripts) and `delete`, each of which must
+    /// apply — so a missing ACL permission, a server without Lua, or a proxy that breaks the
+    /// scripts is found at connect rather than on a customer's submit.
     async fn check_permissions(&self) -> Result<()> {
         let probe = format!(
             "{}{{pci-vault-acl-probe-{:016x}}}",
@@ -293,8 +293,18 @@ impl RedisStore {
                 .conn
                 .script(&self.scripts.replace, &probe, &args)
                 .await?;
+            // The script a full server's replaces run: its commands must be allowed too.
+            let third = Version::random();
+            let refilled: i64 = self
+                .conn
+                .script(
+                    &self.scripts.replace_when_full,
+                    &probe,
+                    &replace_args(second, third, b"probe"),
+                )
+                .await?;
             self.conn.publish(&Self::channel(&probe), b"probe").await?;
-            let delete_args = [second.0.to_be_bytes().to_vec()];
+            let delete_args = [third.0.to_be_bytes().to_vec()];
             // The last write goes the way every write goes with min_replicas — with its
             // WAIT — so a user without WAIT, or replicas that do not acknowledge, are found
             // now.
@@ -317,6 +327,7 @@ impl RedisStore {
                 && loaded.as_deref() == Some(stored_string(first, b"probe").as_slice())
                 && claimed.is_some_and(|(_, slot)| slot == 1)
                 && replaced == 1
+                && refilled == 1
                 && deleted == 1;
             Ok::<(bool, Option<i64>), redis::RedisError>((applied, acknowledged))
         };
