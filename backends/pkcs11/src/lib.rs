@@ -85,7 +85,10 @@ impl Pkcs11Provider {
                         .map(|id| (id.clone(), token::Usage::Unwrap)),
                 )
                 .collect();
-        let keys = find_keys(&pool, &slot_label, &wanted)?;
+        let session = pool.take()?;
+        let keys = find_keys(session.session(), &slot_label, &wanted);
+        pool.give_back(session, keys.is_ok());
+        let keys = keys?;
         let inner = Inner {
             token: slot_label,
             primary: config.key.clone(),
@@ -135,6 +138,11 @@ impl Pkcs11Provider {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let seen = inner.pool.restorations();
+            if inner.pool.is_stale() {
+                // An earlier restoration did not succeed: the keys' handles may be wrong.
+                inner.restore(seen)?;
+                return inner.attempt(&op).0;
+            }
             let (out, lost) = inner.attempt(&op);
             if !lost {
                 return out;
@@ -142,7 +150,7 @@ impl Pkcs11Provider {
             tracing::warn!(
                 target: "pci_vault",
                 token = %inner.token,
-                "the PKCS#11 token lost the session or the login; logging in again"
+                "the PKCS#11 token lost the session, the login or the keys' handles; logging in again"
             );
             inner.restore(seen)?;
             inner.attempt(&op).0
@@ -152,27 +160,22 @@ impl Pkcs11Provider {
     }
 }
 
-/// Finds and checks every key of `wanted` on a session of `pool`.
+/// Finds and checks every key of `wanted` on `session`.
 fn find_keys(
-    pool: &SessionPool,
+    session: &Session,
     token: &str,
     wanted: &[(KeyId, token::Usage)],
 ) -> Result<BTreeMap<KeyId, ObjectHandle>> {
-    let session = pool.take()?;
     let mut keys = BTreeMap::new();
-    let found = (|| {
-        for (id, usage) in wanted {
-            let handle = token::find_key(session.session(), token, id, *usage)?;
-            if keys.insert(id.clone(), handle).is_some() {
-                return Err(Error::InvalidArgument(
-                    "a PKCS#11 key label appears twice in the key source",
-                ));
-            }
+    for (id, usage) in wanted {
+        let handle = token::find_key(session, token, id, *usage)?;
+        if keys.insert(id.clone(), handle).is_some() {
+            return Err(Error::InvalidArgument(
+                "a PKCS#11 key label appears twice in the key source",
+            ));
         }
-        Ok(())
-    })();
-    pool.give_back(session, found.is_ok());
-    found.map(|()| keys)
+    }
+    Ok(keys)
 }
 
 /// `call`'s outcome, or `KEY_UNAVAILABLE` when it takes longer than `limit`.
@@ -228,8 +231,8 @@ impl KeyProvider for Pkcs11Provider {
 
 impl Inner {
     /// Runs `op` on a session of the pool: its outcome, and whether it failed because the
-    /// session or the login is lost. A session whose call failed for another reason than
-    /// the data is closed, not reused: the token may have dropped it.
+    /// session, the login or the keys' handles are lost. A session whose call failed for
+    /// another reason than the data is closed, not reused: the token may have dropped it.
     fn attempt<T>(&self, op: &impl Fn(&Inner, &Session) -> Result<T>) -> (Result<T>, bool) {
         let session = match self.pool.take() {
             Ok(session) => session,
@@ -240,18 +243,32 @@ impl Inner {
             Ok(_) => true,
             Err(e) => e.code() == pci_vault::ErrorCode::IntegrityError,
         };
-        let lost = !reusable && pool::lost(session.session());
+        let lost =
+            !reusable && (pool::lost(session.session()) || !self.handles_valid(session.session()));
         self.pool.give_back(session, reusable);
         (out, lost)
     }
 
-    /// Restores the login (unless another call did since `seen`) and finds the keys again:
-    /// a restarted token may give them other handles.
+    /// Whether every key handle still names an object on the token: a restarted token may
+    /// keep the login but not the handles.
+    fn handles_valid(&self, session: &Session) -> bool {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.values().all(|handle| {
+            session
+                .get_attributes(*handle, &[cryptoki::object::AttributeType::KeyType])
+                .is_ok()
+        })
+    }
+
+    /// Restores the login (unless another call did since `seen`) and finds the keys again,
+    /// on the new login's session, before the restoration counts: a restarted token may give
+    /// them other handles.
     fn restore(&self, seen: u64) -> Result<()> {
-        self.pool.restore(seen)?;
-        let keys = find_keys(&self.pool, &self.token, &self.wanted)?;
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
-        Ok(())
+        self.pool.restore(seen, |session| {
+            let keys = find_keys(session, &self.token, &self.wanted)?;
+            *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+            Ok(())
+        })
     }
 
     /// Encrypts a data key with the primary key: the wrapped key's bytes (format, the IV the

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -13,6 +14,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use pci_vault::{Error, Result};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use zeroize::Zeroizing;
 
 use crate::config::Pkcs11Config;
 use crate::token::describe;
@@ -21,25 +23,44 @@ use crate::token::describe;
 /// operation at a time, so each call takes a session out of the pool and gives it back.
 pub(crate) struct SessionPool {
     context: Pkcs11,
-    slot: Slot,
+    slot: Mutex<Slot>,
     config: Pkcs11Config,
     idle: Mutex<Vec<Session>>,
     permits: Arc<Semaphore>,
-    /// Logged in, never used for operations: a token's login lasts while the application
-    /// has a session open on it, so this one keeps the pool's sessions logged in. Replaced
-    /// when the login is restored.
-    login: Mutex<Session>,
+    login: Mutex<Login>,
     /// How many times the login was restored: a call that saw the login lost restores it
-    /// only if no other call did since that call began.
+    /// only if no other call did since that call began; sessions taken before a
+    /// restoration are not given back after it.
     restored: AtomicU64,
+    /// Set while a restoration has begun and not succeeded: calls restore first.
+    stale: AtomicBool,
 }
 
-/// A session taken out of the pool.
-pub(crate) struct Pooled(Session);
+/// The login, and what limits logging in again.
+struct Login {
+    /// Logged in, never used for operations: a token's login lasts while the application
+    /// has a session open on it, so this one keeps the pool's sessions logged in.
+    session: Session,
+    /// The PIN the token refused when logging in again: not tried again until the PIN
+    /// source holds another one, so a wrong PIN file cannot use up the token's login
+    /// attempts and lock it.
+    refused_pin: Option<Zeroizing<String>>,
+    /// When logging in again was last tried.
+    last_try: Option<Instant>,
+}
+
+/// Least time between two tries to log in again.
+const RESTORE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A session taken out of the pool, and the restoration it was opened under.
+pub(crate) struct Pooled {
+    session: Session,
+    restoration: u64,
+}
 
 impl Pooled {
     pub(crate) fn session(&self) -> &Session {
-        &self.0
+        &self.session
     }
 }
 
@@ -80,38 +101,7 @@ impl SessionPool {
     /// in. Returns the pool and the token's label.
     pub(crate) fn open(config: &Pkcs11Config) -> Result<(Self, String)> {
         let context = module(&config.module)?;
-        let unavailable = |what: &str, e: &CkError| {
-            Error::key_unavailable(format!("PKCS#11 {what}: {}", describe(e)))
-        };
-        let slots = context
-            .get_slots_with_token()
-            .map_err(|e| unavailable("listing the slots", &e))?;
-        let mut found = Vec::new();
-        for slot in slots {
-            let info = context
-                .get_token_info(slot)
-                .map_err(|e| unavailable("reading a token's information", &e))?;
-            if info.label().trim_end() == config.token {
-                found.push(slot);
-            }
-        }
-        let slot = match found.as_slice() {
-            [slot] => *slot,
-            [] => {
-                return Err(Error::key_unavailable(format!(
-                    "no PKCS#11 token labelled {:?} in module {}",
-                    config.token,
-                    config.module.display()
-                )));
-            }
-            _ => {
-                return Err(Error::key_unavailable(format!(
-                    "{} PKCS#11 tokens are labelled {:?}; labels must be unique",
-                    found.len(),
-                    config.token
-                )));
-            }
-        };
+        let slot = find_slot(&context, config)?;
         let mechanisms = context
             .get_mechanism_list(slot)
             .map_err(|e| unavailable("listing the token's mechanisms", &e))?;
@@ -121,16 +111,22 @@ impl SessionPool {
                 config.token
             )));
         }
-        let login = log_in(&context, slot, config)?;
+        let pin = config.pin.read()?;
+        let session = log_in(&context, slot, config, &pin).map_err(LoginError::into_error)?;
         Ok((
             SessionPool {
                 context,
-                slot,
+                slot: Mutex::new(slot),
                 config: config.clone(),
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(config.sessions)),
-                login: Mutex::new(login),
+                login: Mutex::new(Login {
+                    session,
+                    refused_pin: None,
+                    last_try: None,
+                }),
                 restored: AtomicU64::new(0),
+                stale: AtomicBool::new(false),
             },
             config.token.clone(),
         ))
@@ -145,88 +141,187 @@ impl SessionPool {
             .map_err(|_| Error::key_unavailable("the PKCS#11 session pool is closed"))
     }
 
+    fn slot(&self) -> Slot {
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Session>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// An idle session, or a new one.
     pub(crate) fn take(&self) -> Result<Pooled> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match idle {
-            Some(session) => Ok(Pooled(session)),
-            None => open_session(&self.context, self.slot, &self.config)
-                .map(Pooled)
-                .map_err(|e| {
-                    Error::key_unavailable(format!("PKCS#11 opening a session: {}", describe(&e)))
-                }),
-        }
+        let restoration = self.restorations();
+        let idle = self.idle().pop();
+        let session = match idle {
+            Some(session) => session,
+            None => open_session(&self.context, self.slot(), &self.config)
+                .map_err(|e| unavailable("opening a session", &e))?,
+        };
+        Ok(Pooled {
+            session,
+            restoration,
+        })
     }
 
-    /// Returns a session to the pool, or closes it when it may be broken.
+    /// Returns a session to the pool, or closes it: when it may be broken, or when the
+    /// login was restored since it was taken (it belongs to the lost one).
     pub(crate) fn give_back(&self, session: Pooled, reusable: bool) {
-        if reusable {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(session.0);
+        if reusable && session.restoration == self.restorations() {
+            self.idle().push(session.session);
         }
     }
-}
 
-impl SessionPool {
     /// How many times the login has been restored; give it to [`SessionPool::restore`].
     pub(crate) fn restorations(&self) -> u64 {
         self.restored.load(Ordering::SeqCst)
     }
 
-    /// Logs in again, with the PIN read again from its source, on a new session, and drops
-    /// every idle session (they belong to the lost login) — unless the login was restored
-    /// since `seen` was read, by another call that saw it lost too.
-    pub(crate) fn restore(&self, seen: u64) -> Result<()> {
+    /// Whether a restoration has begun and not succeeded.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::SeqCst)
+    }
+
+    /// Logs in again, unless the login was restored since `seen` was read (by another call
+    /// that saw it lost too): finds the token by its label again (it may come back in
+    /// another slot), drops every idle session, reads the PIN again, logs in on a new
+    /// session and runs `then` on it (finding the keys again). It counts as restored only
+    /// when all of that succeeds.
+    ///
+    /// At most one try per [`RESTORE_INTERVAL`], and never again with a PIN the token
+    /// refused: a wrong PIN file must not lock the token.
+    pub(crate) fn restore(
+        &self,
+        seen: u64,
+        then: impl FnOnce(&Session) -> Result<()>,
+    ) -> Result<()> {
         let mut login = self.login.lock().unwrap_or_else(PoisonError::into_inner);
         if self.restorations() != seen {
             return Ok(());
         }
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        *login = log_in(&self.context, self.slot, &self.config)?;
+        self.stale.store(true, Ordering::SeqCst);
+        if login
+            .last_try
+            .is_some_and(|at| at.elapsed() < RESTORE_INTERVAL)
+        {
+            return Err(Error::key_unavailable(format!(
+                "PKCS#11 token {:?}: logging in again was last tried less than \
+                 {RESTORE_INTERVAL:?} ago",
+                self.config.token
+            )));
+        }
+        login.last_try = Some(Instant::now());
+        let pin = self.config.pin.read()?;
+        if login
+            .refused_pin
+            .as_ref()
+            .is_some_and(|refused| refused.as_str() == pin.as_str())
+        {
+            return Err(Error::key_unavailable(format!(
+                "PKCS#11 token {:?} refused the PIN from {}; not logging in with it again until \
+                 it changes",
+                self.config.token, self.config.pin
+            )));
+        }
+        self.idle().clear();
+        let slot = find_slot(&self.context, &self.config)?;
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = slot;
+        let session = match log_in(&self.context, slot, &self.config, &pin) {
+            Ok(session) => session,
+            Err(LoginError::PinRefused(e)) => {
+                login.refused_pin = Some(pin);
+                return Err(e);
+            }
+            Err(LoginError::Other(e)) => return Err(e),
+        };
+        then(&session)?;
+        login.session = session;
+        login.refused_pin = None;
         self.restored.fetch_add(1, Ordering::SeqCst);
+        self.stale.store(false, Ordering::SeqCst);
         Ok(())
     }
 
     /// A new read-write session, for creating keys.
     pub(crate) fn take_rw(&self) -> Result<Session> {
-        self.context.open_rw_session(self.slot).map_err(|e| {
-            Error::key_unavailable(format!(
-                "PKCS#11 opening a read-write session: {}",
-                describe(&e)
-            ))
-        })
+        self.context
+            .open_rw_session(self.slot())
+            .map_err(|e| unavailable("opening a read-write session", &e))
     }
 }
 
-/// A new session on `slot`, logged in as the user with the PIN of `config`. A login the
-/// application already holds counts.
-fn log_in(context: &Pkcs11, slot: Slot, config: &Pkcs11Config) -> Result<Session> {
-    let unavailable = |what: &str, e: &CkError| {
-        Error::key_unavailable(format!("PKCS#11 {what}: {}", describe(e)))
-    };
-    let pin = config.pin.read()?;
-    let session =
-        open_session(context, slot, config).map_err(|e| unavailable("opening a session", &e))?;
-    match session.login(UserType::User, Some(&AuthPin::from(pin.as_str()))) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(Error::key_unavailable(format!(
-            "the PIN from {} is wrong for PKCS#11 token {:?}",
-            config.pin, config.token
+fn unavailable(what: &str, e: &CkError) -> Error {
+    Error::key_unavailable(format!("PKCS#11 {what}: {}", describe(e)))
+}
+
+/// The one slot whose token has the label of `config`.
+fn find_slot(context: &Pkcs11, config: &Pkcs11Config) -> Result<Slot> {
+    let slots = context
+        .get_slots_with_token()
+        .map_err(|e| unavailable("listing the slots", &e))?;
+    let mut found = Vec::new();
+    for slot in slots {
+        let info = context
+            .get_token_info(slot)
+            .map_err(|e| unavailable("reading a token's information", &e))?;
+        if info.label().trim_end() == config.token {
+            found.push(slot);
+        }
+    }
+    match found.as_slice() {
+        [slot] => Ok(*slot),
+        [] => Err(Error::key_unavailable(format!(
+            "no PKCS#11 token labelled {:?} in module {}",
+            config.token,
+            config.module.display()
         ))),
-        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::key_unavailable(format!(
-            "the user PIN of PKCS#11 token {:?} is locked",
+        _ => Err(Error::key_unavailable(format!(
+            "{} PKCS#11 tokens are labelled {:?}; labels must be unique",
+            found.len(),
             config.token
         ))),
-        Err(e) => Err(unavailable("logging in", &e)),
+    }
+}
+
+/// Why logging in failed: the token refused the PIN, or something else.
+enum LoginError {
+    PinRefused(Error),
+    Other(Error),
+}
+
+impl LoginError {
+    fn into_error(self) -> Error {
+        match self {
+            LoginError::PinRefused(e) | LoginError::Other(e) => e,
+        }
+    }
+}
+
+/// A new session on `slot`, logged in as the user with `pin`. A login the application
+/// already holds counts.
+fn log_in(
+    context: &Pkcs11,
+    slot: Slot,
+    config: &Pkcs11Config,
+    pin: &str,
+) -> std::result::Result<Session, LoginError> {
+    let session = open_session(context, slot, config)
+        .map_err(|e| LoginError::Other(unavailable("opening a session", &e)))?;
+    match session.login(UserType::User, Some(&AuthPin::from(pin))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+            Err(LoginError::PinRefused(Error::key_unavailable(format!(
+                "the PIN from {} is wrong for PKCS#11 token {:?}",
+                config.pin, config.token
+            ))))
+        }
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+            Err(LoginError::PinRefused(Error::key_unavailable(format!(
+                "the user PIN of PKCS#11 token {:?} is locked",
+                config.token
+            ))))
+        }
+        Err(e) => Err(LoginError::Other(unavailable("logging in", &e))),
     }
 }
 

@@ -474,6 +474,53 @@ fn a_lost_login_is_restored_by_the_next_call() {
     });
 }
 
+/// When the token has lost the login and the PIN source now holds a wrong PIN, the provider
+/// tries it once: it does not try it again (using up the token's login attempts, which
+/// could lock it) until the PIN source changes, and then it recovers.
+#[test]
+fn a_refused_pin_is_not_tried_again_until_it_changes() {
+    in_own_process("a_refused_pin_is_not_tried_again_until_it_changes", || {
+        let (config, dir) = child_config("k1", PIN);
+        let pin_file = dir.path().join("pin");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let provider = Pkcs11Provider::connect(config).await.unwrap();
+            let dek = DataKey::generate();
+            let wrapped = provider.wrap(&dek, b"aad").await.unwrap();
+            let (context, slot) = own_slot();
+            context.open_ro_session(slot).unwrap().logout().unwrap();
+            std::fs::write(&pin_file, "not-the-pin").unwrap();
+            let pause = std::time::Duration::from_millis(1100);
+
+            let refused = provider.unwrap(&wrapped, b"aad").await.unwrap_err();
+            assert!(
+                refused.to_string().contains("is wrong for PKCS#11 token"),
+                "{refused}"
+            );
+            let soon = provider.unwrap(&wrapped, b"aad").await.unwrap_err();
+            assert!(soon.to_string().contains("last tried less than"), "{soon}");
+            tokio::time::sleep(pause).await;
+            let again = provider.unwrap(&wrapped, b"aad").await.unwrap_err();
+            assert!(
+                again
+                    .to_string()
+                    .contains("not logging in with it again until it changes"),
+                "{again}"
+            );
+            for error in [refused, soon, again] {
+                assert_eq!(error.code(), ErrorCode::KeyUnavailable);
+                assert!(!error.to_string().contains("not-the-pin"), "{error}");
+            }
+
+            std::fs::write(&pin_file, PIN).unwrap();
+            tokio::time::sleep(pause).await;
+            let back = provider.unwrap(&wrapped, b"aad").await.unwrap();
+            assert_eq!(back.expose_secret(), dek.expose_secret());
+            provider.wrap(&dek, b"aad").await.unwrap();
+        });
+    });
+}
+
 /// `session-mode=read-write` (for a token without read-only sessions, as AWS CloudHSM's
 /// SDK 5) opens the provider on read-write sessions: it unwraps what a provider on
 /// read-only sessions wrapped, and the other way round. (SoftHSM2 does not count sessions,
