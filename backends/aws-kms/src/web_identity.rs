@@ -423,7 +423,7 @@ mod tests {
     /// An STS on loopback that answers its requests with `answers` in turn (the last one
     /// again after them), and records them.
     async fn sts(answers: Vec<(u16, String)>) -> (String, Asked) {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let asked = Asked::default();
@@ -431,10 +431,7 @@ mod tests {
         tokio::spawn(async move {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
-                let mut request = [0u8; 8192];
-                let read = socket.read(&mut request).await.unwrap_or(0);
-                let text = String::from_utf8_lossy(&request[..read]);
-                let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+                let body = read_request_body(&mut socket).await;
                 let n = {
                     let mut requests = requests.0.lock().unwrap();
                     requests.push(body);
@@ -450,6 +447,34 @@ mod tests {
             }
         });
         (url, asked)
+    }
+
+    /// The body of the HTTP request on `socket`: read until the blank line, then as many
+    /// bytes as `content-length` says (the body may come in a segment of its own).
+    async fn read_request_body(socket: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt as _;
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&request).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return body.to_owned();
+                }
+            }
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return String::new(),
+                Ok(n) => request.extend_from_slice(&chunk[..n]),
+            }
+        }
     }
 
     /// A success answer with these credentials.

@@ -171,7 +171,15 @@ fn own_keys<'env>(
         let key = names.get_element::<Unknown<'env>>(i)?;
         // Symbol keys are not input.
         if key.get_type()? == ValueType::String {
-            keys.push((String::from_unknown(key)?, key));
+            let name = String::from_unknown(key)?;
+            // As for values: a lone surrogate would arrive as U+FFFD, and two names could
+            // become one.
+            if name.contains(char::REPLACEMENT_CHARACTER) {
+                return Err(Failure::invalid(
+                    "a property name must be well-formed text (no lone surrogate, no U+FFFD)",
+                ));
+            }
+            keys.push((name, key));
         }
     }
     Ok(keys)

@@ -160,8 +160,8 @@ impl AuditProgress {
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
+        // Sent under the lock, so two ends never publish out of order.
         let settled = calls.pending.first().copied().unwrap_or(calls.next);
-        drop(calls);
         self.settled.send_replace(settled);
     }
 

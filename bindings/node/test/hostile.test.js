@@ -118,6 +118,9 @@ describe('hostile arguments', () => {
       assert.match(e.message, /fields\.cardholder_name must be well-formed text/);
     }
     await rejectsArgument(vault.createSession({ metadata: { note: 'x\uD83D' } }), 'metadata value');
+    // Two names that would both arrive as 'k\uFFFD'.
+    await rejectsArgument(vault.createSession({ metadata: { 'k\uD800': 'a', 'k\uDC00': 'b' } }), 'metadata keys');
+    await rejectsArgument(vault.submit(session, { ...CARD, ['x\uDBFF']: '1' }), 'field name');
     await rejectsArgument(vault.status(`${id.slice(0, 42)}\uD800`), 'id');
     await rejectsArgument(vault.reveal(id, '1234\uDFFF'), 'pin');
     assert.equal((await vault.status(session)).state, 'pending');
