@@ -175,8 +175,9 @@ fn own_keys<'env>(
             // As for values: a lone surrogate would arrive as U+FFFD, and two names could
             // become one.
             if name.contains(char::REPLACEMENT_CHARACTER) {
-                return Err(Failure::invalid(
-                    "a property name must be well-formed text (no lone surrogate, no U+FFFD)",
+                return Err(Failure::Type(
+                    "a property name must be well-formed text (no lone surrogate, no U+FFFD)"
+                        .to_owned(),
                 ));
             }
             keys.push((name, key));

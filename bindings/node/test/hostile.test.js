@@ -119,8 +119,14 @@ describe('hostile arguments', () => {
     }
     await rejectsArgument(vault.createSession({ metadata: { note: 'x\uD83D' } }), 'metadata value');
     // Two names that would both arrive as 'k\uFFFD'.
-    await rejectsArgument(vault.createSession({ metadata: { 'k\uD800': 'a', 'k\uDC00': 'b' } }), 'metadata keys');
-    await rejectsArgument(vault.submit(session, { ...CARD, ['x\uDBFF']: '1' }), 'field name');
+    for (const named of [
+      vault.createSession({ metadata: { 'k\uD800': 'a', 'k\uDC00': 'b' } }),
+      vault.submit(session, { ...CARD, ['x\uDBFF']: '1' }),
+    ]) {
+      const e = await rejectsArgument(named, 'a property name');
+      assert.ok(e instanceof TypeError);
+      assert.match(e.message, /property name must be well-formed text/);
+    }
     await rejectsArgument(vault.status(`${id.slice(0, 42)}\uD800`), 'id');
     await rejectsArgument(vault.reveal(id, '1234\uDFFF'), 'pin');
     assert.equal((await vault.status(session)).state, 'pending');
