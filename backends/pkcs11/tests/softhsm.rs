@@ -426,6 +426,28 @@ fn own_slot() -> (Pkcs11, cryptoki::slot::Slot) {
     (context, slot)
 }
 
+fn block_on(test: impl Future<Output = ()>) {
+    tokio::runtime::Runtime::new().unwrap().block_on(test);
+}
+
+/// In a process of its own: a provider on `config` that has wrapped a data key, after which
+/// the process logged out of the token from a session of its own (as a restarted HSM
+/// forgets the login). Returns the provider, the data key and its wrapped form.
+async fn provider_after_a_logout(config: Pkcs11Config) -> (Pkcs11Provider, DataKey, WrappedKey) {
+    let provider = Pkcs11Provider::connect(config).await.unwrap();
+    let dek = DataKey::generate();
+    let wrapped = provider.wrap(&dek, b"aad").await.unwrap();
+    let (context, slot) = own_slot();
+    let session = context.open_ro_session(slot).unwrap();
+    session.logout().unwrap();
+    assert_eq!(
+        session.get_session_info().unwrap().session_state(),
+        cryptoki::session::SessionState::RoPublic,
+        "still logged in"
+    );
+    (provider, dek, wrapped)
+}
+
 /// A wrong PIN is named, in a process of its own (this one is logged in already).
 #[test]
 fn a_wrong_pin_is_named_in_a_fresh_process() {
@@ -449,22 +471,8 @@ fn a_wrong_pin_is_named_in_a_fresh_process() {
 fn a_lost_login_is_restored_by_the_next_call() {
     in_own_process("a_lost_login_is_restored_by_the_next_call", || {
         let (config, _dir) = child_config("k1", PIN);
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            let provider = Pkcs11Provider::connect(config).await.unwrap();
-            let dek = DataKey::generate();
-            let before = provider.wrap(&dek, b"aad").await.unwrap();
-
-            // Log the process out of the token, from a session of its own.
-            let (context, slot) = own_slot();
-            let session = context.open_ro_session(slot).unwrap();
-            session.logout().unwrap();
-            assert_eq!(
-                session.get_session_info().unwrap().session_state(),
-                cryptoki::session::SessionState::RoPublic,
-                "still logged in"
-            );
-
+        block_on(async {
+            let (provider, dek, before) = provider_after_a_logout(config).await;
             let back = provider.unwrap(&before, b"aad").await.unwrap();
             assert_eq!(back.expose_secret(), dek.expose_secret());
             let after = provider.wrap(&dek, b"aad").await.unwrap();
@@ -482,13 +490,8 @@ fn a_refused_pin_is_not_tried_again_until_it_changes() {
     in_own_process("a_refused_pin_is_not_tried_again_until_it_changes", || {
         let (config, dir) = child_config("k1", PIN);
         let pin_file = dir.path().join("pin");
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            let provider = Pkcs11Provider::connect(config).await.unwrap();
-            let dek = DataKey::generate();
-            let wrapped = provider.wrap(&dek, b"aad").await.unwrap();
-            let (context, slot) = own_slot();
-            context.open_ro_session(slot).unwrap().logout().unwrap();
+        block_on(async {
+            let (provider, dek, wrapped) = provider_after_a_logout(config).await;
             std::fs::write(&pin_file, "not-the-pin").unwrap();
             let pause = std::time::Duration::from_millis(1100);
 
