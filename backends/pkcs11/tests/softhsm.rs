@@ -379,19 +379,43 @@ fn extractable_key(token: &Token) -> &'static str {
     LABEL
 }
 
-/// Runs `body` in a process of its own: this test binary again, running only `test`, on
-/// this process's token. For what changes every session of a process (PKCS#11 logins are
-/// per application, and this test process is logged in).
+/// Runs `body` in a process of its own: this test binary again, running only `test`. For
+/// what changes every session of a process (PKCS#11 logins are per application, and this
+/// test process is logged in). The child gets a SoftHSM2 token directory of its own, with a
+/// token holding key `k1`: a failed login rewrites the token's file, which a process
+/// reading the same directory at that moment would find half-written.
 fn in_own_process(test: &str, body: impl FnOnce()) {
     if std::env::var_os("PCI_VAULT_PKCS11_TEST_TOKEN").is_some() {
+        let (config, _dir) = child_config("k1", PIN);
+        create_key(&config, &id("k1")).unwrap();
         body();
         return;
     }
-    // The token must exist before the child looks for it.
-    let _ = token();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let label = format!("{}-{test}", token_label());
+    let label = &label[..label.len().min(32)];
+    let status = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label])
+        .args(["--so-pin", SO_PIN, "--pin", PIN])
+        .env("SOFTHSM2_CONF", &conf)
+        .status()
+        .expect("softhsm2-util (Debian package softhsm2)");
+    assert!(status.success(), "softhsm2-util --init-token failed");
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture"])
-        .env("PCI_VAULT_PKCS11_TEST_TOKEN", token_label())
+        .env("SOFTHSM2_CONF", &conf)
+        .env("PCI_VAULT_PKCS11_TEST_TOKEN", label)
         .output()
         .unwrap();
     assert!(
