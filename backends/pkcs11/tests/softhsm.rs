@@ -335,7 +335,7 @@ async fn a_bad_configuration_fails_at_open_and_says_why() {
     assert!(open(c).await.contains("cannot load the PKCS#11 module"));
 
     // A key that could leave the token is refused.
-    let extractable = extractable_key(token);
+    let extractable = extractable_key();
     let c = token.config(extractable);
     assert!(
         open(c)
@@ -344,19 +344,13 @@ async fn a_bad_configuration_fails_at_open_and_says_why() {
     );
 }
 
-/// Creates, once, a key the provider must refuse: extractable and not sensitive.
-fn extractable_key(token: &Token) -> &'static str {
+/// Creates, once, on the token [`token`] made, a key the provider must refuse: extractable
+/// and not sensitive.
+fn extractable_key() -> &'static str {
     static ONCE: OnceLock<()> = OnceLock::new();
     const LABEL: &str = "extractable";
     ONCE.get_or_init(|| {
-        let context = Pkcs11::new(&token.module).unwrap();
-        let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-        let slot = context
-            .get_slots_with_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| context.get_token_info(*s).unwrap().label().trim_end() == token_label())
-            .unwrap();
+        let (context, slot) = own_slot();
         let session = context.open_rw_session(slot).unwrap();
         let _ = session.login(UserType::User, Some(&AuthPin::from(PIN)));
         session
@@ -437,7 +431,8 @@ fn child_config(key: &str, pin: &str) -> (Pkcs11Config, tempfile::TempDir) {
     (config, dir)
 }
 
-/// This process's token as a context and slot of their own (the same loaded module).
+/// This process's token (see [`token_label`]) as a context and slot of their own (the same
+/// loaded module).
 fn own_slot() -> (Pkcs11, cryptoki::slot::Slot) {
     let context = Pkcs11::new(module()).unwrap();
     let _ = context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
