@@ -156,7 +156,7 @@ mkdir -p "$redis_secret"
 # own checks. The vault user gets exactly the commands of the pci-vault-redis README.
 cat >"$redis_secret/users.acl" <<EOF
 user default off
-user vault on #$(sha256 "$vault_password") ~pci-vault:* resetchannels &pci-vault:* -@all +ping +get +set +getrange +del +evalsha +script|load +wait +publish +subscribe
+user vault on #$(sha256 "$vault_password") ~pci-vault:* resetchannels &pci-vault:* -@all +ping +get +set +getrange +del +evalsha +script|load +wait +publish +subscribe +unsubscribe
 user replicator on #$(sha256 "$replication_password") resetchannels -@all +psync +replconf +ping
 user test-admin on #$(sha256 "$admin_password") ~* &* +@all
 EOF

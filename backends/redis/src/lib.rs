@@ -32,15 +32,20 @@ const CLAIM_LEN: usize = 16;
 /// A repeated write writes the entry again, unchanged: it may come on another connection
 /// than the first (after a timeout or a reconnection), and a `WAIT` counts only what its own
 /// connection wrote, so without a write of its own it would count replicas that never got
-/// the first one (`min_replicas`). The same holds in the other write scripts. That write is
-/// made with `pcall`: a server out of memory refuses it, and the repeat still answers as the
-/// first try did.
+/// the first one (`min_replicas`). The same holds in the other write scripts. When the
+/// server refuses that write (out of memory, too few replicas for `min-replicas-to-write`,
+/// a failing snapshot), the repeat answers `PCIVAULTAGAIN`: whether the first try counts is
+/// not known, and answering as the first try did would let the `WAIT` count replicas that
+/// may not have it.
 /// KEYS[1] = key; ARGV[1] = version; ARGV[2] = the stored string; ARGV[3] = TTL in ms.
 const CREATE_LUA: &str = r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current ~= '' then
   if current == ARGV[1] then
-    redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+    local rewritten = redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+    if type(rewritten) == 'table' and rewritten.err then
+      return redis.error_reply('PCIVAULTAGAIN the repeated write was refused: ' .. rewritten.err)
+    end
     return 1
   end
   return 0
@@ -53,7 +58,9 @@ return 1
 /// then, when given, publishes the event on the entry's channel — only when this call
 /// writes; answers 1 also when the key already holds the new version (a repeated replace,
 /// which publishes nothing). Run as [`REPLACE_LUA`] first; when the server is full, as
-/// [`REPLACE_WHEN_FULL_LUA`].
+/// [`REPLACE_WHEN_FULL_LUA`] — also for a repeat, whose rewrite a full server refuses to the
+/// first script (`OOM`) and allows to the second. A repeat's rewrite refused otherwise
+/// answers `PCIVAULTAGAIN`, as in [`CREATE_LUA`].
 /// KEYS[1] = key; ARGV[1] = expected version; ARGV[2] = new version; ARGV[3] = the value;
 /// ARGV[4], ARGV[5] (optional) = the channel and the event.
 macro_rules! replace_body {
@@ -61,7 +68,11 @@ macro_rules! replace_body {
         r"
 local current = redis.call('GETRANGE', KEYS[1], 0, 7)
 if current == ARGV[2] then
-  redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+  local rewritten = redis.pcall('SET', KEYS[1], redis.call('GET', KEYS[1]), 'KEEPTTL')
+  if type(rewritten) == 'table' and rewritten.err then
+    if string.sub(rewritten.err, 1, 4) == 'OOM ' then return rewritten end
+    return redis.error_reply('PCIVAULTAGAIN the repeated write was refused: ' .. rewritten.err)
+  end
   return 1
 end
 if current == '' or current ~= ARGV[1] then return 0 end
@@ -138,7 +149,10 @@ local count = string.byte(stored, 9)
 local id = string.sub(ARGV[1], 1, 8)
 for i = 0, count - 1 do
   if string.sub(stored, 10 + 16 * i, 17 + 16 * i) == id then
-    redis.pcall('SET', KEYS[1], stored, 'KEEPTTL')
+    local rewritten = redis.pcall('SET', KEYS[1], stored, 'KEEPTTL')
+    if type(rewritten) == 'table' and rewritten.err then
+      return redis.error_reply('PCIVAULTAGAIN the repeated write was refused: ' .. rewritten.err)
+    end
     return { stored, i + 1 }
   end
 end
@@ -354,8 +368,9 @@ impl RedisStore {
             ))),
         };
         checked?;
-        // Watches subscribe on a connection of their own: checked now too.
-        self.subscribe_to(&Self::channel(&probe)).await.map(drop)
+        // Watches subscribe, and unsubscribe when they end, on a connection of their own:
+        // checked now too.
+        self.subscriber.check(self, &Self::channel(&probe)).await
     }
 
     /// Runs a write script on `key`. With [`RedisOptions::min_replicas`] the script and
@@ -611,8 +626,22 @@ impl EphemeralStore for RedisStore {
         check_args(key, value)?;
         check_event(event)?;
         let redis_key = self.redis_key(key);
+        let channel = Self::channel(&redis_key);
         let mut args = replace_args(expected, version, value).to_vec();
-        args.extend([Self::channel(&redis_key).into_bytes(), event.to_vec()]);
+        if self.options.min_replicas.is_some() {
+            // The write counts only once the replicas have it, so its event goes out only
+            // then: published by the script, it could announce a write that a failover
+            // undoes. Published after the `WAIT`, it goes out on every try that answers
+            // `Applied` — a repeat after an unanswered publish too, so an event may arrive
+            // twice (a watch reports a change once).
+            let applied = self.replace_script(&redis_key, &args).await?;
+            if applied == 1 {
+                self.timed("publish", self.conn.publish(&channel, event))
+                    .await?;
+            }
+            return Ok(outcome(applied, version));
+        }
+        args.extend([channel.into_bytes(), event.to_vec()]);
         let applied = self.replace_script(&redis_key, &args).await?;
         Ok(outcome(applied, version))
     }

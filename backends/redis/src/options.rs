@@ -373,9 +373,12 @@ impl RedisOptions {
                     "min_replicas counts 1 to 64 replicas",
                 ));
             }
-            if min.timeout < Duration::from_millis(1) || min.timeout >= self.timeout {
+            // At most half: a write and its `WAIT` share the operation timeout (less a tenth
+            // through Sentinel), and a write queued behind another's `WAIT` must still fit,
+            // or replicas that lag would read as a primary that stopped answering.
+            if min.timeout < Duration::from_millis(1) || min.timeout > self.timeout / 2 {
                 return Err(Error::InvalidArgument(
-                    "the min_replicas timeout is at least 1 ms and shorter than the operation timeout",
+                    "the min_replicas timeout is at least 1 ms and at most half the operation timeout",
                 ));
             }
         }
@@ -475,6 +478,13 @@ mod tests {
                 ..RedisOptions::new("redis://x")
             },
             RedisOptions {
+                min_replicas: Some(MinReplicas::new(
+                    1,
+                    RedisOptions::DEFAULT_TIMEOUT / 2 + Duration::from_millis(1),
+                )),
+                ..RedisOptions::new("redis://x")
+            },
+            RedisOptions {
                 min_replicas: Some(MinReplicas::new(1, Duration::from_millis(100))),
                 ..RedisOptions::cluster(["redis://a", "redis://b"])
             },
@@ -486,6 +496,9 @@ mod tests {
                 "{case:?}"
             );
         }
+        let half = RedisOptions::new("redis://x")
+            .with_min_replicas(MinReplicas::new(1, RedisOptions::DEFAULT_TIMEOUT / 2));
+        half.validate().unwrap();
     }
 
     #[test]

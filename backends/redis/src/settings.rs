@@ -36,13 +36,17 @@ pub(crate) async fn unsafe_settings(conn: &Connection, timeout: Duration) -> Vec
     if let Some((value, on)) = unsafe_on(&save, |v| !v.trim().is_empty()) {
         warnings.push(format!(
             "Redis persistence is on (save \"{value}\"){on}: sealed records are written to RDB \
-             snapshots on disk and outlive their TTL there; set save \"\" for the vault's Redis"
+             snapshots on disk and outlive their TTL there, and a restart loads the last \
+             snapshot, bringing back sessions revealed since as unrevealed; set save \"\" for \
+             the vault's Redis"
         ));
     }
     if let Some((_, on)) = unsafe_on(&appendonly, |v| v == "yes") {
         warnings.push(format!(
             "Redis persistence is on (appendonly yes){on}: sealed records are written to the \
-             append-only file on disk; set appendonly no for the vault's Redis"
+             append-only file on disk, and a restart may load it without its last writes, \
+             bringing back sessions revealed since as unrevealed; set appendonly no for the \
+             vault's Redis"
         ));
     }
     if let Some((policy, on)) = unsafe_on(&policy, |v| v != "noeviction") {

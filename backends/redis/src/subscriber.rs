@@ -22,7 +22,7 @@
 //!   Sentinel disconnects the pub/sub clients of a primary it demotes, which ends the
 //!   connection here; the next subscription asks the sentinels again.
 //! - **When.** The store opens the connection at connect, where its permission check
-//!   subscribes once, and keeps it for its life: one connection per store.
+//!   subscribes and unsubscribes once, and keeps it for its life: one connection per store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +53,8 @@ struct Shared {
     sink: tokio::sync::Mutex<PubSubSink>,
     routes: Mutex<Routes>,
     closed: AtomicBool,
+    /// Whether a refused `UNSUBSCRIBE` has been logged on this connection.
+    unsubscribe_warned: AtomicBool,
     /// The longest wait for an answer to `UNSUBSCRIBE` (the store's connect timeout).
     timeout: Duration,
     /// Wakes the reading task when this connection is no longer used.
@@ -75,7 +77,7 @@ struct Route {
 /// route, and unsubscribes the channel when no other watch follows it.
 pub(crate) struct RedisSubscription {
     receiver: mpsc::Receiver<Vec<u8>>,
-    _route: RouteGuard,
+    route: RouteGuard,
 }
 
 struct RouteGuard {
@@ -125,6 +127,27 @@ impl Subscriber {
         }
     }
 
+    /// Subscribes to `channel`, then unsubscribes it and waits for the answer: the connect
+    /// check, so that a user who may subscribe but not unsubscribe is refused at start
+    /// rather than leaving a subscription on the server for every watch that ends.
+    pub(crate) async fn check(&self, store: &RedisStore, channel: &str) -> Result<()> {
+        let subscription = self.subscribe(store, channel).await?;
+        let shared = Arc::clone(&subscription.route.shared);
+        drop(subscription);
+        let mut sink = shared.sink.lock().await;
+        let answer =
+            tokio::time::timeout(store.options.connect_timeout, sink.unsubscribe(channel)).await;
+        drop(sink);
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(at_connect(&e, &store.options.redacted_urls())),
+            Err(_) => Err(Error::store_unavailable(format!(
+                "redis: unsubscribe timed out after {:?}",
+                store.options.connect_timeout
+            ))),
+        }
+    }
+
     /// The connection in use, or a new one (then `true`) when there is none or it ended.
     async fn connection(&self, store: &RedisStore) -> Result<(Arc<Shared>, bool)> {
         let mut current = self.current.lock().await;
@@ -169,10 +192,7 @@ async fn subscribe_on(
     let answer = tokio::time::timeout(store.options.connect_timeout, sink.subscribe(channel)).await;
     drop(sink);
     match answer {
-        Ok(Ok(())) => Ok(RedisSubscription {
-            receiver,
-            _route: route,
-        }),
+        Ok(Ok(())) => Ok(RedisSubscription { receiver, route }),
         Ok(Err(e)) if e.code() == Some("NOPERM") => Err(Attempt::Refused(at_connect(
             &e,
             &store.options.redacted_urls(),
@@ -214,6 +234,7 @@ impl Shared {
                         sink: tokio::sync::Mutex::new(sink),
                         routes: Mutex::new(Routes::default()),
                         closed: AtomicBool::new(false),
+                        unsubscribe_warned: AtomicBool::new(false),
                         timeout,
                         stop: Arc::clone(&stop),
                         runtime: tokio::runtime::Handle::current(),
@@ -314,14 +335,28 @@ impl Shared {
             // unsubscribe that fails leaves a channel subscribed that no route follows: its
             // messages are dropped, and it ends with the connection.
             let unsubscribing = sink.unsubscribe(&channel);
-            if tokio::time::timeout(shared.timeout, unsubscribing)
-                .await
-                .is_err()
-            {
-                drop(sink);
-                shared.close();
+            match tokio::time::timeout(shared.timeout, unsubscribing).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => shared.unsubscribe_failed(&e),
+                Err(_) => {
+                    drop(sink);
+                    shared.close();
+                }
             }
         }));
+    }
+
+    /// Says once per connection that an `UNSUBSCRIBE` was refused (the ACL changed since
+    /// connect, say): the channels it leaves subscribed take memory on the server until
+    /// the connection ends.
+    fn unsubscribe_failed(&self, e: &redis::RedisError) {
+        if !self.unsubscribe_warned.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                error = %during_operation("unsubscribe", e),
+                "redis: an unsubscribe failed; channels stay subscribed on the server until \
+                 this store's subscriber connection ends"
+            );
+        }
     }
 
     /// Ends every subscription on this connection and stops using it.

@@ -13,8 +13,8 @@ use pci_vault::conformance::visa_form;
 use pci_vault::{
     Error, ErrorCode, ExposeSecret, Pin, SessionId, SessionOptions, SessionState, Vault,
 };
-use pci_vault_redis::{RedisOptions, RedisStore};
-use pci_vault_testkit::redis::{self as testkit, RedisServer};
+use pci_vault_redis::{MinReplicas, RedisOptions, RedisStore};
+use pci_vault_testkit::redis::{self as testkit, PrimaryReplica, RedisServer};
 use pci_vault_testkit::vaults::vault_on;
 
 /// The operation timeout of these tests' stores.
@@ -311,7 +311,23 @@ async fn frozen_server_times_out_counts_nothing_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_server_answers_capacity_exceeded_and_writes_nothing() {
     let server = RedisServer::start(&[]);
-    let vault = connect(&server).await;
+    fills_up_then_finishes(&server, connect(&server).await).await;
+}
+
+/// The same with `min_replicas`: each write and its `WAIT` travel in one pipeline, whose
+/// errors reach the store differently from a lone command's; a full primary must answer
+/// the same codes, and still finish its sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_primary_with_min_replicas_answers_the_same() {
+    let servers = tokio::task::block_in_place(|| PrimaryReplica::start(&[]));
+    let options = RedisOptions::new(servers.primary.url())
+        .with_timeout(TIMEOUT)
+        .with_min_replicas(MinReplicas::new(1, Duration::from_millis(200)));
+    let vault = vault_on(RedisStore::connect(options).await.unwrap());
+    fills_up_then_finishes(&servers.primary, vault).await;
+}
+
+async fn fills_up_then_finishes(server: &RedisServer, vault: Vault) {
     let mut admin = server.admin().await;
     let keys = |admin: &mut redis::aio::MultiplexedConnection| {
         let mut admin = admin.clone();

@@ -236,6 +236,140 @@ async fn a_write_repeated_on_another_connection_still_waits_for_the_replica() {
     );
 }
 
+/// A repeat that finds its write applied writes it again so that its `WAIT` counts; when
+/// the primary refuses that rewrite — here `min-replicas-to-write`, once the frozen
+/// replica's lag is too long — the repeat is not acknowledged either. Where `WAIT` counts
+/// only the connection's own writes, answering the repeat as the first try did would let
+/// it count a replica that never got the write; Redis 7.0's `WAIT` also waits for what
+/// other connections wrote before, so there this holds either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
+    let mut servers = tokio::task::block_in_place(|| {
+        PrimaryReplica::start(&[
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "3",
+        ])
+    });
+    let store = || async {
+        let options = RedisOptions::new(servers.primary.url())
+            .with_timeout(TIMEOUT)
+            .with_min_replicas(one_replica());
+        RedisStore::connect(options).await.unwrap()
+    };
+    let (first, second) = (store().await, store().await);
+    let minute = Duration::from_secs(60);
+    let (v0, v1) = (Version::random(), Version::random());
+    assert_eq!(
+        first.create("replaced", v0, b"zero", minute).await.unwrap(),
+        CasOutcome::Applied(v0)
+    );
+
+    servers.replica.freeze();
+    // The first tries apply on the primary, within the replica's allowed lag, and are not
+    // acknowledged.
+    for result in [
+        first.create("created", v1, b"one", minute).await.map(drop),
+        first.replace("replaced", v0, v1, b"one").await.map(drop),
+    ] {
+        let error = result.expect_err("acknowledged by a frozen replica");
+        assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+    }
+    // Once the lag is too long the primary refuses every write.
+    let mut admin = servers.primary.admin().await;
+    until_writes_are(&mut admin, false).await;
+    // The repeats find their writes applied, may not write them again, and do not count.
+    for result in [
+        second.create("created", v1, b"one", minute).await.map(drop),
+        second.replace("replaced", v0, v1, b"one").await.map(drop),
+    ] {
+        let error = result.expect_err("a repeat acknowledged without its rewrite");
+
+        assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+    }
+
+    servers.replica.thaw();
+    wait_for_link(&servers.replica, &servers.primary);
+    until_writes_are(&mut admin, true).await;
+    assert_eq!(
+        second.create("created", v1, b"one", minute).await.unwrap(),
+        CasOutcome::Applied(v1)
+    );
+    assert_eq!(
+        second.replace("replaced", v0, v1, b"one").await.unwrap(),
+        CasOutcome::Applied(v1)
+    );
+}
+
+/// Waits (up to 20 s) until the primary behind `admin` accepts writes, or refuses them.
+async fn until_writes_are(admin: &mut redis::aio::MultiplexedConnection, accepted: bool) {
+    let started = Instant::now();
+    loop {
+        let written = redis::cmd("SET")
+            .arg("lag-probe")
+            .arg("x")
+            .query_async::<()>(admin)
+            .await
+            .is_ok();
+        if written == accepted {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "writes never became {}",
+            if accepted { "accepted" } else { "refused" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With `min_replicas` an event goes out only once the write counts: a replace the frozen
+/// replica does not acknowledge publishes nothing (a failover could still undo it), and
+/// its repeat, acknowledged once the replica is back, publishes the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_goes_out_only_once_the_replicas_have_the_write() {
+    let mut servers = replicated().await;
+    let options = RedisOptions::new(servers.primary.url())
+        .with_timeout(TIMEOUT)
+        .with_min_replicas(one_replica());
+    let store = RedisStore::connect(options).await.unwrap();
+    let minute = Duration::from_secs(60);
+    let (v0, v1) = (Version::random(), Version::random());
+    assert_eq!(
+        store.create("watched", v0, b"zero", minute).await.unwrap(),
+        CasOutcome::Applied(v0)
+    );
+    let mut events = store.subscribe("watched").await.unwrap();
+
+    servers.replica.freeze();
+    let error = store
+        .replace_and_publish("watched", v0, v1, b"one", b"event")
+        .await
+        .expect_err("acknowledged by a frozen replica");
+    assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+    // A published event arrives within milliseconds on loopback.
+    let early = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(
+        early.is_err(),
+        "an event went out for an unacknowledged write"
+    );
+
+    servers.replica.thaw();
+    wait_for_link(&servers.replica, &servers.primary);
+    assert_eq!(
+        store
+            .replace_and_publish("watched", v0, v1, b"one", b"event")
+            .await
+            .unwrap(),
+        CasOutcome::Applied(v1)
+    );
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("no event once the write counted");
+    assert_eq!(event.as_deref(), Some(&b"event"[..]));
+}
+
 /// `min_replicas` is checked at connect: with no replica the test write is not
 /// acknowledged, and the store refuses to open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
