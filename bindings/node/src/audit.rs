@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, ValueType};
+use napi::{Env, JsValue as _, ValueType};
 use napi_derive::napi;
 use pci_vault::{AuditEvent, AuditSink};
 use tokio::sync::watch;
@@ -59,8 +59,8 @@ impl From<&AuditEvent> for AuditRecord {
 
 /// Calls a JavaScript function with each event, on the JavaScript thread, without waiting
 /// for it. The function does not keep the process alive; an exception it throws, or a
-/// rejection of the Promise it returns, is counted and dropped (an audit callback must not
-/// be able to crash the process).
+/// rejection of the Promise (or thenable) it returns, is counted and dropped (an audit
+/// callback must not be able to crash the process).
 pub(crate) struct JsAuditSink {
     callback:
         ThreadsafeFunction<AuditRecord, Unknown<'static>, AuditRecord, napi::Status, false, true>,
@@ -73,7 +73,17 @@ impl JsAuditSink {
         if value.get_type()? != ValueType::Function {
             return Err(Failure::type_error("options.onAudit", "a function"));
         }
-        let function = Function::<AuditRecord, Unknown<'static>>::from_unknown(value)?;
+        // Called through an async arrow function, so that whatever the callback does —
+        // return a value, throw, return a thenable whose `then` getter or call throws — the
+        // binding gets an engine Promise, and every such throw becomes its rejection. The
+        // binding then never runs the host's `then` itself: an exception thrown there would
+        // be left pending after the native call, which Node reports as uncaught (and which
+        // ends the process under its strict policy for native modules).
+        let env = Env::from_raw(value.value().env);
+        let asyncify: Function<'_, Unknown<'_>, Unknown<'_>> =
+            env.run_script("(onAudit) => async (event) => onAudit(event)")?;
+        let function =
+            Function::<AuditRecord, Unknown<'static>>::from_unknown(asyncify.call(value)?)?;
         let callback = function
             .build_threadsafe_function::<AuditRecord>()
             .callee_handled::<false>()
@@ -179,7 +189,7 @@ impl AuditProgress {
     }
 }
 
-/// Ends event `seq` now, or when the Promise `onAudit` returned settles. A rejection is
+/// Ends event `seq` when the Promise the wrapped `onAudit` returned settles. A rejection is
 /// handled here: nobody else awaits that Promise, and Node would end the process on an
 /// unhandled rejection.
 fn end_when_settled(env: &Env, returned: Unknown<'_>, progress: Arc<AuditProgress>, seq: u64) {
@@ -202,12 +212,16 @@ fn end_when_settled(env: &Env, returned: Unknown<'_>, progress: Arc<AuditProgres
                 on_err.end(seq, true);
                 Ok(())
             })?;
-        then.apply(promise, FnArgs::from((fulfilled, rejected)))?;
+        // Through a bound function's `call`, which clears an exception the call leaves
+        // pending (only a host that replaced `Promise.prototype.then` could throw here).
+        then.bind(promise)?
+            .call(FnArgs::from((fulfilled, rejected)))?;
         Ok(true)
     })();
-    // A value that is not a Promise (or whose `then` cannot take the handlers) is done.
+    // The wrapper always returns an engine Promise; one whose settling cannot be followed
+    // may never have reached the audit trail, so it counts as not taken.
     if !matches!(attached, Ok(true)) {
-        progress.end(seq, false);
+        progress.end(seq, true);
     }
 }
 

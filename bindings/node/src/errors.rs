@@ -34,6 +34,17 @@ impl Failure {
         Failure::Vault(Error::InvalidArgument(message))
     }
 
+    /// An operation that panicked. It is `STORE_UNAVAILABLE`, the code the core gives an
+    /// operation that was stopped before it ended (`pci_vault_config::to_completion`): its
+    /// outcome is unknown, and the caller checks with `status` before trying again. Not
+    /// `INTEGRITY_ERROR` or `KEY_UNAVAILABLE`, which would send operators after tampering
+    /// or the keys. The panic's own message is not kept: it could hold anything.
+    pub(crate) fn panicked() -> Self {
+        Failure::Vault(Error::store_unavailable(
+            "the operation failed unexpectedly; its outcome is unknown",
+        ))
+    }
+
     /// The JavaScript error for this failure, ready to throw or to reject a promise with.
     pub(crate) fn into_js(self, env: &Env) -> napi::Error {
         match self.build(env) {

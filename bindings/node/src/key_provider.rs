@@ -8,7 +8,9 @@
 //!   `A-Z a-z 0-9 . _ : / -`; the ciphertext is at most 1 KiB).
 //! - `unwrap({ keyId, ciphertext }, aad: Buffer) → Buffer | null`: returns the 32 bytes with
 //!   exactly the key `keyId` names, never trying another; `null` when the key is known but
-//!   the ciphertext or `aad` does not authenticate (`INTEGRITY_ERROR`).
+//!   the ciphertext or `aad` does not authenticate (`INTEGRITY_ERROR`). Only `null` means
+//!   that: `undefined` (a forgotten `return`) is a provider bug, not tampering, and is
+//!   `KEY_UNAVAILABLE` like any other value that is not a Buffer.
 //!
 //! Each call runs on the JavaScript thread as any callback does and is awaited from the
 //! binding's runtime, so a slow provider never blocks the event loop (a provider that
@@ -17,19 +19,22 @@
 //! `KEY_UNAVAILABLE`; the thrown value is not kept (it could hold anything, even key
 //! material). The data key handed to `wrap` is a Buffer the JavaScript engine owns: the
 //! provider should `dataKey.fill(0)` when done with it. The Buffer `unwrap` returns is
-//! copied and then zeroed by the binding.
+//! copied and then zeroed by the binding, also when it arrives after the timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use napi::bindgen_prelude::JsObjectValue as _;
-use napi::bindgen_prelude::{Buffer, FnArgs, FromNapiValue, Function, Object, Promise, Unknown};
+use napi::bindgen_prelude::{
+    Buffer, Either, FnArgs, FromNapiValue, Function, Null, Object, Promise, Unknown,
+};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{JsValue as _, ValueType};
 use napi_derive::napi;
 use pci_vault::{Error, Result, WrappedKey};
 use pci_vault_keys::{HostCalls, HostProvider};
+use tokio::sync::oneshot;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::args::{self, Arg};
@@ -52,7 +57,7 @@ pub(crate) struct KeyProvider {
     #[napi(ts_type = "(dataKey: Buffer, aad: Buffer) => Promise<JsWrappedKey>")]
     pub wrap: String,
     /// Unwraps with exactly the key `keyId` names; `null` when the ciphertext or `aad`
-    /// does not authenticate.
+    /// does not authenticate. Only `null`: `undefined` is `KEY_UNAVAILABLE`.
     #[napi(ts_type = "(wrapped: JsWrappedKey, aad: Buffer) => Promise<Buffer | null>")]
     pub unwrap: String,
 }
@@ -65,9 +70,13 @@ type WrapFn = ThreadsafeFunction<
     false,
     true,
 >;
+/// What `unwrap` resolves to: the key, or `null`. Anything else (`undefined` included)
+/// fails the conversion, so the call is `KEY_UNAVAILABLE`.
+type Unwrapped = Either<Buffer, Null>;
+
 type UnwrapFn = ThreadsafeFunction<
     FnArgs<(JsWrappedKey, Buffer)>,
-    Promise<Option<Buffer>>,
+    Promise<Unwrapped>,
     FnArgs<(JsWrappedKey, Buffer)>,
     napi::Status,
     false,
@@ -77,7 +86,8 @@ type UnwrapFn = ThreadsafeFunction<
 /// The calls into a JavaScript key provider; `HostProvider` bounds and checks them.
 pub(crate) struct JsKeyProvider {
     wrap: WrapFn,
-    unwrap: UnwrapFn,
+    /// Shared with the task each `unwrap` call runs in.
+    unwrap: Arc<UnwrapFn>,
 }
 
 impl JsKeyProvider {
@@ -114,15 +124,17 @@ impl JsKeyProvider {
         .callee_handled::<false>()
         .weak::<true>()
         .build()?;
-        let unwrap =
-            Function::<FnArgs<(JsWrappedKey, Buffer)>, Promise<Option<Buffer>>>::from_unknown(
-                asyncify.call(method("unwrap")?.bind(object)?.to_unknown())?,
-            )?
-            .build_threadsafe_function::<FnArgs<(JsWrappedKey, Buffer)>>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build()?;
-        Ok(JsKeyProvider { wrap, unwrap })
+        let unwrap = Function::<FnArgs<(JsWrappedKey, Buffer)>, Promise<Unwrapped>>::from_unknown(
+            asyncify.call(method("unwrap")?.bind(object)?.to_unknown())?,
+        )?
+        .build_threadsafe_function::<FnArgs<(JsWrappedKey, Buffer)>>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()?;
+        Ok(JsKeyProvider {
+            wrap,
+            unwrap: Arc::new(unwrap),
+        })
     }
 }
 
@@ -157,19 +169,34 @@ impl HostCalls for JsKeyProvider {
             key_id: wrapped.key_id.as_str().to_owned(),
             ciphertext: Buffer::from(wrapped.ciphertext.clone()),
         };
-        let returned = settle(
-            "unwrap",
-            self.unwrap
-                .call_async(FnArgs::from((arg, Buffer::from(aad)))),
-        )
-        .await?;
-        Ok(returned.map(|mut returned| {
-            let clear = Zeroizing::new(returned.to_vec());
-            // The provider handed the Buffer over: wipe the engine's copy too.
-            let engine_copy: &mut [u8] = &mut returned;
+        let args = FnArgs::from((arg, Buffer::from(aad)));
+        let unwrap = Arc::clone(&self.unwrap);
+        // The call and the wait for its Promise run in a task of their own: when the
+        // provider's timeout drops this future, the task still takes (and wipes) the key
+        // the provider resolves later, instead of leaving it in the engine's Buffer.
+        let (answer, answered) = oneshot::channel();
+        napi::bindgen_prelude::spawn(async move {
+            let returned = settle("unwrap", unwrap.call_async(args)).await;
+            // Nobody waits any more after a timeout: the key is dropped, so wiped.
+            let _ = answer.send(returned.map(take_key));
+        });
+        answered.await.map_err(|_| {
+            Error::key_unavailable("the JavaScript key provider's unwrap was stopped")
+        })?
+    }
+}
+
+/// The key out of what `unwrap` resolved to: copied under `Zeroizing`, and the provider's
+/// Buffer wiped, since the provider handed it over. `None` for `null`.
+fn take_key(returned: Unwrapped) -> Option<Zeroizing<Vec<u8>>> {
+    match returned {
+        Either::A(mut buffer) => {
+            let clear = Zeroizing::new(buffer.to_vec());
+            let engine_copy: &mut [u8] = &mut buffer;
             engine_copy.zeroize();
-            clear
-        }))
+            Some(clear)
+        }
+        Either::B(Null) => None,
     }
 }
 

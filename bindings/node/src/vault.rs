@@ -363,18 +363,10 @@ where
     W: Future<Output = std::result::Result<T, Failure>> + Send + 'static,
     C: FnOnce(&'env Env, T) -> Result<V> + 'static,
 {
-    let mut work = Box::pin(work);
-    // A panic must not unwind into Node (that aborts the process): it rejects the Promise,
-    // as a panic in a runtime task does. The core's panic messages carry no secret.
-    let first_poll = panic::catch_unwind(AssertUnwindSafe(|| {
-        within_runtime_if_available(|| work.as_mut().poll(&mut Context::from_waker(Waker::noop())))
-    }));
-    let Ok(first_poll) = first_poll else {
-        return PromiseRaw::reject(
-            env,
-            napi::Error::from_reason("the operation failed unexpectedly"),
-        );
-    };
+    let mut work = Guarded::new(work);
+    let first_poll = within_runtime_if_available(|| {
+        std::pin::Pin::new(&mut work).poll(&mut Context::from_waker(Waker::noop()))
+    });
     match first_poll {
         Poll::Ready(Ok(value)) => match to_js(env, value) {
             Ok(value) => PromiseRaw::resolve(env, value),
@@ -383,7 +375,7 @@ where
         Poll::Ready(Err(failure)) => PromiseRaw::reject(env, failure.into_js(env)),
         // Polled again on the runtime, with a waker that works: a pending future registers
         // the waker of its latest poll.
-        Poll::Pending => settle_on_runtime(env, work, to_js),
+        Poll::Pending => spawn_settling(env, work, to_js),
     }
 }
 
@@ -399,6 +391,20 @@ where
     W: Future<Output = std::result::Result<T, Failure>> + Send + 'static,
     C: FnOnce(&'env Env, T) -> Result<V> + 'static,
 {
+    spawn_settling(env, Guarded::new(work), to_js)
+}
+
+fn spawn_settling<'env, T, V, W, C>(
+    env: &'env Env,
+    work: Guarded<W>,
+    to_js: C,
+) -> Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+    W: Future<Output = std::result::Result<T, Failure>> + Send + 'static,
+    C: FnOnce(&'env Env, T) -> Result<V> + 'static,
+{
     env.spawn_future_with_callback(
         async move { Ok(work.await) },
         move |env, outcome| match outcome {
@@ -406,6 +412,31 @@ where
             Err(failure) => Err(failure.into_js(env)),
         },
     )
+}
+
+/// `work` with a panic in any of its polls made into [`Failure::panicked`]. A panic must
+/// not unwind into Node (that aborts the process), and napi-rs would reject a panicked
+/// task's Promise with an error without `code` (and with the panic's text): every
+/// rejection goes through [`Failure`] instead.
+struct Guarded<W>(std::pin::Pin<Box<W>>);
+
+impl<W> Guarded<W> {
+    fn new(work: W) -> Self {
+        Guarded(Box::pin(work))
+    }
+}
+
+impl<T, W> Future for Guarded<W>
+where
+    W: Future<Output = std::result::Result<T, Failure>>,
+{
+    type Output = W::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let work = self.get_mut().0.as_mut();
+        panic::catch_unwind(AssertUnwindSafe(|| work.poll(cx)))
+            .unwrap_or_else(|_| Poll::Ready(Err(Failure::panicked())))
+    }
 }
 
 /// Lets an exception JavaScript threw while an argument was read (a getter, a `Proxy`)

@@ -6,7 +6,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 
 const { CARD, Vault, keyringEntry, storeOptions, rejectsWith } = require('./support');
 const { sessionRef } = require('..');
@@ -161,6 +161,39 @@ test('an async onAudit that rejects does not crash the process', () => {
     })();`;
   const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(out.trim(), 'calls 60 failures 60');
+});
+
+test('a thenable from onAudit whose then throws is a failed delivery, not a crash', () => {
+  // A `then` getter that throws, or a `then` that throws when called: each event counts
+  // as not delivered, like a rejection, and the process goes on. Node is run with the
+  // policy that makes an exception left pending by a native module fatal, so such an
+  // exception ends the child instead of only printing a warning.
+  const script = `
+    const { Vault } = require(${JSON.stringify(require.resolve('..'))});
+    const thenables = {
+      getter: () => ({ get then() { throw new Error('audit trail down'); } }),
+      call: () => ({ then() { throw new Error('audit trail down'); } }),
+      primitive: () => ({ get then() { throw 'audit trail down'; } }),
+    };
+    (async () => {
+      for (const [name, make] of Object.entries(thenables)) {
+        let calls = 0;
+        const vault = await Vault.open({
+          keys: { development: true },
+          onAudit: () => { calls++; return make(); },
+        });
+        for (let i = 0; i < 5; i++) await vault.createSession();
+        await vault.flushAudit();
+        await new Promise((r) => setTimeout(r, 20));
+        console.log(name, calls, vault.auditFailures());
+      }
+    })();`;
+  for (const flags of [[], ['--force-node-api-uncaught-exceptions-policy=true']]) {
+    const run = spawnSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.stderr, '', `stderr with ${flags}`);
+    assert.equal(run.status, 0, `exit status with ${flags}`);
+    assert.equal(run.stdout.trim(), 'getter 5 5\ncall 5 5\nprimitive 5 5', `output with ${flags}`);
+  }
 });
 
 test('onAudit must be a function', async () => {

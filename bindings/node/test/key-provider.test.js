@@ -143,12 +143,21 @@ test('a throwing or rejecting provider is KEY_UNAVAILABLE and its message is not
   }
 });
 
-test('unwrap: null is INTEGRITY_ERROR, a throw is KEY_UNAVAILABLE, a wrong length is KEY_UNAVAILABLE', async () => {
+test('unwrap: only null is INTEGRITY_ERROR; undefined, a throw, another value, a wrong length are KEY_UNAVAILABLE', async () => {
   const good = new GcmProvider();
   for (const [unwrap, code] of [
     [async () => null, 'INTEGRITY_ERROR'],
+    [() => null, 'INTEGRITY_ERROR'],
+    // A forgotten `return` is a provider bug, not tampering: it must not point operators
+    // at INTEGRITY_ERROR.
+    [async (w, a) => { await good.unwrap(w, a); }, 'KEY_UNAVAILABLE'],
+    [() => undefined, 'KEY_UNAVAILABLE'],
     [async () => { throw new Error('hsm down'); }, 'KEY_UNAVAILABLE'],
     [async () => Buffer.alloc(31, 1), 'KEY_UNAVAILABLE'],
+    [async () => 'a string', 'KEY_UNAVAILABLE'],
+    [async () => 0, 'KEY_UNAVAILABLE'],
+    [async () => false, 'KEY_UNAVAILABLE'],
+    [async () => ({ key: Buffer.alloc(32, 1) }), 'KEY_UNAVAILABLE'],
   ]) {
     const vault = await Vault.open({
       store: 'memory',
@@ -176,6 +185,38 @@ test('the data key the provider returns is wiped after the vault copied it', asy
   await vault.reveal(id, pin);
   assert.ok(returned.length >= 1);
   for (const key of returned) assert.ok(key.every((b) => b === 0), 'a returned data key was not wiped');
+});
+
+test('a data key that unwrap resolves after the timeout is wiped too', async () => {
+  const inner = new GcmProvider();
+  const late = [];
+  let slow = false;
+  const vault = await Vault.open({
+    store: 'memory',
+    keys: {
+      timeoutMs: 100,
+      provider: {
+        wrap: (k, a) => inner.wrap(k, a),
+        unwrap: async (w, a) => {
+          const key = await inner.unwrap(w, a);
+          if (!slow) return key;
+          late.push(key);
+          await new Promise((r) => setTimeout(r, 300));
+          return key;
+        },
+      },
+    },
+  });
+  const { id } = await vault.createSession();
+  slow = true;
+  await rejectsWith(vault.status(id), 'KEY_UNAVAILABLE');
+  assert.equal(late.length, 1);
+  const [key] = late;
+  assert.equal(key.length, 32);
+  assert.ok(key.some((b) => b !== 0), 'the key was wiped before unwrap resolved');
+  // The vault gave up waiting; the Buffer resolved afterwards must still be wiped.
+  for (let i = 0; i < 100 && key.some((b) => b !== 0); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(key.every((b) => b === 0), 'a data key resolved after the timeout was not wiped');
 });
 
 test('provider options are checked', async () => {

@@ -229,7 +229,15 @@ impl Vault {
     /// State, times, attempts left and metadata of a session; never secret data.
     pub async fn status(&self, id: String) -> Result<SessionStatus, VaultError> {
         let id = SessionId::parse(&id)?;
-        let status = self.inner.status(&id).await?;
+        let vault = self.inner.clone();
+        // Not a plain read: a session whose attempts were all taken without their outcome
+        // stored is locked here, then audited; run to the end so a cancelled call cannot
+        // store the lock without its audit event.
+        let (id, status) = to_completion(async move {
+            let status = vault.status(&id).await?;
+            Ok((id, status))
+        })
+        .await?;
         Ok(SessionStatus {
             id: id.to_string(),
             state: status.state.into(),
@@ -264,6 +272,9 @@ impl Vault {
         let id = SessionId::parse(&id)?;
         let vault = self.inner.clone();
         let receipt = to_completion(async move { vault.submit(&id, &input).await }).await?;
+        // The core's PIN is wiped when `receipt` drops. The exported `String` copy is handed
+        // to uniffi, which copies it into its buffer and drops it unwiped: see the README
+        // ("What crosses the FFI").
         Ok(Receipt {
             pin: receipt.pin.expose_secret().to_owned(),
             expires_at: receipt.expires_at,
@@ -284,6 +295,8 @@ impl Vault {
                 brand: brand.to_owned(),
                 masked_number,
             });
+        // Each core value is wiped as it drops; its exported `String` copy goes to uniffi,
+        // as the receipt's PIN does in `submit`.
         let fields = revealed
             .into_fields()
             .into_iter()

@@ -443,3 +443,64 @@ async def test_a_call_cancelled_by_asyncio_still_ends_and_is_audited(redis_store
     assert (await vault.status(ticket.id)).state == pci_vault.SessionState.SUBMITTED
     await vault.flush_audit()
     assert [e.action for e in sink.events] == ["created", "submitted"]
+
+
+# A process that takes a session's last PIN attempt and dies before it stores the outcome:
+# its key provider ends the process when the vault asks it to unwrap, which comes after the
+# attempt is stored and before the PIN is compared.
+DIES_MID_REVEAL = """
+import asyncio, os, sys
+import pci_vault
+
+class DiesOnUnwrap(pci_vault.KeyProvider):
+    def wrap(self, data_key, aad):
+        raise pci_vault.KeyProviderError.Unavailable(reason="not used")
+
+    def unwrap(self, wrapped, aad):
+        os._exit(0)
+
+async def main(url, prefix, session_id):
+    vault = await pci_vault.Vault.open(pci_vault.VaultOptions(
+        keys=pci_vault.KeySource.PROVIDER(provider=DiesOnUnwrap()), store=url,
+        redis=pci_vault.RedisSettings(key_prefix=prefix)))
+    await vault.reveal(session_id, "000000")
+    print("the reveal returned", flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_status_cancelled_by_asyncio_still_audits_the_lock_it_stores(redis_store, tmp_path):
+    """`status` of a session whose last attempt never stored its outcome locks it (a write)
+    and audits the lock. Cancelled while Redis holds that write, it still ends: the lock
+    that is stored has its audit event."""
+    sink = Collector()
+    vault = await open_audited(redis_store, sink)
+    ticket = await vault.create_session(pci_vault.SessionOptions(max_attempts=1))
+    await vault.submit(ticket.id, VALID_FORM)
+
+    script = tmp_path / "dies_mid_reveal.py"
+    script.write_text(DIES_MID_REVEAL)
+    died = subprocess.run(
+        [sys.executable, str(script), redis_url(), redis_store.prefix, ticket.id],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert (died.returncode, died.stdout, died.stderr) == (0, "", "")
+    status = await vault.status(ticket.id)
+    assert (status.state, status.attempts_left) == (pci_vault.SessionState.SUBMITTED, 0)
+    # The session is finished as locked once the grace period after the attempt is over:
+    # twice the Redis timeout, so 4 s by default.
+    await asyncio.sleep(4.2)
+
+    redis_cli(redis_url(), "CLIENT", "PAUSE", "1000", "WRITE")
+    statusing = asyncio.ensure_future(vault.status(ticket.id))
+    await asyncio.sleep(0.3)
+    assert not statusing.done()
+    statusing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await statusing
+    await asyncio.sleep(1.2)
+    assert (await vault.status(ticket.id)).state == pci_vault.SessionState.LOCKED
+    await vault.flush_audit()
+    assert [(e.action, e.attempts_left) for e in sink.events] == [
+        ("created", None), ("submitted", None), ("locked", 0)]
