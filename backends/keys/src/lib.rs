@@ -52,7 +52,10 @@ pub const DEVELOPMENT_KEY_WARNING: &str = "using an ephemeral development key: s
 /// Where a deployment's keys come from: one value that a configuration (flags, a binding's
 /// options) can name, opened into a [`KeyProvider`]. New providers (an HSM, a cloud KMS)
 /// become new variants.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` is [`KeySource::describe`]: a keyring pasted where a file's path belongs
+/// is not shown.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum KeySource {
     /// A keyring already in memory (e.g. built from a binding's inline keys).
@@ -73,6 +76,12 @@ pub enum KeySource {
     /// A key in AWS KMS.
     #[cfg(feature = "aws-kms")]
     AwsKms(pci_vault_aws_kms::AwsKmsConfig),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeySource").field(&self.describe()).finish()
+    }
 }
 
 impl KeySource {

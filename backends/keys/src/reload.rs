@@ -12,6 +12,7 @@ use pci_vault::{DataKey, KeyId, KeyProvider, Keyring, WrappedKey};
 use zeroize::Zeroizing;
 
 use crate::LoadError;
+use crate::text::shown_path;
 use crate::text::{decode_key, parse_keyring};
 
 /// How often, at most, the files are checked when a key is used.
@@ -139,20 +140,20 @@ impl<S: Source> Reloading<S> {
 
 fn read_small_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, LoadError> {
     let meta = fs::metadata(path)
-        .map_err(|e| LoadError::new(path.display(), format!("cannot be read: {}", e.kind())))?;
+        .map_err(|e| LoadError::new(shown_path(path), format!("cannot be read: {}", e.kind())))?;
     if meta.len() > MAX_FILE_LEN {
-        return Err(LoadError::new(path.display(), "is larger than 64 KiB"));
+        return Err(LoadError::new(shown_path(path), "is larger than 64 KiB"));
     }
     fs::read(path)
         .map(Zeroizing::new)
-        .map_err(|e| LoadError::new(path.display(), format!("cannot be read: {}", e.kind())))
+        .map_err(|e| LoadError::new(shown_path(path), format!("cannot be read: {}", e.kind())))
 }
 
 struct FileSource(PathBuf);
 
 impl Source for FileSource {
     fn describe(&self) -> String {
-        self.0.display().to_string()
+        shown_path(&self.0)
     }
 
     fn read(&self) -> Result<Zeroizing<Vec<u8>>, LoadError> {
@@ -189,7 +190,7 @@ impl DirectorySource {
 
 impl Source for DirectorySource {
     fn describe(&self) -> String {
-        self.0.display().to_string()
+        shown_path(&self.0)
     }
 
     /// The material as `name \0 content \0` for every key file, sorted by name.

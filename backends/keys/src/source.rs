@@ -6,6 +6,7 @@ use std::str::FromStr;
 use pci_vault::{Error, Result};
 
 use crate::KeySource;
+use crate::text::shown_path;
 
 const SYNTAX: &str = "a key source is development, env:VAR, file:PATH, dir:PATH, \
                       pkcs11:NAME=VALUE;… or aws-kms:NAME=VALUE;…";
@@ -68,8 +69,8 @@ impl KeySource {
         match self {
             KeySource::Keyring(ring) => format!("inline keyring (primary {})", ring.primary()),
             KeySource::Env(var) => format!("keyring in variable {var}"),
-            KeySource::File(path) => format!("keyring file {}", path.display()),
-            KeySource::Directory(path) => format!("key directory {}", path.display()),
+            KeySource::File(path) => format!("keyring file {}", shown_path(path)),
+            KeySource::Directory(path) => format!("key directory {}", shown_path(path)),
             KeySource::Development => "development key".to_owned(),
             KeySource::Provider(_) => "the host's key provider".to_owned(),
             #[cfg(feature = "pkcs11")]

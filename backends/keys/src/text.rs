@@ -45,6 +45,31 @@ pub fn parse_keyring(text: &str) -> Result<Keyring, LoadError> {
     Keyring::primary_first(keys).map_err(|e| LoadError::new("keyring", invalid_argument_reason(&e)))
 }
 
+/// How a message names the path of a key file or directory: as written, unless the text
+/// looks like key material given where its path belongs (a keyring pasted into the
+/// setting, say) — then not at all, since messages and logs must never show a key.
+pub(crate) fn shown_path(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    if holds_key_material(&text) {
+        "(a path that looks like key material, not shown)".to_owned()
+    } else {
+        text.into_owned()
+    }
+}
+
+/// Whether `text` holds what a keyring entry holds: a 32-byte key in standard base64 (43
+/// characters of its alphabet, then `=`), or several lines or entries of them.
+fn holds_key_material(text: &str) -> bool {
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    let bytes = text.as_bytes();
+    text.contains(['\n', '\r'])
+        || bytes.windows(44).any(|window| {
+            window
+                .split_last()
+                .is_some_and(|(last, key)| *last == b'=' && key.iter().all(is_base64))
+        })
+}
+
 /// Decodes one base64 key and checks it; the reason never contains the key.
 pub(crate) fn decode_key(b64: &str) -> Result<KeyEncryptionKey, String> {
     let bytes = Zeroizing::new(
@@ -74,6 +99,34 @@ mod tests {
 
     const K1: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
     const K2: &str = "3q2+7w0YV7V3h3Q0a8Qm2kq0pq8c5yB7yY8m0a3n1xE=";
+
+    #[test]
+    fn a_path_is_shown_unless_it_holds_key_material() {
+        use std::path::Path;
+        for path in [
+            "/etc/pci-vault/keyring",
+            "/var/run/secrets/pci-vault/..2026_12_01_03_20_12.123456789/primary",
+            "C:/keys/key=value.txt",
+            "relative/dir",
+        ] {
+            assert_eq!(shown_path(Path::new(path)), path);
+        }
+        for pasted in [
+            format!("k1:{K1}"),
+            format!("k1:{K1},k2:{K2}"),
+            format!("k1:{K1}\nk2:{K2}"),
+            K2.to_owned(),
+            format!("/etc/{K1}"),
+            "-----BEGIN\nsecret".to_owned(),
+        ] {
+            let shown = shown_path(Path::new(&pasted));
+            assert!(
+                !shown.contains(&K1[..8]) && !shown.contains(&K2[..8]),
+                "{shown}"
+            );
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+    }
 
     #[test]
     fn first_entry_is_primary() {

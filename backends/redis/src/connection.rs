@@ -46,9 +46,15 @@ macro_rules! on_connection {
 
 fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
+        // PEM text given where its file's path belongs (a client key, say) is not shown.
+        let text = path.to_string_lossy();
+        let shown = if text.contains("-----") || text.contains(['\n', '\r']) {
+            "(a path that looks like PEM text, not shown)".into()
+        } else {
+            text
+        };
         Error::store_unavailable(format!(
-            "redis: cannot read the {what} {}: {}",
-            path.display(),
+            "redis: cannot read the {what} {shown}: {}",
             e.kind()
         ))
     })

@@ -275,6 +275,18 @@ async fn malformed_options_are_invalid_arguments_without_secrets() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert_mentions(&err.to_string(), &["CA file", "PEM"]);
+
+    // A client key's PEM text given where its path belongs is not repeated.
+    let pem =
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKey-d4\n-----END PRIVATE KEY-----\n";
+    let cert = dir.path().join("client.pem");
+    std::fs::write(&cert, "").unwrap();
+    let err =
+        RedisStore::connect(RedisOptions::new("rediss://127.0.0.1:1").with_client_cert(&cert, pem))
+            .await
+            .unwrap_err();
+    assert_mentions(&err.to_string(), &["client key", "not shown"]);
+    assert_hides(&err.to_string(), &["MC4CAQ", "Key-d4"]);
 }
 
 /// A full server cannot take the connect probe: `CAPACITY_EXCEEDED`, not a vague failure.
