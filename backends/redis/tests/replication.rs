@@ -39,6 +39,14 @@ fn one_replica() -> MinReplicas {
     MinReplicas::new(1, WAIT)
 }
 
+/// A store on `primary` whose writes wait for one replica.
+async fn waiting_store(primary: &RedisServer) -> RedisStore {
+    let options = RedisOptions::new(primary.url())
+        .with_timeout(TIMEOUT)
+        .with_min_replicas(one_replica());
+    RedisStore::connect(options).await.unwrap()
+}
+
 fn assert_card(form: &pci_vault::RevealedForm) {
     assert_eq!(
         form.get("card_number").unwrap().expose_secret(),
@@ -158,13 +166,10 @@ async fn a_stopped_replica_makes_writes_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_repeated_on_another_connection_still_waits_for_the_replica() {
     let mut servers = replicated().await;
-    let store = || async {
-        let options = RedisOptions::new(servers.primary.url())
-            .with_timeout(TIMEOUT)
-            .with_min_replicas(one_replica());
-        RedisStore::connect(options).await.unwrap()
-    };
-    let (first, second) = (store().await, store().await);
+    let (first, second) = (
+        waiting_store(&servers.primary).await,
+        waiting_store(&servers.primary).await,
+    );
     let minute = Duration::from_secs(60);
     let v0 = Version::random();
     let (v1, v2) = (Version::random(), Version::random());
@@ -252,13 +257,10 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
             "3",
         ])
     });
-    let store = || async {
-        let options = RedisOptions::new(servers.primary.url())
-            .with_timeout(TIMEOUT)
-            .with_min_replicas(one_replica());
-        RedisStore::connect(options).await.unwrap()
-    };
-    let (first, second) = (store().await, store().await);
+    let (first, second) = (
+        waiting_store(&servers.primary).await,
+        waiting_store(&servers.primary).await,
+    );
     let minute = Duration::from_secs(60);
     let (v0, v1) = (Version::random(), Version::random());
     assert_eq!(
@@ -330,10 +332,7 @@ async fn until_writes_are(admin: &mut redis::aio::MultiplexedConnection, accepte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_goes_out_only_once_the_replicas_have_the_write() {
     let mut servers = replicated().await;
-    let options = RedisOptions::new(servers.primary.url())
-        .with_timeout(TIMEOUT)
-        .with_min_replicas(one_replica());
-    let store = RedisStore::connect(options).await.unwrap();
+    let store = waiting_store(&servers.primary).await;
     let minute = Duration::from_secs(60);
     let (v0, v1) = (Version::random(), Version::random());
     assert_eq!(
