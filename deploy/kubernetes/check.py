@@ -9,7 +9,8 @@ what the Kubernetes schemas say:
     would not reach the server);
   - the server's probes use the admin port (/readyz, /healthz), its Service does not
     expose that port, a PodDisruptionBudget and a NetworkPolicy (ingress and egress) select
-    it, and its keyring is a mounted Secret;
+    it, and its keyring is a mounted Secret; with AWS KMS or a webhooks file, a
+    NetworkPolicy lets it out on 443;
   - Redis, when present: no persistence, noeviction, an ACL file, the default user not
     configured in the file, and a NetworkPolicy.
 
@@ -47,6 +48,14 @@ def env_of(container, by_kind):
     for e in container.get("env", []):
         found[e["name"]] = e.get("value")
     return found
+
+
+def egress_to_443(by_kind, labels):
+    """Whether a NetworkPolicy selecting the pods of `labels` allows egress on 443."""
+    return any(selects(n["spec"]["podSelector"], labels)
+               and any(p.get("port") == 443 for r in n["spec"].get("egress", [])
+                       for p in r.get("ports", []))
+               for n in by_kind.get("NetworkPolicy", []))
 
 
 def key_source(container, args, env):
@@ -146,11 +155,14 @@ def main(path):
                 need(not any(name in env for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                                       "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE")),
                      "server: static AWS credentials in the environment (they win over the role)")
-                need(any(selects(n["spec"]["podSelector"], labels)
-                         and any(p.get("port") == 443 for r in n["spec"].get("egress", [])
-                                 for p in r.get("ports", []))
-                         for n in by_kind.get("NetworkPolicy", [])),
+                need(egress_to_443(by_kind, labels),
                      "server: AWS KMS without egress to 443 in a NetworkPolicy")
+        # Without egress every delivery fails, and only the metrics would say so.
+        webhooks = any(a == "--webhooks-file" or a.startswith("--webhooks-file=") for a in args)
+        if webhooks or env.get("PCI_VAULT_WEBHOOKS_FILE"):
+            need(egress_to_443(by_kind, labels),
+                 "server: a webhooks file without egress to 443 in a NetworkPolicy "
+                 "(components/webhooks adds it)")
         for option in ("--api-keys-file=", "--audit-key-file=", "--admin-listen="):
             need(any(a.startswith(option) for a in args), f"server: no {option[:-1]}")
         for svc in by_kind.get("Service", []):

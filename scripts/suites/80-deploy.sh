@@ -397,7 +397,7 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qF "$validate
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$validate_version"
 fi
-for target in base redis overlays/production overlays/aws-kms; do
+for target in base redis overlays/production overlays/aws-kms overlays/webhooks; do
   out="$work/kubernetes-$(echo "$target" | tr / -).yaml"
   "${render[@]}" "deploy/kubernetes/$target" >"$out"
   for version in 1.29.0 1.37.0; do
@@ -413,6 +413,17 @@ if "$venv/bin/kubernetes-validate" --strict --quiet -k 1.37.0 "$tmp/bad.yaml" >/
 fi
 "$venv/bin/python" deploy/kubernetes/check.py "$work/kubernetes-overlays-production.yaml"
 "$venv/bin/python" deploy/kubernetes/check.py "$work/kubernetes-overlays-aws-kms.yaml"
+"$venv/bin/python" deploy/kubernetes/check.py "$work/kubernetes-overlays-webhooks.yaml"
+# The webhooks overlay without its egress policy fails the check: deliveries would fail.
+python3 - "$work/kubernetes-overlays-webhooks.yaml" >"$tmp/no-webhook-egress.yaml" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+print("\n---\n".join(d for d in docs if "name: pci-vault-server-webhooks" not in d))
+PY
+grep -q -- "--webhooks-file" "$tmp/no-webhook-egress.yaml" || die "could not make the no-egress example"
+if "$venv/bin/python" deploy/kubernetes/check.py "$tmp/no-webhook-egress.yaml" >/dev/null 2>&1; then
+  die "deploy/kubernetes/check.py accepted webhooks without egress to 443"
+fi
 # Nor is the policy check: the KMS overlay without its IAM role fails it.
 sed 's|eks.amazonaws.com/role-arn:|example.com/not-a-role:|' "$work/kubernetes-overlays-aws-kms.yaml" >"$tmp/no-role.yaml"
 if "$venv/bin/python" deploy/kubernetes/check.py "$tmp/no-role.yaml" >/dev/null 2>&1; then

@@ -118,6 +118,9 @@
               $('state-detail').textContent = parsed.error.code + ': ' + parsed.error.message;
               return;
             }
+            // The server is stopping: the stream ends next; follow again (another server
+            // answers), from the session's state.
+            if (type === 'shutdown') continue;
             onEvent(type, parsed);
             if (TERMINAL.includes(type)) ended = true;
           }

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use pci_vault::{
     ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
 };
-use pci_vault_config::to_completion;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::openapi::RefOr;
@@ -208,7 +207,10 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     let options = request.overrides().apply(vault.session_defaults())?;
     let creating = vault.clone();
-    let ticket = to_completion(async move { creating.create_session(&options).await }).await?;
+    let ticket = state
+        .shutdown()
+        .to_completion(async move { creating.create_session(&options).await })
+        .await?;
     webhooks::feed::follow(state.webhooks(), &vault, &ticket.id);
     let created = SessionCreated {
         id: ticket.id.to_string(),
@@ -257,6 +259,7 @@ pub async fn get_session(
     )
 )]
 pub async fn reveal(
+    State(state): State<AppState>,
     Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
     Json(request): Json<Option<RevealRequest>>,
@@ -266,7 +269,10 @@ pub async fn reveal(
     ))?;
     let pin = Pin::parse(&request.pin)?;
     let id_text = id.to_string();
-    let form = to_completion(async move { vault.reveal(&id, &pin).await }).await?;
+    let form = state
+        .shutdown()
+        .to_completion(async move { vault.reveal(&id, &pin).await })
+        .await?;
     let capacity = 256
         + form
             .iter()
@@ -293,10 +299,14 @@ pub async fn reveal(
     responses((status = 204, description = "Cancelled (again, if it already was)"), CancelErrors)
 )]
 pub async fn cancel(
+    State(state): State<AppState>,
     Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
-    to_completion(async move { vault.cancel(&id).await }).await?;
+    state
+        .shutdown()
+        .to_completion(async move { vault.cancel(&id).await })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

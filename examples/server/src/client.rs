@@ -166,6 +166,10 @@ const MAX_HOPS: usize = 32;
 
 /// The hops of the forwarding header, left to right, every header line in order; `None`
 /// for a hop that is not an address.
+///
+/// A line is split on `,` as bytes and each hop decoded on its own: a proxy appends the
+/// address it saw to the line the client sent, so a byte outside ASCII that the client
+/// wrote spoils its own hop only, not the proxy's on the same line.
 fn hops(header: ForwardedHeader, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let (name, parse): (_, fn(&str) -> Option<IpAddr>) = match header {
         ForwardedHeader::XForwardedFor => ("x-forwarded-for", parse_hop),
@@ -173,11 +177,11 @@ fn hops(header: ForwardedHeader, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     };
     let mut out: Vec<Option<IpAddr>> = Vec::new();
     for value in headers.get_all(name) {
-        let Ok(value) = value.to_str() else {
-            out.push(None);
-            continue;
-        };
-        out.extend(value.split(',').map(|hop| parse(hop.trim())));
+        out.extend(value.as_bytes().split(|&b| b == b',').map(|hop| {
+            std::str::from_utf8(hop)
+                .ok()
+                .and_then(|hop| parse(hop.trim()))
+        }));
     }
     let excess = out.len().saturating_sub(MAX_HOPS);
     out.drain(..excess);
@@ -278,6 +282,32 @@ mod tests {
             TrustedProxies::none().client(ip("10.0.0.1"), &h),
             ip("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn a_byte_outside_ascii_spoils_its_own_hop_only() {
+        let t = TrustedProxies::parse("10.0.0.0/8", ForwardedHeader::XForwardedFor).unwrap();
+        let line = |bytes: &'static [u8]| {
+            let mut h = HeaderMap::new();
+            h.append("x-forwarded-for", HeaderValue::from_bytes(bytes).unwrap());
+            h
+        };
+        // The client wrote garbage; the proxy appended the address it saw on the same line.
+        let h = line(b"\xff\xfe, 203.0.113.5");
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.5"));
+        let h = line(b"6.6.6.6 \xc3\xa9, 203.0.113.5, 10.0.0.2");
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.5"));
+        // Garbage right of the client still ends the walk at the last good address.
+        let h = line(b"203.0.113.5, \xff, 10.0.0.3");
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("10.0.0.3"));
+        // The same for RFC 7239.
+        let t = TrustedProxies::parse("10.0.0.0/8", ForwardedHeader::Forwarded).unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            "forwarded",
+            HeaderValue::from_bytes(b"for=\"\xff\", for=203.0.113.6").unwrap(),
+        );
+        assert_eq!(t.client(ip("10.0.0.1"), &h), ip("203.0.113.6"));
     }
 
     #[test]

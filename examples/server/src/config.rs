@@ -25,7 +25,9 @@ pub use crate::public_url::PublicUrl;
 /// pci-vault example server: the customer's secure card form and the agent API.
 ///
 /// With no configuration it listens on 127.0.0.1:8080 with the memory store, an
-/// ephemeral development key and one random development API key, printed at start.
+/// ephemeral development key and one random development API key, printed at start. On an
+/// address other than loopback it refuses these development fallbacks unless
+/// --development is given.
 #[derive(Parser)]
 #[command(name = "pci-vault-server", version, about, long_about = None)]
 pub struct Args {
@@ -181,9 +183,11 @@ pub struct Args {
     #[arg(long, env = "PCI_VAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "PCI_VAULT_SHUTDOWN_GRACE", default_value = "10")]
-    pub shutdown_grace: u64,
+    /// Seconds to let requests in flight, the vault operations they started and queued
+    /// webhooks finish after SIGTERM or Ctrl-C. Default: --request-timeout-seconds, so a
+    /// request in flight gets its whole time limit.
+    #[arg(long, env = "PCI_VAULT_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
 
     /// Webhooks file (JSON): per tenant, the receiver's https URL and signing secret.
     #[arg(long, env = "PCI_VAULT_WEBHOOKS_FILE")]
@@ -193,6 +197,12 @@ pub struct Args {
     /// plain http on loopback.
     #[arg(long, env = "PCI_VAULT_WEBHOOKS_DEVELOPMENT")]
     pub webhooks_development: bool,
+
+    /// Development only: start on a --listen address other than loopback with the
+    /// development API key (printed to standard output) or the ephemeral development key.
+    /// Without it the server refuses to.
+    #[arg(long, env = "PCI_VAULT_DEVELOPMENT")]
+    pub development: bool,
 }
 
 /// Tools that run instead of the server.
@@ -272,6 +282,17 @@ pub enum ConfigError {
     /// The webhooks file is wrong.
     #[error("--webhooks-file: {0}")]
     Webhooks(#[from] pci_vault_webhooks::WebhookConfigError),
+    /// A development fallback on an address other hosts reach, without `--development`.
+    #[error(
+        "--listen {listen} is not a loopback address, and {missing}: configure them, or pass \
+         --development (PCI_VAULT_DEVELOPMENT=true) to accept development credentials there"
+    )]
+    DevelopmentExposed {
+        /// The `--listen` address.
+        listen: SocketAddr,
+        /// The options that would end the fallback, and what the fallback would be.
+        missing: String,
+    },
 }
 
 /// Largest audit key file accepted.
@@ -425,8 +446,61 @@ impl Args {
         Ok((opened, store))
     }
 
-    /// The grace period for requests in flight at shutdown.
+    /// The grace period for requests in flight at shutdown: `--shutdown-grace`, else the
+    /// request timeout.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace)
+        Duration::from_secs(self.shutdown_grace.unwrap_or(self.request_timeout_seconds))
+    }
+
+    /// The development fallbacks this configuration would use: the development API key,
+    /// the development key. Each names the options that replace it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Vault`] (`INVALID_ARGUMENT`) for a malformed `--key-source`.
+    fn development_fallbacks(&self) -> Result<Vec<&'static str>, ConfigError> {
+        let mut fallbacks = Vec::new();
+        if self.api_keys_file.is_none() && self.api_keys.is_none() {
+            fallbacks.push(
+                "no --api-keys-file or --api-keys is set (a development API key would be \
+                 printed to standard output)",
+            );
+        }
+        if matches!(self.key_source()?, KeySource::Development) {
+            fallbacks.push(
+                "no --keys-file, --key-source or PCI_VAULT_KEYS names the keys (an \
+                 ephemeral development key would seal the sessions)",
+            );
+        }
+        Ok(fallbacks)
+    }
+
+    /// Refuses the development fallbacks on a `--listen` address other than loopback,
+    /// unless `--development` accepts them: there, the development API key printed at
+    /// start lands in whatever keeps standard output (a container's log), and sessions
+    /// sealed under a key of this process only are lost with it.
+    ///
+    /// # Errors
+    /// [`ConfigError::DevelopmentExposed`] naming what is missing;
+    /// [`ConfigError::Vault`] for a malformed `--key-source`.
+    pub fn check_development(&self) -> Result<(), ConfigError> {
+        if self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let fallbacks = self.development_fallbacks()?;
+        if fallbacks.is_empty() {
+            return Ok(());
+        }
+        if self.development {
+            tracing::warn!(
+                address = %self.listen,
+                "--development: development credentials on an address other than loopback; \
+                 never in production"
+            );
+            return Ok(());
+        }
+        Err(ConfigError::DevelopmentExposed {
+            listen: self.listen,
+            missing: fallbacks.join(", and "),
+        })
     }
 }

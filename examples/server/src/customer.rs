@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{Error, SessionId};
-use pci_vault_config::to_completion;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -179,7 +178,10 @@ async fn submit_form(
         return pages::form_page(lang, &form, &malformed);
     };
     let (vault, input) = (state.vault().clone(), submission.to_form_input());
-    match to_completion(async move { vault.submit(&id, &input).await }).await {
+    let submitting = state
+        .shutdown()
+        .to_completion(async move { vault.submit(&id, &input).await });
+    match submitting.await {
         Ok(receipt) => pages::pin_page(lang, receipt.pin.expose_secret(), receipt.expires_at),
         Err(Error::ValidationFailed { fields }) => pages::form_page(
             lang,
@@ -219,7 +221,10 @@ async fn submit_json(
     let id = id?;
     let submission = Submission::from_json(body).map_err(|e| ApiError::BadRequest(e.0))?;
     let (vault, input) = (state.vault().clone(), submission.to_form_input());
-    let receipt = to_completion(async move { vault.submit(&id, &input).await }).await?;
+    let receipt = state
+        .shutdown()
+        .to_completion(async move { vault.submit(&id, &input).await })
+        .await?;
     let body = SubmitResponse {
         pin: receipt.pin.expose_secret(),
         expires_at: rfc3339(receipt.expires_at),

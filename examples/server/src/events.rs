@@ -8,11 +8,16 @@
 //! streaming (the session's record can no longer be read) is a last `error` message with
 //! the usual error body. A stream whose API key is removed from the API key file (or moved
 //! to another tenant) ends within [`KEY_CHECK`] of the reload with a last `error` message,
-//! `UNAUTHORIZED`. Events carry no card data and no PIN.
+//! `UNAUTHORIZED`. When the server shuts down, every stream ends at once with a last
+//! `shutdown` message: not an error, the client reconnects (to another server) and the new
+//! stream starts from the session's state, so nothing is missed. Without it, open streams
+//! would hold the shutdown for its whole grace period and then be cut. Events carry no
+//! card data and no PIN.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +34,8 @@ use crate::auth::{Agent, Credential};
 use crate::error::{ApiError, documented_errors};
 use crate::extract::SessionIdPath;
 use crate::respond::rfc3339;
+use crate::shutdown::Shutdown;
+use crate::state::AppState;
 
 /// How often a comment line goes out on a quiet stream.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -87,12 +94,14 @@ pub struct EventView {
 #[derive(ToSchema)]
 pub struct EventMessage {
     /// The SSE `event:` name: the event's `type` (`created`, `opened`, `submitted`,
-    /// `reveal_failed`, `revealed`, `locked`, `cancelled`, `expired`), or `error` for a last
-    /// message whose data is an error body.
+    /// `reveal_failed`, `revealed`, `locked`, `cancelled`, `expired`), `error` for a last
+    /// message whose data is an error body, or `shutdown` for a last message sent because
+    /// the server is stopping (not an error: reconnect to go on following the session).
     pub event: String,
-    /// The SSE `id:`: the event's id.
+    /// The SSE `id:`: the event's id (none on `error` and `shutdown`).
     pub id: String,
-    /// The SSE `data:`: an `EventView` as JSON (for `error`, an error body).
+    /// The SSE `data:`: an `EventView` as JSON (for `error`, an error body; for
+    /// `shutdown`, `{"type": "shutdown", "message": …}`).
     pub data: String,
 }
 
@@ -125,40 +134,81 @@ fn error_message(error: ApiError) -> Event {
     Event::default().event("error").data(data)
 }
 
-/// The events of `watch`, ending after the terminal one, an error, or once `credential`
-/// is no longer configured.
+/// The last message of a stream the server's shutdown ended: JSON like every other
+/// `data:`, under a name of its own so a client tells it from an `error`.
+fn shutdown_message() -> Event {
+    Event::default().event("shutdown").data(
+        r#"{"type":"shutdown","message":"the server is shutting down; reconnect to go on following the session"}"#,
+    )
+}
+
+/// What a stream does next.
+enum Step {
+    /// The watch's next item, or `None` when the watch ended.
+    Next(Option<pci_vault::Result<SessionEvent>>),
+    /// The API key is no longer configured.
+    KeyRemoved,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// Waits for the watch's next item, checking the credential every [`KEY_CHECK`]; a
+/// shutdown wins over everything else, so a busy stream ends as promptly as a quiet one.
+async fn next_step(watch: &mut SessionWatch, credential: &Credential, shutdown: &Shutdown) -> Step {
+    let next = watch.next();
+    tokio::pin!(next);
+    let stopping = shutdown.started();
+    tokio::pin!(stopping);
+    let mut checks = tokio::time::interval(KEY_CHECK);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stopping => break Step::ShuttingDown,
+            next = &mut next => break Step::Next(next),
+            _ = checks.tick() => if !credential.is_current() { break Step::KeyRemoved },
+        }
+    }
+}
+
+/// The events of `watch`, ending after the terminal one, an error, once `credential` is
+/// no longer configured, or at the server's shutdown.
 fn stream(
     watch: SessionWatch,
     credential: Credential,
+    shutdown: Shutdown,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(Some((watch, credential)), |state| async move {
-        let (mut watch, credential) = state?;
-        let next = {
-            let next = watch.next();
-            tokio::pin!(next);
-            let mut checks = tokio::time::interval(KEY_CHECK);
-            loop {
-                tokio::select! {
-                    next = &mut next => break Some(next),
-                    _ = checks.tick() => if !credential.is_current() { break None },
+    futures::stream::unfold(Some((watch, credential, shutdown)), |state| async move {
+        let (mut watch, credential, shutdown) = state?;
+        let step = match next_step(&mut watch, &credential, &shutdown).await {
+            Step::Next(_) if !credential.is_current() => Step::KeyRemoved,
+            step => step,
+        };
+        let last = match step {
+            Step::Next(next) => match next? {
+                Ok(event) => {
+                    return Some((Ok(message(&event)), Some((watch, credential, shutdown))));
                 }
+                Err(error) => error_message(ApiError::Vault(error)),
+            },
+            Step::KeyRemoved => {
+                tracing::info!("event stream ended: its API key is no longer configured");
+                error_message(ApiError::Unauthorized)
+            }
+            Step::ShuttingDown => {
+                tracing::debug!("event stream ended: the server is shutting down");
+                shutdown_message()
             }
         };
-        let Some(next) = next.filter(|_| credential.is_current()) else {
-            tracing::info!("event stream ended: its API key is no longer configured");
-            return Some((Ok(error_message(ApiError::Unauthorized)), None));
-        };
-        match next? {
-            Ok(event) => Some((Ok(message(&event)), Some((watch, credential)))),
-            Err(error) => Some((Ok(error_message(ApiError::Vault(error))), None)),
-        }
+        Some((Ok(last), None))
     })
 }
 
 /// A session's events as they happen, as Server-Sent Events (`text/event-stream`): its
 /// current state first, then each event once, ending after `revealed`, `locked`,
-/// `cancelled` or `expired`, or with a last `error` message (`UNAUTHORIZED`) once its API
-/// key is no longer configured. Heartbeat comments every 15 s.
+/// `cancelled` or `expired`, with a last `error` message (`UNAUTHORIZED`) once its API
+/// key is no longer configured, or with a last `shutdown` message when the server stops
+/// (reconnect: the new stream starts from the session's state). Heartbeat comments every
+/// 15 s.
 #[utoipa::path(
     get,
     path = "/v1/sessions/{id}/events",
@@ -169,18 +219,21 @@ fn stream(
         (status = 200, description = "A stream of SSE messages: `event:` the event type, \
             `id:` the event id, `data:` an EventView as JSON; a last `error` message with \
             an error body if the session can no longer be read, or `UNAUTHORIZED` once the \
-            API key is removed from the API key file",
+            API key is removed from the API key file; a last `shutdown` message (not an \
+            error) when the server stops: reconnect to go on following the session",
             content_type = "text/event-stream", body = EventMessage),
         EventErrors,
     )
 )]
 pub async fn session_events(
+    State(state): State<AppState>,
     Agent(vault, credential): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Response, ApiError> {
     let watch = vault.watch(&id).await?;
-    let events =
-        Sse::new(stream(watch, credential)).keep_alive(KeepAlive::new().interval(HEARTBEAT));
+    let shutdown = state.shutdown().clone();
+    let events = Sse::new(stream(watch, credential, shutdown))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT));
     // axum's `Sse` sets `Cache-Control: no-cache`; the stream names the session, whose id is
     // the customer's credential, so it is `no-store` like every other answer.
     Ok((

@@ -24,6 +24,7 @@ mod reload;
 pub mod request;
 pub mod respond;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod timeouts;
 pub mod tools;

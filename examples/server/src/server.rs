@@ -18,6 +18,7 @@ use crate::listener::{self, LimitedListener, PeerAddr};
 use crate::metrics::Metrics;
 use crate::ratelimit::{AuthFailures, RateLimit};
 use crate::reload::{TlsFiles, spawn_maintenance};
+use crate::shutdown::Shutdown;
 use crate::state::{AppState, Hardening};
 use pci_vault_webhooks::Webhooks;
 
@@ -79,6 +80,15 @@ pub fn init_logging(format: LogFormat, metrics: &Metrics) {
 /// [`ServeError`] when the configuration is bad, the address cannot be bound, the TLS
 /// files cannot be read, or serving fails.
 pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
+    // Before anything is opened or printed: a development API key on a public address
+    // would be printed to standard output, which a container's log keeps.
+    args.check_development()?;
+    if args.shutdown_grace() < args.timeouts().request {
+        tracing::warn!(
+            "--shutdown-grace is shorter than --request-timeout-seconds: a request in flight \
+             at shutdown may be cut off before its time limit"
+        );
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             // ring is the one crypto provider compiled in; another crate may have installed
@@ -132,7 +142,7 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
         form_limit,
         reveal_limit,
         metrics.clone(),
-        webhooks,
+        webhooks.clone(),
         Hardening {
             api_keys: Arc::clone(&api_keys),
             auth_failures,
@@ -154,8 +164,10 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
 
     let handle = Handle::new();
     let admin_handle = Handle::new();
+    let shutdown = state.shutdown().clone();
     tokio::spawn(shutdown_on_signal(
         [handle.clone(), admin_handle.clone()],
+        shutdown.clone(),
         args.shutdown_grace(),
     ));
 
@@ -216,6 +228,7 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
             Err(_) => tracing::error!("the admin listener stopped abnormally"),
         }
     }
+    shutdown.finish_work(&webhooks).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -248,7 +261,7 @@ fn warn_if_exposed(local: SocketAddr, public_url: &PublicUrl, tls: bool, explici
     }
 }
 
-async fn shutdown_on_signal(handles: [Handle<PeerAddr>; 2], grace: Duration) {
+async fn shutdown_on_signal(handles: [Handle<PeerAddr>; 2], shutdown: Shutdown, grace: Duration) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
@@ -266,6 +279,9 @@ async fn shutdown_on_signal(handles: [Handle<PeerAddr>; 2], grace: Duration) {
         () = term => {}
     }
     tracing::info!(grace_seconds = grace.as_secs(), "shutting down");
+    // First the event streams: each ends with its `shutdown` message, so no open stream
+    // holds the listeners' drain for the whole grace period.
+    shutdown.begin(grace);
     for handle in handles {
         handle.graceful_shutdown(Some(grace));
     }

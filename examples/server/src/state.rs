@@ -10,6 +10,7 @@ use crate::client::TrustedProxies;
 use crate::config::PublicUrl;
 use crate::metrics::Metrics;
 use crate::ratelimit::{AuthFailures, RateLimit};
+use crate::shutdown::Shutdown;
 use pci_vault_webhooks::Webhooks;
 
 /// Failed authentications allowed per minute per client unless configured.
@@ -33,6 +34,7 @@ struct Shared {
     trusted_proxies: TrustedProxies,
     metrics: Metrics,
     webhooks: Webhooks,
+    shutdown: Shutdown,
 }
 
 /// What a deployment sets beyond the basics of [`AppState::new`].
@@ -94,6 +96,7 @@ impl AppState {
             trusted_proxies: hardening.trusted_proxies,
             metrics,
             webhooks,
+            shutdown: Shutdown::new(),
         }))
     }
 
@@ -140,5 +143,10 @@ impl AppState {
     /// The webhooks: where operations announce session events.
     pub fn webhooks(&self) -> &Webhooks {
         &self.0.webhooks
+    }
+
+    /// The shutdown: its signal to event streams, and the vault operations still running.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.0.shutdown
     }
 }

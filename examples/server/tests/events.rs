@@ -238,6 +238,41 @@ async fn a_stream_ends_when_its_api_key_is_removed() {
     server.stop(&[&id]);
 }
 
+/// At shutdown an open stream ends at once with a last `shutdown` message, which is not an
+/// `error`, and the body ends cleanly; the server then exits without waiting out its
+/// grace period (600 s here: the harness gives it 20 s).
+#[tokio::test]
+async fn a_shutdown_ends_open_streams_with_a_last_message() {
+    let server = TestServer::start_with(
+        "events-shutdown",
+        common::Options {
+            args: vec!["--shutdown-grace", "600"],
+            ..common::Options::default()
+        },
+    );
+    let id = server.create_id().await;
+    let mut first = EventStream::open(&server, &id).await;
+    let mut second = EventStream::open(&server, &id).await;
+    assert_eq!(first.next().await.unwrap().event, "created");
+    assert_eq!(second.next().await.unwrap().event, "created");
+
+    server.signal("TERM");
+    for stream in [&mut first, &mut second] {
+        let last = stream
+            .next()
+            .await
+            .expect("the stream ended without a word");
+        assert_eq!(last.event, "shutdown");
+        assert_eq!(last.data["type"], "shutdown");
+        assert!(last.data["message"].as_str().unwrap().contains("reconnect"));
+        assert!(last.id.is_empty(), "{last:?}");
+        // The end of the body, not a cut connection (which `next` reports as a panic).
+        assert!(stream.next().await.is_none(), "the stream went on");
+    }
+    let log = server.wait_stopped(&[&id]);
+    assert!(log.contains("\"grace_seconds\":600"), "{log}");
+}
+
 /// Without the API key: 401; an unknown session: 404; a malformed id: 400 — each before
 /// any stream starts, as JSON errors.
 #[tokio::test]
@@ -282,6 +317,11 @@ async fn openapi_describes_the_event_stream() {
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["EventView"]["properties"]["attempts_left"].is_object());
     assert!(schemas["EventMessage"]["properties"]["data"].is_object());
+    // The last message of a shutdown is documented apart from an error.
+    let event = schemas["EventMessage"]["properties"]["event"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(event.contains("`shutdown`"), "{event}");
     let kinds = schemas["KindName"]["enum"].as_array().unwrap();
     for kind in [
         "created",

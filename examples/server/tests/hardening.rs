@@ -599,6 +599,68 @@ async fn a_trusted_proxy_separates_its_clients_and_forged_headers_are_ignored() 
     direct.stop(&[&id]);
 }
 
+/// A byte outside ASCII that a client wrote into `X-Forwarded-For` spoils its own hop
+/// only: the address the trusted proxy appended on the same line is still the client (its
+/// own allowance, its address in the log), not the proxy.
+#[tokio::test]
+async fn a_garbled_forwarded_hop_leaves_the_proxys_client_in_place() {
+    let server = TestServer::start_with(
+        "hardening-proxy-garbled",
+        Options {
+            args: vec![
+                "--reveal-rate-limit",
+                "3",
+                "--trusted-proxies",
+                "127.0.0.0/8",
+            ],
+            ..Options::default()
+        },
+    );
+    let id = server.create_id().await;
+    let reveal = |forwarded: Option<reqwest::header::HeaderValue>| {
+        let mut request = server
+            .client
+            .post(server.url(&format!("/v1/sessions/{id}/reveal")))
+            .bearer_auth(KEY)
+            .json(&json!({"pin": "123456"}));
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        request.send()
+    };
+    let garbled = || {
+        Some(reqwest::header::HeaderValue::from_bytes(b"\xff\xfe nonsense, 203.0.113.7").unwrap())
+    };
+    for _ in 0..3 {
+        let response = reveal(garbled()).await.unwrap();
+        assert_ne!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // The allowance used was 203.0.113.7's: a clean header naming it is refused now ...
+    let clean = reqwest::header::HeaderValue::from_static("203.0.113.7");
+    let response = reveal(Some(clean)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ... and the proxy's own allowance is untouched.
+    let response = reveal(None).await.unwrap();
+    assert_ne!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let clients: Vec<String> = log_lines(&server)
+        .iter()
+        .filter(|l| l["message"] == "request" && l["route"] == "/v1/sessions/{id}/reveal")
+        .map(|l| l["span"]["client"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            "203.0.113.7",
+            "203.0.113.7",
+            "203.0.113.7",
+            "203.0.113.7",
+            "127.0.0.1"
+        ],
+        "{clients:?}"
+    );
+    server.stop(&[&id]);
+}
+
 /// Replaces a file's content the way a deployment tool does: a new file renamed over it.
 fn replace(path: &std::path::Path, content: &str) {
     let tmp = path.with_extension("tmp");

@@ -237,6 +237,146 @@ async fn development_mode_prints_a_working_key_and_curl_example() {
     assert_eq!(log.matches(key.as_str()).count(), 3, "{log}");
 }
 
+/// Runs the server on every address with `args` and `env`, expecting it to refuse to start;
+/// returns what it printed. A server that starts instead is stopped and fails the test.
+fn refused_on_every_address(args: &[&str], env: &[(&str, &str)]) -> String {
+    let path = log_dir().join("ops-development-refused.log");
+    let out = std::fs::File::create(&path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pci-vault-server"))
+        .args(["--listen", "0.0.0.0:0"])
+        .args(args)
+        .env_remove("PCI_VAULT_KEYS")
+        .env_remove("PCI_VAULT_API_KEYS")
+        .env_remove("PCI_VAULT_KEY_SOURCE")
+        .env_remove("PCI_VAULT_DEVELOPMENT")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{args:?} started:\n{text}"
+    );
+    // Refused before anything is printed: no development key reaches the output.
+    assert!(!text.contains("listening on"), "{text}");
+    assert!(!text.contains("development API key ("), "{text}");
+    text
+}
+
+/// On an address other than loopback (a container's 0.0.0.0) the development fallbacks
+/// need `--development`: the development API key would be printed to standard output, which
+/// is the container's log. The message names what is missing.
+#[tokio::test]
+async fn development_credentials_off_loopback_need_the_development_flag() {
+    let out = refused_on_every_address(&[], &[]);
+    assert!(
+        out.contains("--listen 0.0.0.0:0 is not a loopback address"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--api-keys-file") && out.contains("--keys-file"),
+        "{out}"
+    );
+    assert!(out.contains("--development"), "{out}");
+
+    // With API keys, only the keys are missing; and the other way round.
+    let out = refused_on_every_address(&["--api-keys", KEY], &[]);
+    assert!(
+        out.contains("--keys-file") && !out.contains("--api-keys-file"),
+        "{out}"
+    );
+    assert!(!out.contains(KEY), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = dir.path().join("keyring");
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    std::fs::write(&keyring, format!("k1:{key}\n")).unwrap();
+    let keys_file = keyring.to_str().unwrap();
+    let out = refused_on_every_address(&["--keys-file", keys_file], &[]);
+    assert!(
+        out.contains("--api-keys-file") && !out.contains("--keys-file"),
+        "{out}"
+    );
+    // A development key source named outright is a development fallback too.
+    let out = refused_on_every_address(&["--api-keys", KEY, "--key-source", "development"], &[]);
+    assert!(out.contains("--keys-file"), "{out}");
+    // PCI_VAULT_DEVELOPMENT=false is no permission.
+    let out = refused_on_every_address(&[], &[("PCI_VAULT_DEVELOPMENT", "false")]);
+    assert!(out.contains("--development"), "{out}");
+
+    // Configured, it starts there.
+    let mut configured = TestServer::start_with(
+        "ops-public-configured",
+        Options {
+            listen: "0.0.0.0:0",
+            args: vec!["--keys-file", keys_file],
+            ..Options::default()
+        },
+    );
+    configured.remember_secret(&key);
+    configured.base = configured.base.replace("0.0.0.0", "127.0.0.1");
+    let id = configured.create_id().await;
+    let log = configured.stop(&[&id]);
+    assert!(!log.contains("development"), "{log}");
+
+    // With --development (flag or variable) it starts with the development fallbacks, and
+    // says so in the log.
+    for (name, args, env) in [
+        ("ops-public-development-flag", vec!["--development"], vec![]),
+        (
+            "ops-public-development-env",
+            vec![],
+            vec![("PCI_VAULT_DEVELOPMENT", "true")],
+        ),
+    ] {
+        let mut server = TestServer::start_with(
+            name,
+            Options {
+                listen: "0.0.0.0:0",
+                api_keys: false,
+                args,
+                env,
+                ..Options::default()
+            },
+        );
+        server.base = server.base.replace("0.0.0.0", "127.0.0.1");
+        let log = server.log();
+        let key = log
+            .lines()
+            .find(|l| l.contains("development API key"))
+            .and_then(|l| l.rsplit(' ').next())
+            .expect("no development key printed")
+            .to_owned();
+        let response = server
+            .client
+            .post(server.url("/v1/sessions"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+        let log = server.stop(&[]);
+        assert!(
+            log.contains("development credentials on an address other than loopback"),
+            "{name}: {log}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn tls_serves_https_with_hsts() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -427,6 +567,7 @@ fn help_lists_every_flag_and_variable() {
         ("--reveal-rate-limit", "PCI_VAULT_REVEAL_RATE_LIMIT"),
         ("--log-format", "PCI_VAULT_LOG_FORMAT"),
         ("--shutdown-grace", "PCI_VAULT_SHUTDOWN_GRACE"),
+        ("--development", "PCI_VAULT_DEVELOPMENT"),
     ] {
         assert!(help.contains(flag) && help.contains(var), "{flag} {var}");
     }

@@ -194,6 +194,55 @@ async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
     server.stop(&[&id, &pin]);
 }
 
+/// SIGTERM while a reveal whose request timed out still waits for Redis: the process
+/// waits for it (within its grace period) instead of exiting with the listeners and
+/// dropping it with the runtime, so the reveal ends, stored and audited. A server started
+/// afterwards on the same Redis finds the session revealed.
+#[tokio::test]
+async fn a_shutdown_waits_for_a_reveal_still_running() {
+    let redis = RedisServer::start(&[]);
+    let keys = shared_keys();
+    let url = redis.url();
+    let mut options = on_redis(&url, &keys, "drain:");
+    options
+        .args
+        .extend(["--request-timeout-seconds", "1", "--shutdown-grace", "60"]);
+    let server = TestServer::start_with("redis-shutdown-drain", options);
+    let id = server.create_id().await;
+    let pin = server.submit_card(&id).await;
+
+    // The reveal's write waits 2 s for Redis; its request is answered after 1 s.
+    let paused = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "CLIENT", "PAUSE", "2000", "WRITE"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(paused.status.success(), "{paused:?}");
+    let (status, body) = server.reveal(&id, &pin).await;
+    assert_eq!(
+        (status, common::error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "REQUEST_TIMEOUT"),
+        "{body}"
+    );
+    // No connection is open any more: the listeners close at once, the reveal is still
+    // running.
+    server.signal("TERM");
+    let log = server.wait_stopped(&[&id, &pin]);
+    let revealed = log.lines().filter(|line| {
+        line.contains("\"target\":\"pci_vault::audit\"")
+            && line.contains("\"action\":\"revealed\"")
+            && line.contains("\"outcome\":\"success\"")
+    });
+    assert_eq!(revealed.count(), 1, "{log}");
+
+    let after = TestServer::start_with(
+        "redis-shutdown-drain-after",
+        on_redis(&url, &keys, "drain:"),
+    );
+    let (_, view) = after.status(&id).await;
+    assert_eq!(view["state"], "revealed", "{view}");
+    after.stop(&[&id, &pin]);
+}
+
 /// `--help` shows where each setting comes from, never a Redis password set in the
 /// environment.
 #[test]

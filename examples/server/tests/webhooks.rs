@@ -445,6 +445,11 @@ async fn a_failing_receiver_gets_the_event_once_accepted_and_verifies_it() {
     assert_eq!(server.metrics.attempts("default", "retryable_status"), 2);
     assert_eq!(server.metrics.attempts("default", "accepted"), 1);
     assert_eq!(server.metrics.queued_count("default"), 1);
+    assert_eq!(
+        server.webhooks.pending(),
+        0,
+        "a delivered event is still pending"
+    );
 
     let secret = WebhookSecret::new(SECRET).unwrap();
     for delivery in &deliveries {
@@ -711,6 +716,14 @@ async fn unreachable_receivers_never_block_operations_or_other_tenants() {
     assert_eq!(
         server.metrics.count("closed", "queue_full") + acme_queued,
         200
+    );
+    // What the silent receiver holds, and what waits behind it, is pending until it is
+    // exhausted.
+    let pending = server.webhooks.pending();
+    let given_up = server.metrics.count("default", "exhausted");
+    assert!(
+        pending + given_up >= queued,
+        "{pending} pending and {given_up} given up of {queued} queued"
     );
     // The silent one times out (3 s a try, 2 tries), then exhausts too.
     wait_for_count(&server.metrics, "default", "exhausted", 1).await;
@@ -1016,6 +1029,78 @@ async fn the_binary_reads_the_webhooks_file_and_documents_the_webhook() {
         !text.contains(SECRET) && !text.contains("secret-path-token"),
         "{text}"
     );
+}
+
+/// A receiver that holds every request until `release` is notified, then answers 204;
+/// `received` counts the requests that arrived.
+async fn holding_receiver() -> (String, Arc<Mutex<usize>>, Arc<tokio::sync::Notify>) {
+    let received = Arc::new(Mutex::new(0usize));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (count, gate) = (Arc::clone(&received), Arc::clone(&release));
+    let app = Router::new().route(
+        "/hook",
+        axum::routing::post(move || async move {
+            let released = gate.notified();
+            *count.lock().unwrap() += 1;
+            released.await;
+            StatusCode::NO_CONTENT
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), received, release)
+}
+
+/// SIGTERM while a webhook delivery is in progress: the process waits for it (within its
+/// grace period) instead of exiting with the listeners, and the receiver's answer ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_waits_for_webhook_deliveries_in_progress() {
+    let (url, received, release) = holding_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhooks.json");
+    std::fs::write(
+        &file,
+        json!({"tenants": {"default": {"url": url, "secret": SECRET}}}).to_string(),
+    )
+    .unwrap();
+    let mut server = common::TestServer::start_with(
+        "webhooks-shutdown-drain",
+        common::Options {
+            args: vec![
+                "--webhooks-file",
+                file.to_str().unwrap(),
+                "--webhooks-development",
+                "--shutdown-grace",
+                "60",
+            ],
+            ..common::Options::default()
+        },
+    );
+    let id = server.create_id().await;
+    server.submit_card(&id).await;
+    // `submitted` is on its way: the receiver holds it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *received.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no delivery arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.signal("TERM");
+    // The server says it waits for the delivery, or (without that wait) it is gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("\"waiting for webhook deliveries\"") && !server.has_exited() {
+        assert!(
+            Instant::now() < deadline,
+            "the server neither waited nor exited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.notify_waiters();
+    let log = server.wait_stopped(&[&id]);
+    assert!(log.contains("\"webhook delivered\""), "{log}");
+    assert!(!log.contains("not delivered"), "{log}");
+    assert!(!log.contains(SECRET), "{log}");
 }
 
 /// One delivery to a receiver. `proxies_in_the_environment_are_not_used` runs it again in

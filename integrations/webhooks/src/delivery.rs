@@ -107,6 +107,7 @@ impl TenantWorker {
     }
 
     async fn deliver(&self, event: Queued) {
+        let _pending = self.metrics.delivering();
         let tenant = self.endpoint.tenant.as_str();
         let max = self.settings.max_attempts;
         for attempt in 1..=max {

@@ -122,6 +122,17 @@ impl Webhooks {
         }
     }
 
+    /// Whether any tenant has a receiver.
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Events waiting in a queue or being delivered, every tenant together (0 without
+    /// webhooks): a host that stops waits until none is left, within its grace period.
+    pub fn pending(&self) -> u64 {
+        self.0.as_ref().map_or(0, |queues| queues.metrics.pending())
+    }
+
     /// Whether `tenant` has a receiver.
     pub fn is_configured(&self, tenant: &Tenant) -> bool {
         self.0

@@ -1,6 +1,9 @@
 //! The webhooks' metrics, for the host to register in its Prometheus registry: labelled by
 //! tenant (the configured ones only, so the label set stays bounded) and by outcome.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +26,17 @@ pub struct WebhookMetrics {
     queued: Family<TenantLabels, Counter>,
     finished: Family<OutcomeLabels, Counter>,
     attempts: Family<OutcomeLabels, Counter>,
+    /// Events in a queue or being delivered, every tenant together.
+    pending: Arc<AtomicU64>,
+}
+
+/// Counts one queued event as pending until its delivery ends, however it ends.
+pub(super) struct Pending(Arc<AtomicU64>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WebhookMetrics {
@@ -64,12 +78,26 @@ impl WebhookMetrics {
         }
     }
 
+    /// An event entered `tenant`'s queue: pending until the [`Pending`] its delivery takes
+    /// is dropped.
     pub(super) fn queued(&self, tenant: &str) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
         self.queued
             .get_or_create(&TenantLabels {
                 tenant: tenant.to_owned(),
             })
             .inc();
+    }
+
+    /// Taken by the delivery of one queued event, for as long as it runs.
+    pub(super) fn delivering(&self) -> Pending {
+        Pending(Arc::clone(&self.pending))
+    }
+
+    /// Events waiting in a queue or being delivered, every tenant together: what a host
+    /// that stops waits for.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
     }
 
     pub(super) fn finished(&self, tenant: &str, outcome: &'static str) {

@@ -65,6 +65,8 @@ pub struct Options<'a> {
     pub root_cert: Option<&'a str>,
     /// A limit of open file descriptors for the server process (`ulimit -n`).
     pub fd_limit: Option<u32>,
+    /// `--listen` (default `127.0.0.1:0`).
+    pub listen: &'a str,
 }
 
 impl Default for Options<'_> {
@@ -75,6 +77,7 @@ impl Default for Options<'_> {
             api_keys: true,
             root_cert: None,
             fd_limit: None,
+            listen: "127.0.0.1:0",
         }
     }
 }
@@ -122,7 +125,7 @@ impl TestServer {
             None => Command::new(bin),
         };
         command
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", options.listen, "--log-format", "json"])
             .env("PCI_VAULT_FORM_RATE_LIMIT", "10000")
             .env("PCI_VAULT_REVEAL_RATE_LIMIT", "10000")
             .env("PCI_VAULT_AUTH_FAILURE_LIMIT", "10000")
@@ -326,15 +329,21 @@ impl TestServer {
         assert!(sent.success());
     }
 
+    /// Whether the server process has exited (it is then reaped by [`Self::wait_stopped`]).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_some()
+    }
+
     /// Sends SIGTERM, waits for a clean exit, and checks the log: it holds no remembered
     /// secret, no test card number, and no full session id of `ids`.
-    pub fn stop(mut self, ids: &[&str]) -> String {
+    pub fn stop(self, ids: &[&str]) -> String {
+        self.signal("TERM");
+        self.wait_stopped(ids)
+    }
+
+    /// [`Self::stop`] after SIGTERM was sent already ([`Self::signal`]).
+    pub fn wait_stopped(mut self, ids: &[&str]) -> String {
         let mut child = self.child.take().unwrap();
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
