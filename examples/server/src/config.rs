@@ -158,6 +158,13 @@ pub struct Args {
     #[arg(long, env = "PCI_VAULT_MAX_CONNECTIONS", default_value = "1024")]
     pub max_connections: NonZeroU32,
 
+    /// Most agent event streams open at once (each holds a connection for as long as it
+    /// follows its session); past it, a new stream answers 503 CAPACITY_EXCEEDED. Default:
+    /// half of --max-connections, so streams never take the connections customers' forms
+    /// need.
+    #[arg(long, env = "PCI_VAULT_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<NonZeroU32>,
+
     /// Failed agent authentications (missing or wrong API key) allowed per minute per
     /// client; past it, every agent route answers 429.
     #[arg(long, env = "PCI_VAULT_AUTH_FAILURE_LIMIT", default_value = "10")]
@@ -444,6 +451,15 @@ impl Args {
         })?;
         metrics.watch_key_usage(opened.key_usage.clone());
         Ok((opened, store))
+    }
+
+    /// The most event streams open at once: `--max-event-streams`, else half of
+    /// `--max-connections` (at least one).
+    pub fn max_event_streams(&self) -> usize {
+        let limit = self
+            .max_event_streams
+            .map_or((self.max_connections.get() / 2).max(1), NonZeroU32::get);
+        usize::try_from(limit).unwrap_or(usize::MAX)
     }
 
     /// The grace period for requests in flight at shutdown: `--shutdown-grace`, else the

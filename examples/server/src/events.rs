@@ -21,8 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
-use pci_vault::{SessionEvent, SessionEventKind, SessionWatch};
+use futures::{Stream, StreamExt as _};
+use pci_vault::{Error, SessionEvent, SessionEventKind, SessionWatch};
 use serde::Serialize;
 use utoipa::PartialSchema;
 use utoipa::ToSchema;
@@ -230,10 +230,18 @@ pub async fn session_events(
     Agent(vault, credential): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Response, ApiError> {
+    // Taken first, and held by the stream until it ends: streams stay open, and without a
+    // bound they could hold every connection the customers' forms need.
+    let permit = state
+        .event_stream_permit()
+        .ok_or(ApiError::Vault(Error::CapacityExceeded))?;
     let watch = vault.watch(&id).await?;
     let shutdown = state.shutdown().clone();
-    let events = Sse::new(stream(watch, credential, shutdown))
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT));
+    let events = stream(watch, credential, shutdown).map(move |event| {
+        let _held = &permit;
+        event
+    });
+    let events = Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT));
     // axum's `Sse` sets `Cache-Control: no-cache`; the stream names the session, whose id is
     // the customer's credential, so it is `no-store` like every other answer.
     Ok((
@@ -246,7 +254,10 @@ pub async fn session_events(
 documented_errors! {
     /// The errors of `session_events`, before the stream starts.
     EventErrors {
-        codes: [InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable],
+        codes: [
+            InvalidArgument, NotFound, KeyUnavailable, IntegrityError, StoreUnavailable,
+            CapacityExceeded,
+        ],
         own: [ApiError::Unauthorized],
     }
 }

@@ -147,6 +147,7 @@ pub async fn run(args: Args, metrics: Metrics) -> Result<(), ServeError> {
             api_keys: Arc::clone(&api_keys),
             auth_failures,
             trusted_proxies,
+            max_event_streams: args.max_event_streams(),
         },
     );
     spawn_maintenance(state.clone(), tls.clone());

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use pci_vault::Vault;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{ApiKeySet, ApiKeys};
 use crate::client::TrustedProxies;
@@ -18,6 +19,10 @@ pub const DEFAULT_AUTH_FAILURE_LIMIT: NonZeroU32 = match NonZeroU32::new(10) {
     Some(n) => n,
     None => NonZeroU32::MIN,
 };
+
+/// Event streams open at once unless configured: half the main listener's default
+/// connection limit.
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 512;
 
 /// The server's shared state: cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,6 +40,8 @@ struct Shared {
     metrics: Metrics,
     webhooks: Webhooks,
     shutdown: Shutdown,
+    /// One permit per open event stream.
+    event_streams: Arc<Semaphore>,
 }
 
 /// What a deployment sets beyond the basics of [`AppState::new`].
@@ -46,6 +53,9 @@ pub struct Hardening {
     pub auth_failures: AuthFailures,
     /// The proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Most event streams open at once, so that streams (which stay open) cannot take
+    /// every connection the customers' forms need.
+    pub max_event_streams: usize,
 }
 
 impl AppState {
@@ -64,6 +74,7 @@ impl AppState {
             api_keys: Arc::new(ApiKeySet::fixed(api_keys)),
             auth_failures: AuthFailures::per_minute(DEFAULT_AUTH_FAILURE_LIMIT),
             trusted_proxies: TrustedProxies::none(),
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
         };
         Self::hardened(
             vault,
@@ -97,6 +108,7 @@ impl AppState {
             metrics,
             webhooks,
             shutdown: Shutdown::new(),
+            event_streams: Arc::new(Semaphore::new(hardening.max_event_streams)),
         }))
     }
 
@@ -143,6 +155,12 @@ impl AppState {
     /// The webhooks: where operations announce session events.
     pub fn webhooks(&self) -> &Webhooks {
         &self.0.webhooks
+    }
+
+    /// A permit for one more event stream, held as long as the stream is open; `None`
+    /// when the most allowed are open.
+    pub fn event_stream_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.0.event_streams).try_acquire_owned().ok()
     }
 
     /// The shutdown: its signal to event streams, and the vault operations still running.

@@ -340,3 +340,56 @@ async fn openapi_describes_the_event_stream() {
     }
     server.stop(&[]);
 }
+
+/// Event streams are bounded (`--max-event-streams`): past the bound a new stream answers
+/// 503 `CAPACITY_EXCEEDED` while the customers' forms are still served, and a stream that
+/// ends gives its place back.
+#[tokio::test]
+async fn event_streams_are_bounded_and_forms_still_load() {
+    let server = TestServer::start_with(
+        "events-bounded",
+        common::Options {
+            args: vec!["--max-event-streams", "2"],
+            ..common::Options::default()
+        },
+    );
+    let id = server.create_id().await;
+    let mut first = EventStream::open(&server, &id).await;
+    let _second = EventStream::open(&server, &id).await;
+    assert_eq!(first.next().await.unwrap().event, "created");
+
+    let refused = server
+        .client
+        .get(server.url(&format!("/v1/sessions/{id}/events")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(error_code(&body), "CAPACITY_EXCEEDED");
+    let page = server.get(&format!("/forms/{id}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+
+    // Closing a stream frees its place once the server sees the connection gone.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = server
+            .client
+            .get(server.url(&format!("/v1/sessions/{id}/events")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(again.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed stream kept its place"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
