@@ -238,11 +238,19 @@ pub async fn create_session(
     responses((status = 200, description = "The session", body = SessionView), StatusErrors)
 )]
 pub async fn get_session(
+    State(state): State<AppState>,
     Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
     let status = vault.status(&id).await?;
-    Ok(axum::Json(SessionView::new(&id, &status)))
+    let view = SessionView::new(&id, &status);
+    // A live session polled here is followed from here too, in the background: its
+    // creating process may have stopped. An ended one is not (nothing more will happen).
+    if !status.state.is_terminal() && state.webhooks().is_configured(vault.tenant()) {
+        let webhooks = state.webhooks().clone();
+        tokio::spawn(async move { webhooks::feed::follow_touched(&webhooks, &vault, &id).await });
+    }
+    Ok(axum::Json(view))
 }
 
 /// Reveals the form once, with the PIN the customer read out.
@@ -269,6 +277,9 @@ pub async fn reveal(
     ))?;
     let pin = Pin::parse(&request.pin)?;
     let id_text = id.to_string();
+    // Followed from here before the reveal, so its outcome is delivered even if the
+    // process that created the session has stopped.
+    webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
     let form = state
         .shutdown()
         .to_completion(async move { vault.reveal(&id, &pin).await })
@@ -303,6 +314,7 @@ pub async fn cancel(
     Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
+    webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
     state
         .shutdown()
         .to_completion(async move { vault.cancel(&id).await })

@@ -235,6 +235,7 @@ pub async fn session_events(
     let permit = state
         .event_stream_permit()
         .ok_or(ApiError::Vault(Error::CapacityExceeded))?;
+    pci_vault_webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
     let watch = vault.watch(&id).await?;
     let shutdown = state.shutdown().clone();
     let events = stream(watch, credential, shutdown).map(move |event| {

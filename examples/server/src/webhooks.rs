@@ -16,7 +16,8 @@ use pci_vault_webhooks::WebhookEvent;
 /// matches. It answers 2xx once it has taken the event. 408, 429 (`Retry-After` honoured)
 /// and 5xx answers, timeouts and network errors are retried with exponential backoff; any
 /// other answer, redirects included, ends the delivery. The same event may arrive more than
-/// once: `Idempotency-Key` (the event id) is the same on every attempt.
+/// once: `Idempotency-Key` (the event id) is the same on every attempt and from every
+/// server process that delivers it.
 #[utoipa::path(
     post,
     path = "sessionEvent",
@@ -27,7 +28,7 @@ use pci_vault_webhooks::WebhookEvent;
             description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>",
             example = "t=1764511509,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"),
         ("Idempotency-Key" = String, Header,
-            description = "The event id: the same on every attempt of one event"),
+            description = "The event id: the same on every attempt of one event, from every server"),
     ),
     request_body(content = WebhookEvent, content_type = "application/json"),
     responses(

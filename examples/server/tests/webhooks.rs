@@ -1152,3 +1152,109 @@ fn proxies_in_the_environment_are_not_used() {
         "a delivery went through the proxy"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Server processes on one Redis: the events of a session whose creating process stopped.
+
+/// The kind and id of each delivery so far.
+fn kinds_and_ids(recorded: &Recorded) -> Vec<(String, String)> {
+    recorded
+        .all()
+        .iter()
+        .map(|d| {
+            let body: Value = serde_json::from_slice(&d.body).unwrap();
+            let id = d.header("idempotency-key").to_owned();
+            assert_eq!(body["id"], id.as_str());
+            (body["kind"].as_str().unwrap().to_owned(), id)
+        })
+        .collect()
+}
+
+/// The creating process is killed; the customer submits on another, which alone does not
+/// start a follow; an agent's status read there does, and the submission and then the
+/// reveal reach the receiver. A session two processes follow is delivered by both under
+/// one id, and an ended session is not followed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_receiver_after_the_creating_process_stops() {
+    use base64::Engine as _;
+    let (url, recorded) = receiver(Vec::new()).await;
+    let redis = pci_vault_testkit::redis::RedisServer::start(&[]);
+    let redis_url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhooks.json");
+    std::fs::write(
+        &file,
+        json!({"tenants": {"default": {"url": url, "secret": SECRET}}}).to_string(),
+    )
+    .unwrap();
+    let keys = format!(
+        "k1:{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let options = || common::Options {
+        args: vec![
+            "--store",
+            &redis_url,
+            "--webhooks-file",
+            file.to_str().unwrap(),
+            "--webhooks-development",
+        ],
+        env: vec![("PCI_VAULT_KEYS", &keys)],
+        ..common::Options::default()
+    };
+    let creator = common::TestServer::start_with("webhooks-creator", options());
+    let other = common::TestServer::start_with("webhooks-other", options());
+
+    let id = creator.create_id().await;
+    drop(creator);
+    let pin = other.submit_card(&id).await;
+    other.remember_secret(&pin);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        recorded.all().is_empty(),
+        "delivered with no process following"
+    );
+
+    let (status, view) = other.status(&id).await;
+    assert_eq!(
+        (status, view["state"].as_str()),
+        (StatusCode::OK, Some("submitted"))
+    );
+    recorded.wait_for(1, Duration::from_secs(10)).await;
+    let (status, _) = other.reveal(&id, &pin).await;
+    assert_eq!(status, StatusCode::OK);
+    recorded.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered = kinds_and_ids(&recorded);
+    let kinds: Vec<&str> = delivered.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["submitted", "revealed"]);
+    assert_ne!(delivered[0].1, delivered[1].1);
+
+    // Another process reads the ended session: nothing more is delivered.
+    let third = common::TestServer::start_with("webhooks-third", options());
+    let (status, view) = third.status(&id).await;
+    assert_eq!(
+        (status, view["state"].as_str()),
+        (StatusCode::OK, Some("revealed"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        recorded.all().len(),
+        2,
+        "an ended session was delivered again"
+    );
+
+    // Two processes follow one session (its creator, and one an agent read it on): each
+    // delivers the submission, under the same id.
+    let second = other.create_id().await;
+    let (status, _) = third.status(&second).await;
+    assert_eq!(status, StatusCode::OK);
+    let pin = third.submit_card(&second).await;
+    third.remember_secret(&pin);
+    recorded.wait_for(4, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered = kinds_and_ids(&recorded);
+    assert_eq!(delivered.len(), 4, "{delivered:?}");
+    assert_eq!(delivered[2].0, "submitted");
+    assert_eq!(delivered[2], delivered[3], "one event, two ids");
+}

@@ -25,7 +25,7 @@ fn delivered_names() -> Vec<&'static str> {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
-    "id": "evt_3q2R6sYb0pXcVtE1n4mKfA",
+    "id": "evt_5d0c1f8e2a9b47c3a1e6f02b9d8c7a41",
     "kind": "reveal_failed",
     "session": "lRq4vXb2mC8u0TzQeYp7sWn1kJd5hGa9oFiLr3xE6yB",
     "tenant": "default",
@@ -34,8 +34,9 @@ fn delivered_names() -> Vec<&'static str> {
     "attempts_left": 4
 })))]
 pub struct WebhookEvent {
-    /// Unique per event, the same on every attempt to deliver it (also sent as
-    /// `Idempotency-Key`): 1–128 visible ASCII characters.
+    /// Unique per event, the same on every attempt to deliver it and from every process
+    /// that delivers it ([`crate::feed::delivery_id`]; also sent as `Idempotency-Key`):
+    /// 1–128 visible ASCII characters.
     pub id: String,
     /// What happened: a kind that [`is_delivered`].
     #[serde(serialize_with = "kind_name")]

@@ -9,13 +9,13 @@ pub mod guard;
 mod metrics;
 pub mod signing;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use pci_vault::Tenant;
+use pci_vault::{SessionId, Tenant};
 use tokio::sync::mpsc;
 
 pub use self::config::{WebhookConfig, WebhookConfigError};
@@ -32,6 +32,33 @@ pub struct Webhooks(Option<Arc<Queues>>);
 struct Queues {
     by_tenant: HashMap<Tenant, TenantQueue>,
     metrics: WebhookMetrics,
+    /// The sessions this process follows now ([`feed`]), each once.
+    following: Mutex<HashSet<SessionId>>,
+}
+
+/// Most sessions one process follows at once; past it, a touched session is not followed
+/// (its creator's process still is, unless it stopped).
+const MAX_FOLLOWED: usize = 100_000;
+
+/// A session this process follows, until this is dropped (when its watch ends).
+pub(crate) struct Following {
+    queues: Arc<Queues>,
+    id: SessionId,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.queues.following().remove(&self.id);
+    }
+}
+
+impl Queues {
+    fn following(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+        // Each step under the lock is one insert or removal: a poisoned set is whole.
+        self.following
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 struct TenantQueue {
@@ -104,7 +131,11 @@ impl Webhooks {
                  and plain http to loopback, are allowed; never use it in production"
             );
         }
-        Ok(Webhooks(Some(Arc::new(Queues { by_tenant, metrics }))))
+        Ok(Webhooks(Some(Arc::new(Queues {
+            by_tenant,
+            metrics,
+            following: Mutex::new(HashSet::new()),
+        }))))
     }
 
     /// Reads the webhooks file (if any) and starts the workers.
@@ -131,6 +162,23 @@ impl Webhooks {
     /// webhooks): a host that stops waits until none is left, within its grace period.
     pub fn pending(&self) -> u64 {
         self.0.as_ref().map_or(0, |queues| queues.metrics.pending())
+    }
+
+    /// Marks `id` as followed by this process; `None` when it already is, or when this
+    /// process follows as many sessions as it may.
+    pub(crate) fn start_following(&self, id: &SessionId) -> Option<Following> {
+        let queues = self.0.as_ref()?;
+        let mut following = queues.following();
+        if following.len() >= MAX_FOLLOWED {
+            tracing::warn!(
+                "webhooks: this process follows {MAX_FOLLOWED} sessions; one more is not followed here"
+            );
+            return None;
+        }
+        following.insert(id.clone()).then(|| Following {
+            queues: Arc::clone(queues),
+            id: id.clone(),
+        })
     }
 
     /// Whether `tenant` has a receiver.
