@@ -257,6 +257,10 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
             "3",
         ])
     });
+    // The primary counts its replica as good once it has an acknowledgement from it,
+    // which the replica sends every second: until then it refuses writes.
+    let mut admin = servers.primary.admin().await;
+    until_writes_are(&mut admin, true).await;
     let (first, second) = (
         waiting_store(&servers.primary).await,
         waiting_store(&servers.primary).await,
@@ -279,7 +283,6 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
         assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
     }
     // Once the lag is too long the primary refuses every write.
-    let mut admin = servers.primary.admin().await;
     until_writes_are(&mut admin, false).await;
     // The repeats find their writes applied, may not write them again, and do not count.
     for result in [
