@@ -6,11 +6,11 @@
 //! Objects are read through their own enumerable string keys only, so nothing inherited
 //! (a polluted `Object.prototype`, an object literal's `__proto__`) is ever taken as input.
 
-use napi::ValueType;
 use napi::bindgen_prelude::{
     Array, FromNapiValue, JsObjectValue, JsValue, KeyCollectionMode, KeyConversion, KeyFilter,
     Object, Uint8ArraySlice, Unknown,
 };
+use napi::{JsString, ValueType};
 use zeroize::Zeroizing;
 
 use crate::errors::Failure;
@@ -40,6 +40,7 @@ pub(crate) fn secret_string(value: Unknown<'_>, name: &str) -> Arg<Zeroizing<Str
     if value.get_type()? != ValueType::String {
         return Err(Failure::type_error(name, "a string"));
     }
+    bounded(&JsString::from_unknown(value)?, name)?;
     let text = Zeroizing::new(String::from_unknown(value)?);
     if text.contains(char::REPLACEMENT_CHARACTER) {
         return Err(Failure::type_error(
@@ -48,6 +49,19 @@ pub(crate) fn secret_string(value: Unknown<'_>, name: &str) -> Arg<Zeroizing<Str
         ));
     }
     Ok(text)
+}
+
+/// The longest string or byte argument, in UTF-16 units or bytes: far beyond any value the
+/// vault takes (the core then names the field that is too long), and checked before the
+/// text is copied out of the JavaScript engine, so a huge string costs no copy.
+const MAX_ARGUMENT_LEN: usize = 16 * 1024 * 1024;
+
+/// Refuses a string longer than [`MAX_ARGUMENT_LEN`], from its length alone.
+fn bounded(text: &JsString<'_>, name: &str) -> Arg<()> {
+    if text.utf16_len()? > MAX_ARGUMENT_LEN {
+        return Err(Failure::type_error(name, "at most 16 Mi characters long"));
+    }
+    Ok(())
 }
 
 /// A secret given as a string or as UTF-8 bytes in a `Buffer`/`Uint8Array`, wiped from
@@ -71,6 +85,9 @@ pub(crate) fn bytes(value: Unknown<'_>, name: &str, expected: &str) -> Arg<Zeroi
     }
     let slice =
         Uint8ArraySlice::from_unknown(value).map_err(|_| Failure::type_error(name, expected))?;
+    if slice.len() > MAX_ARGUMENT_LEN {
+        return Err(Failure::type_error(name, "at most 16 MiB long"));
+    }
     Ok(Zeroizing::new(slice.to_vec()))
 }
 
@@ -171,6 +188,7 @@ fn own_keys<'env>(
         let key = names.get_element::<Unknown<'env>>(i)?;
         // Symbol keys are not input.
         if key.get_type()? == ValueType::String {
+            bounded(&JsString::from_unknown(key)?, "a property name")?;
             let name = String::from_unknown(key)?;
             // As for values: a lone surrogate would arrive as U+FFFD, and two names could
             // become one.

@@ -109,6 +109,24 @@ describe('hostile arguments', () => {
     assert.equal((await vault.status(session)).state, 'pending');
   });
 
+  test('strings and buffers past 16 Mi are refused from their length, before any copy', async () => {
+    const HUGE = 'y'.repeat(16 * 1024 * 1024 + 1);
+    const { id: session } = await vault.createSession();
+    const tooLong = async (promise, label) => {
+      const e = await rejectsArgument(promise, label);
+      assert.ok(e instanceof TypeError, label);
+      assert.match(e.message, /at most 16 Mi(B| characters) long/, label);
+    };
+    await tooLong(vault.status(HUGE), 'id');
+    await tooLong(vault.reveal(id, HUGE), 'pin');
+    await tooLong(vault.submit(session, { ...CARD, cardholder_name: HUGE }), 'field value');
+    await tooLong(vault.submit(session, { ...CARD, cardholder_name: Buffer.alloc(16 * 1024 * 1024 + 1, 0x41) }), 'field bytes');
+    await tooLong(vault.submit(session, { ...CARD, [HUGE]: 'x' }), 'field name');
+    await tooLong(vault.createSession({ metadata: { note: HUGE } }), 'metadata value');
+    assert.equal((await vault.status(session)).state, 'pending');
+    assert.equal((await vault.status(id)).attemptsLeft, 5, 'a refused PIN used an attempt');
+  });
+
   test('lone surrogates are refused, not replaced', async () => {
     // N-API would turn each into U+FFFD: the stored name would differ from the one given.
     const { id: session } = await vault.createSession();
