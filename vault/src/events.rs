@@ -1,8 +1,9 @@
 //! Session events: what happens to a session, as it happens.
 //!
-//! Each write that changes a session's state publishes its event in the same atomic store
-//! step ([`crate::store::EphemeralStore::replace_and_publish`]), so no event announces a
-//! write that did not happen. A wrong PIN publishes `reveal_failed` after its attempt is
+//! Each write that changes a session's state publishes its event with it
+//! ([`crate::store::EphemeralStore::replace_and_publish`]: in the same atomic store step,
+//! or, where a write counts only once replicas acknowledge it, right after that), so no
+//! event announces a write that did not happen. A wrong PIN publishes `reveal_failed` after its attempt is
 //! counted and the PIN compared; a fetched form page publishes `opened`. Neither changes
 //! the record, so neither is a write.
 //!

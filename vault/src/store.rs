@@ -203,8 +203,8 @@ pub trait EphemeralStore: Send + Sync + fmt::Debug {
     /// a conflict, and not again when a repeated call finds `version` already stored. So an
     /// event is never announced for a write that did not happen, and not twice — except by
     /// a store whose writes count only once replicas confirm them, which publishes after
-    /// the confirmation and may publish again on a repeat that follows an unanswered
-    /// publish (a watch reports each change once).
+    /// the confirmation, again on a repeat (a watch reports each change once), and not at
+    /// all when that publish fails (a watch learns the change from its next read).
     ///
     /// Required, with no default, so that a store wrapper cannot forget to forward it and
     /// silently drop every event. A store that delivers no events implements it as

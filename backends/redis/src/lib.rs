@@ -631,13 +631,22 @@ impl EphemeralStore for RedisStore {
         if self.options.min_replicas.is_some() {
             // The write counts only once the replicas have it, so its event goes out only
             // then: published by the script, it could announce a write that a failover
-            // undoes. Published after the `WAIT`, it goes out on every try that answers
-            // `Applied` — a repeat after an unanswered publish too, so an event may arrive
-            // twice (a watch reports a change once).
+            // undoes. Published after the `WAIT`, on every try that answers `Applied` (a
+            // repeat too: a watch reports a change once). A publish that fails does not
+            // fail the write, which is stored and acknowledged: a reveal would otherwise
+            // destroy the form without handing it out. Watches learn the change from their
+            // next read of the state instead.
             let applied = self.replace_script(&redis_key, &args).await?;
-            if applied == 1 {
-                self.timed("publish", self.conn.publish(&channel, event))
-                    .await?;
+            if applied == 1
+                && let Err(e) = self
+                    .timed("publish", self.conn.publish(&channel, event))
+                    .await
+            {
+                tracing::warn!(
+                    error = %e,
+                    "redis: a stored write's event was not published; watches learn it from \
+                     their next read"
+                );
             }
             return Ok(outcome(applied, version));
         }

@@ -243,10 +243,10 @@ async fn a_write_repeated_on_another_connection_still_waits_for_the_replica() {
 
 /// A repeat that finds its write applied writes it again so that its `WAIT` counts; when
 /// the primary refuses that rewrite — here `min-replicas-to-write`, once the frozen
-/// replica's lag is too long — the repeat is not acknowledged either. Where `WAIT` counts
-/// only the connection's own writes, answering the repeat as the first try did would let
-/// it count a replica that never got the write; Redis 7.0's `WAIT` also waits for what
-/// other connections wrote before, so there this holds either way.
+/// replica's lag is too long — the repeat is not acknowledged either, and says so. Where
+/// `WAIT` counts only the connection's own writes, answering the repeat as the first try
+/// did would let it count a replica that never got the write (Redis 7.0's `WAIT` also
+/// waits for what other connections wrote before, which hides that there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
     let mut servers = tokio::task::block_in_place(|| {
@@ -254,7 +254,7 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
             "--min-replicas-to-write",
             "1",
             "--min-replicas-max-lag",
-            "3",
+            "8",
         ])
     });
     // The primary counts its replica as good once it has an acknowledgement from it,
@@ -273,8 +273,8 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
     );
 
     servers.replica.freeze();
-    // The first tries apply on the primary, within the replica's allowed lag, and are not
-    // acknowledged.
+    // The first tries apply on the primary, well within the replica's allowed lag (8 s),
+    // and are not acknowledged.
     for result in [
         first.create("created", v1, b"one", minute).await.map(drop),
         first.replace("replaced", v0, v1, b"one").await.map(drop),
@@ -290,8 +290,11 @@ async fn a_repeat_the_primary_refuses_to_write_again_is_not_acknowledged() {
         second.replace("replaced", v0, v1, b"one").await.map(drop),
     ] {
         let error = result.expect_err("a repeat acknowledged without its rewrite");
-
         assert_eq!(error.code(), ErrorCode::StoreUnavailable, "{error}");
+        assert!(
+            error.to_string().contains("refused to write it again"),
+            "not a repeat: {error}"
+        );
     }
 
     servers.replica.thaw();
@@ -370,6 +373,32 @@ async fn an_event_goes_out_only_once_the_replicas_have_the_write() {
         .await
         .expect("no event once the write counted");
     assert_eq!(event.as_deref(), Some(&b"event"[..]));
+}
+
+/// With `min_replicas` an event is published by a command of its own after the write is
+/// acknowledged; when that publish fails (here the ACL stops allowing it after connect),
+/// the write still answers as stored: a reveal whose tombstone is stored hands out the
+/// form rather than failing with the card already destroyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_fails_after_an_acknowledged_write_does_not_fail_it() {
+    let servers = replicated().await;
+    let mut admin = servers.primary.admin().await;
+    let mut rules = pci_vault_testkit::redis::readme_acl_rules(include_str!("../README.md"));
+    rules.push("+wait".to_owned());
+    pci_vault_testkit::redis::acl_user(&mut admin, "vault", "pw-p1", &rules).await;
+    let url = format!("redis://vault:pw-p1@127.0.0.1:{}", servers.primary.port);
+    let on_primary = vault(url, Some(one_replica())).await;
+
+    rules.retain(|rule| rule != "+publish");
+    pci_vault_testkit::redis::acl_user(&mut admin, "vault", "pw-p1", &rules).await;
+    let ticket = on_primary
+        .create_session(&SessionOptions::default())
+        .await
+        .unwrap();
+    let receipt = on_primary.submit(&ticket.id, &visa_form()).await.unwrap();
+    assert_card(&on_primary.reveal(&ticket.id, &receipt.pin).await.unwrap());
+    let again = on_primary.reveal(&ticket.id, &receipt.pin).await;
+    assert_eq!(again.unwrap_err().code(), ErrorCode::AlreadyRevealed);
 }
 
 /// `min_replicas` is checked at connect: with no replica the test write is not
