@@ -174,9 +174,14 @@ impl HostCalls for JsKeyProvider {
         // The call and the wait for its Promise run in a task of their own: when the
         // provider's timeout drops this future, the task still takes (and wipes) the key
         // the provider resolves later, instead of leaving it in the engine's Buffer.
+        // Bounded too, past the longest timeout a provider may have, so a Promise that never
+        // settles does not keep a task for each call forever.
         let (answer, answered) = oneshot::channel();
         napi::bindgen_prelude::spawn(async move {
-            let returned = settle("unwrap", unwrap.call_async(args)).await;
+            let late = tokio::time::timeout(LATE_UNWRAP, settle("unwrap", unwrap.call_async(args)));
+            let Ok(returned) = late.await else {
+                return;
+            };
             // Nobody waits any more after a timeout: the key is dropped, so wiped.
             let _ = answer.send(returned.map(take_key));
         });
@@ -185,6 +190,11 @@ impl HostCalls for JsKeyProvider {
         })?
     }
 }
+
+/// How long an `unwrap` task waits for the provider's Promise, whoever still waits for the
+/// answer: twice the longest timeout a provider may be given.
+const LATE_UNWRAP: std::time::Duration =
+    HostProvider::<JsKeyProvider>::MAX_TIMEOUT.saturating_mul(2);
 
 /// The key out of what `unwrap` resolved to: copied under `Zeroizing`, and the provider's
 /// Buffer wiped, since the provider handed it over. `None` for `null`.

@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pci_vault::{
-    ExposeSecret, Pin, RevealedForm, SessionId, SessionOverrides, SessionState, SessionStatus,
+    Error, ExposeSecret, Pin, RevealedForm, SessionEventKind, SessionId, SessionOverrides,
+    SessionState, SessionStatus, Vault,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -243,14 +244,12 @@ pub async fn get_session(
     SessionIdPath(id): SessionIdPath,
 ) -> Result<axum::Json<SessionView>, ApiError> {
     let status = vault.status(&id).await?;
-    let view = SessionView::new(&id, &status);
-    // A live session polled here is followed from here too, in the background: its
-    // creating process may have stopped. An ended one is not (nothing more will happen).
-    if !status.state.is_terminal() && state.webhooks().is_configured(vault.tenant()) {
-        let webhooks = state.webhooks().clone();
-        tokio::spawn(async move { webhooks::feed::follow_touched(&webhooks, &vault, &id).await });
+    // A live session read here is followed from here too (its creating process may have
+    // stopped); an ended one is not: nothing more will happen to it.
+    if !status.state.is_terminal() {
+        webhooks::feed::follow_live(state.webhooks(), &vault, &id);
     }
-    Ok(axum::Json(view))
+    Ok(axum::Json(SessionView::new(&id, &status)))
 }
 
 /// Reveals the form once, with the PIN the customer read out.
@@ -277,13 +276,19 @@ pub async fn reveal(
     ))?;
     let pin = Pin::parse(&request.pin)?;
     let id_text = id.to_string();
-    // Followed from here before the reveal, so its outcome is delivered even if the
-    // process that created the session has stopped.
-    webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
-    let form = state
+    let revealing = vault.clone();
+    let session = id.clone();
+    // Read before the reveal: a watch that follows the session now delivers its outcome,
+    // and may have ended (and stopped following) by the time the reveal returns.
+    let followed = state.webhooks().follows(&id);
+    let outcome = state
         .shutdown()
-        .to_completion(async move { vault.reveal(&id, &pin).await })
-        .await?;
+        .to_completion(async move { revealing.reveal(&session, &pin).await })
+        .await;
+    if !followed {
+        announce_reveal(&state, &vault, &id, &outcome);
+    }
+    let form = outcome?;
     let capacity = 256
         + form
             .iter()
@@ -300,6 +305,28 @@ pub async fn reveal(
     Ok(secret_json(StatusCode::OK, &body, capacity))
 }
 
+/// Tells the tenant's webhook receiver how a reveal made here, on a session this process
+/// did not follow, ended — the process that created the session, which would tell it
+/// otherwise, may have stopped — and follows a session that a wrong PIN left live.
+fn announce_reveal(
+    state: &AppState,
+    vault: &Vault,
+    id: &SessionId,
+    outcome: &Result<RevealedForm, Error>,
+) {
+    let (kind, attempts_left) = match outcome {
+        Ok(_) => (SessionEventKind::Revealed, 0),
+        Err(e) => match e.attempts_left() {
+            Some(left) => (SessionEventKind::RevealFailed, left),
+            None => return,
+        },
+    };
+    webhooks::feed::announce(state.webhooks(), vault.tenant(), id, kind, attempts_left);
+    if kind == SessionEventKind::RevealFailed {
+        webhooks::feed::follow_live(state.webhooks(), vault, id);
+    }
+}
+
 /// Cancels a session and destroys its data.
 #[utoipa::path(
     delete,
@@ -314,7 +341,6 @@ pub async fn cancel(
     Agent(vault, _): Agent,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<StatusCode, ApiError> {
-    webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
     state
         .shutdown()
         .to_completion(async move { vault.cancel(&id).await })

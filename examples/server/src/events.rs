@@ -235,8 +235,10 @@ pub async fn session_events(
     let permit = state
         .event_stream_permit()
         .ok_or(ApiError::Vault(Error::CapacityExceeded))?;
-    pci_vault_webhooks::feed::follow_touched(state.webhooks(), &vault, &id).await;
     let watch = vault.watch(&id).await?;
+    // Followed from here too (its creating process may have stopped); a session that has
+    // ended is dropped by the follow itself.
+    pci_vault_webhooks::feed::follow_live(state.webhooks(), &vault, &id);
     let shutdown = state.shutdown().clone();
     let events = stream(watch, credential, shutdown).map(move |event| {
         let _held = &permit;

@@ -1173,7 +1173,8 @@ fn kinds_and_ids(recorded: &Recorded) -> Vec<(String, String)> {
 /// The creating process is killed; the customer submits on another, which alone does not
 /// start a follow; an agent's status read there does, and the submission and then the
 /// reveal reach the receiver. A session two processes follow is delivered by both under
-/// one id, and an ended session is not followed again.
+/// one id, an ended session is not followed again, and a reveal on a process that follows
+/// nothing is announced by that process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_the_receiver_after_the_creating_process_stops() {
     use base64::Engine as _;
@@ -1257,4 +1258,20 @@ async fn events_reach_the_receiver_after_the_creating_process_stops() {
     assert_eq!(delivered.len(), 4, "{delivered:?}");
     assert_eq!(delivered[2].0, "submitted");
     assert_eq!(delivered[2], delivered[3], "one event, two ids");
+
+    // A reveal on a process that does not follow the session (its creator is gone, and no
+    // agent read it anywhere else) is announced by the process that made it.
+    let fourth = common::TestServer::start_with("webhooks-fourth", options());
+    let lone = third.create_id().await;
+    drop(third);
+    let pin = fourth.submit_card(&lone).await;
+    fourth.remember_secret(&pin);
+    let (status, _) = fourth.reveal(&lone, &pin).await;
+    assert_eq!(status, StatusCode::OK);
+    let deliveries = recorded.wait_for(5, Duration::from_secs(10)).await;
+    let last: Value = serde_json::from_slice(&deliveries[4].body).unwrap();
+    assert_eq!(
+        (last["kind"].as_str(), last["session"].as_str()),
+        (Some("revealed"), Some(lone.as_str()))
+    );
 }

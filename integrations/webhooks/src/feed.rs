@@ -4,25 +4,34 @@
 //! A session's events are published through the store whichever process caused them (the
 //! form server that took the submission, another replica that took the reveal), so any
 //! process that watches the session sees them all. The process that created the session
-//! follows it ([`follow`]); so does every other process that handles an operation on it
-//! for its tenant ([`follow_touched`]), so that a session whose creating process stopped (a
-//! rolling deployment, a crash) is followed again by the next one an agent reaches.
+//! follows it ([`follow`]). So does any other process that handled an agent's operation
+//! on it while it was live ([`follow_live`]), so that a session whose creating process
+//! stopped (a rolling deployment, a crash) is followed again by the next one an agent
+//! reaches; and a process that revealed, or counted a wrong PIN, without following the
+//! session announces that outcome itself ([`announce`]). None of this is on the
+//! operation's path: the follow starts in a task of its own, after the operation.
 //!
 //! Several processes may therefore deliver the same event. Its id is the same in each
 //! ([`delivery_id`]: derived from the session, the kind and, for `reveal_failed`, the
 //! attempts left — each happens once in a session's life), so a receiver that keeps the
-//! ids it has taken (`Idempotency-Key`) takes it once. `opened` is delivered once per
-//! process, the first time the link is opened: every load of the page (a reload, a chat's
-//! link preview, someone looping on the link) announces one, and only the first tells the
-//! receiver something.
+//! ids it has taken (`Idempotency-Key`) takes it once; the copies may differ in `at` (a
+//! copy read from the session's state carries the time it was read). `opened` is delivered
+//! once per process, the first time the link is opened: every load of the page (a reload,
+//! a chat's link preview, someone looping on the link) announces one, and only the first
+//! tells the receiver something.
 //!
 //! What is still lost: events of a session while no process follows it (its creating
 //! process stopped and no agent operation reached another yet) collapse into its state
-//! when one does, so a receiver learns `revealed` but may miss the `submitted` before it;
-//! and the customer's side alone (the form page, the submission) does not start a follow,
-//! since it does not know the tenant.
+//! when one does, so a receiver may learn `revealed` without the `submitted` before it; a
+//! `cancelled` or `locked` that happens then is not announced; and the customer's side
+//! alone (the form page, the submission) does not start a follow, since it does not know
+//! the tenant.
 
-use pci_vault::{SessionEvent, SessionEventKind, SessionId, SessionWatch, Vault};
+use std::time::SystemTime;
+
+use pci_vault::{
+    SessionEvent, SessionEventKind, SessionId, SessionState, SessionWatch, Tenant, Vault,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::{Following, WebhookEvent, Webhooks, is_delivered};
@@ -33,7 +42,7 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
     if !webhooks.is_configured(vault.tenant()) {
         return;
     }
-    let Some(following) = webhooks.start_following(id) else {
+    let Some(following) = webhooks.start_following(id, true) else {
         return;
     };
     let (webhooks, vault, id) = (webhooks.clone(), vault.clone(), id.clone());
@@ -47,32 +56,65 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
     });
 }
 
-/// Before an operation on `id` for `vault`'s tenant (a status read, a reveal, a cancel, an
+/// After an operation of `vault`'s tenant found `id` live (a status read, a wrong PIN, an
 /// event stream): follows the session from this process too, unless it already does or the
-/// tenant has no receiver. Waits until the session's state is read, so the operation's
-/// own event is seen; the state read is delivered unless it is `created` or the session
-/// has already ended (its end was delivered when it happened, or is lost with the process
-/// that caused it). An unknown id, or another tenant's, is not followed.
-pub async fn follow_touched(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
+/// tenant has no receiver. Returns at once; the watch starts in a task of its own. Its
+/// first event, the state it reads, is delivered unless it is `created` or the session has
+/// ended since (that end was announced by the process that caused it).
+pub fn follow_live(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
     if !webhooks.is_configured(vault.tenant()) {
         return;
     }
-    let Some(following) = webhooks.start_following(id) else {
+    let Some(following) = webhooks.start_following(id, false) else {
         return;
     };
-    let Ok(mut watch) = vault.watch(id).await else {
-        return;
-    };
-    // A new watch yields the state it read first, without waiting.
-    match watch.next().await {
-        Some(Ok(now)) if !now.kind.is_terminal() => {
-            if let Some(event) = webhook_event(&now) {
-                webhooks.enqueue(event);
+    let (webhooks, vault, id) = (webhooks.clone(), vault.clone(), id.clone());
+    tokio::spawn(async move {
+        let Ok(mut watch) = vault.watch(&id).await else {
+            return;
+        };
+        // A new watch yields the state it read first, without waiting.
+        match watch.next().await {
+            Some(Ok(now)) if !now.kind.is_terminal() => {
+                if let Some(event) = webhook_event(&now) {
+                    webhooks.enqueue(event);
+                }
             }
+            _ => return,
         }
+        deliver(watch, webhooks, following).await;
+    });
+}
+
+/// The outcome of a reveal this process just made on `session` of `tenant` — `revealed`,
+/// or `reveal_failed` with the attempts left — delivered at once, for a host that did not
+/// follow the session when the reveal began ([`Webhooks::follows`]; a watch that did
+/// delivers it): the process that created the session may have stopped. Another process
+/// that follows it delivers the same event, under the same id.
+pub fn announce(
+    webhooks: &Webhooks,
+    tenant: &Tenant,
+    session: &SessionId,
+    kind: SessionEventKind,
+    attempts_left: u8,
+) {
+    let state = match kind {
+        SessionEventKind::Revealed => SessionState::Revealed,
+        SessionEventKind::RevealFailed => SessionState::Submitted,
         _ => return,
+    };
+    if !webhooks.is_configured(tenant) {
+        return;
     }
-    tokio::spawn(deliver(watch, webhooks.clone(), following));
+    webhooks.enqueue(WebhookEvent {
+        id: delivery_id(session, kind, attempts_left),
+        kind,
+        session: session.clone(),
+        tenant: tenant.clone(),
+        state,
+        at: SystemTime::now(),
+        attempts_left: (kind == SessionEventKind::RevealFailed).then_some(attempts_left),
+    });
 }
 
 /// Enqueues each event of `watch` until it ends; `following` marks the session as

@@ -34,11 +34,16 @@ struct Queues {
     metrics: WebhookMetrics,
     /// The sessions this process follows now ([`feed`]), each once.
     following: Mutex<HashSet<SessionId>>,
+    /// Unix second of the last warning that the follow limit was reached.
+    last_follow_warning: AtomicU64,
 }
 
-/// Most sessions one process follows at once; past it, a touched session is not followed
-/// (its creator's process still is, unless it stopped).
+/// Most sessions one process follows at once besides those it created (always followed);
+/// past it, a session another process created is not followed here too.
 const MAX_FOLLOWED: usize = 100_000;
+
+/// Seconds between two "following as many sessions as it may" warnings.
+const FOLLOW_WARNING_INTERVAL_SECONDS: u64 = 60;
 
 /// A session this process follows, until this is dropped (when its watch ends).
 pub(crate) struct Following {
@@ -53,6 +58,26 @@ impl Drop for Following {
 }
 
 impl Queues {
+    /// Says, at most once a minute, that sessions other processes created are not followed
+    /// here any more.
+    fn warn_follow_limit(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_follow_warning.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= FOLLOW_WARNING_INTERVAL_SECONDS
+            && self
+                .last_follow_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                "webhooks: this process follows {MAX_FOLLOWED} sessions; sessions other \
+                 processes created are not followed here too until some end"
+            );
+        }
+    }
+
     fn following(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
         // Each step under the lock is one insert or removal: a poisoned set is whole.
         self.following
@@ -135,6 +160,7 @@ impl Webhooks {
             by_tenant,
             metrics,
             following: Mutex::new(HashSet::new()),
+            last_follow_warning: AtomicU64::new(0),
         }))))
     }
 
@@ -164,21 +190,31 @@ impl Webhooks {
         self.0.as_ref().map_or(0, |queues| queues.metrics.pending())
     }
 
-    /// Marks `id` as followed by this process; `None` when it already is, or when this
-    /// process follows as many sessions as it may.
-    pub(crate) fn start_following(&self, id: &SessionId) -> Option<Following> {
+    /// Marks `id` as followed by this process; `None` when it already is, or, unless
+    /// `created_here`, when this process follows as many sessions as it may.
+    pub(crate) fn start_following(&self, id: &SessionId, created_here: bool) -> Option<Following> {
         let queues = self.0.as_ref()?;
         let mut following = queues.following();
-        if following.len() >= MAX_FOLLOWED {
-            tracing::warn!(
-                "webhooks: this process follows {MAX_FOLLOWED} sessions; one more is not followed here"
-            );
+        if following.contains(id) {
             return None;
         }
-        following.insert(id.clone()).then(|| Following {
+        if !created_here && following.len() >= MAX_FOLLOWED {
+            drop(following);
+            queues.warn_follow_limit();
+            return None;
+        }
+        following.insert(id.clone());
+        Some(Following {
             queues: Arc::clone(queues),
             id: id.clone(),
         })
+    }
+
+    /// Whether this process follows `id` now: then its watch delivers what happens to it.
+    pub fn follows(&self, id: &SessionId) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|queues| queues.following().contains(id))
     }
 
     /// Whether `tenant` has a receiver.
