@@ -93,7 +93,11 @@
           const json = await response.json().catch(() => null);
           const error = (json && json.error) || { code: 'HTTP_' + response.status, message: response.statusText };
           $('state-detail').textContent = error.code + ': ' + error.message;
-          return;
+          // A server that is full or briefly unavailable (503) is tried again below; any
+          // other answer (unknown session, wrong key) ends the follow.
+          if (response.status !== 503) return;
+          await new Promise((r) => setTimeout(r, 4000));
+          continue;
         }
         const reader = response.body.getReader();
         const decoder = new TextDecoder();

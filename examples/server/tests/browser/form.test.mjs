@@ -259,3 +259,39 @@ test('agent console: create a link, follow its events without polling, reveal wi
   assert.deepEqual(agentProblems, []);
   assert.deepEqual(customerProblems, []);
 });
+
+test('agent console: an event stream refused with 503 (the server full) is tried again', async () => {
+  const context = await browser();
+  const agent = await context.newPage();
+  const problems = watch(agent);
+  let refusals = 0;
+  await agent.route('**/v1/sessions/*/events', (route) => {
+    if (refusals++ === 0) {
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'CAPACITY_EXCEEDED', message: 'capacity exceeded' } }),
+      });
+    }
+    return route.continue();
+  });
+  await agent.goto(`${server.base}/agent`);
+  await agent.getByLabel('API key').fill(API_KEY);
+  await agent.getByRole('button', { name: 'Create link' }).click();
+  const link = agent.locator('#link');
+  await link.waitFor({ state: 'visible' });
+  const id = (await link.textContent()).split('/forms/')[1];
+  await agent.locator('#state-detail', { hasText: 'CAPACITY_EXCEEDED' }).waitFor();
+
+  const submitted = await fetch(`${server.base}/forms/${id}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ fields: { card_number: CARD.digits, expiry: CARD.expiry, cvc: CARD.cvc, cardholder_name: CARD.name } }),
+  });
+  assert.equal(submitted.status, 200);
+  pins.push((await submitted.json()).pin);
+  // The console follows again after its pause and learns of the submission.
+  await agent.locator('#state', { hasText: 'submitted' }).waitFor({ timeout: 15_000 });
+  assert.ok(refusals >= 2, `the stream was asked for ${refusals} time(s)`);
+  assert.deepEqual(problems, []);
+});
