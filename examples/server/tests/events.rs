@@ -238,22 +238,33 @@ async fn a_stream_ends_when_its_api_key_is_removed() {
     server.stop(&[&id]);
 }
 
-/// At shutdown an open stream ends at once with a last `shutdown` message, which is not an
-/// `error`, and the body ends cleanly; the server then exits without waiting out its
-/// grace period (600 s here: the harness gives it 20 s).
-#[tokio::test]
-async fn a_shutdown_ends_open_streams_with_a_last_message() {
+/// A server started with `args`, a new session, and two streams open on it (the first has
+/// given its `created`).
+async fn two_streams(
+    name: &str,
+    args: &[&'static str],
+) -> (TestServer, String, EventStream, EventStream) {
     let server = TestServer::start_with(
-        "events-shutdown",
+        name,
         common::Options {
-            args: vec!["--shutdown-grace", "600"],
+            args: args.to_vec(),
             ..common::Options::default()
         },
     );
     let id = server.create_id().await;
     let mut first = EventStream::open(&server, &id).await;
-    let mut second = EventStream::open(&server, &id).await;
+    let second = EventStream::open(&server, &id).await;
     assert_eq!(first.next().await.unwrap().event, "created");
+    (server, id, first, second)
+}
+
+/// At shutdown an open stream ends at once with a last `shutdown` message, which is not an
+/// `error`, and the body ends cleanly; the server then exits without waiting out its
+/// grace period (600 s here: the harness gives it 20 s).
+#[tokio::test]
+async fn a_shutdown_ends_open_streams_with_a_last_message() {
+    let (server, id, mut first, mut second) =
+        two_streams("events-shutdown", &["--shutdown-grace", "600"]).await;
     assert_eq!(second.next().await.unwrap().event, "created");
 
     server.signal("TERM");
@@ -346,17 +357,8 @@ async fn openapi_describes_the_event_stream() {
 /// ends gives its place back.
 #[tokio::test]
 async fn event_streams_are_bounded_and_forms_still_load() {
-    let server = TestServer::start_with(
-        "events-bounded",
-        common::Options {
-            args: vec!["--max-event-streams", "2"],
-            ..common::Options::default()
-        },
-    );
-    let id = server.create_id().await;
-    let mut first = EventStream::open(&server, &id).await;
-    let _second = EventStream::open(&server, &id).await;
-    assert_eq!(first.next().await.unwrap().event, "created");
+    let (server, id, first, _second) =
+        two_streams("events-bounded", &["--max-event-streams", "2"]).await;
 
     let refused = server
         .client

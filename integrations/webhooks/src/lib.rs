@@ -57,20 +57,24 @@ impl Drop for Following {
     }
 }
 
+/// Whether a warning last given at the Unix second in `last` may be given again, at least
+/// `interval` seconds later; if so, `last` becomes now (one caller wins a race).
+fn due(last: &AtomicU64, interval: u64) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let before = last.load(Ordering::Relaxed);
+    now.saturating_sub(before) >= interval
+        && last
+            .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 impl Queues {
     /// Says, at most once a minute, that sessions other processes created are not followed
     /// here any more.
     fn warn_follow_limit(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let last = self.last_follow_warning.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= FOLLOW_WARNING_INTERVAL_SECONDS
-            && self
-                .last_follow_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if due(&self.last_follow_warning, FOLLOW_WARNING_INTERVAL_SECONDS) {
             tracing::warn!(
                 "webhooks: this process follows {MAX_FOLLOWED} sessions; sessions other \
                  processes created are not followed here too until some end"
@@ -263,16 +267,7 @@ impl Webhooks {
             Ok(()) => queues.metrics.queued(tenant),
             Err(mpsc::error::TrySendError::Full(queued)) => {
                 queues.metrics.finished(tenant, "queue_full");
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let last = queue.last_full_warning.load(Ordering::Relaxed);
-                if now.saturating_sub(last) >= FULL_WARNING_INTERVAL_SECONDS
-                    && queue
-                        .last_full_warning
-                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
+                if due(&queue.last_full_warning, FULL_WARNING_INTERVAL_SECONDS) {
                     tracing::warn!(
                         tenant,
                         kind,
