@@ -12,6 +12,7 @@ pub fn is_delivered(kind: SessionEventKind) -> bool {
 }
 
 /// The names of the kinds a receiver gets, in the order of a session's life.
+#[cfg(feature = "openapi")]
 fn delivered_names() -> Vec<&'static str> {
     SessionEventKind::ALL
         .into_iter()

@@ -39,21 +39,7 @@ use super::{Following, WebhookEvent, Webhooks, is_delivered};
 /// Starts delivering the events of `id`, which `vault` (acting for the session's tenant)
 /// just created, when that tenant has a receiver. Returns at once.
 pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
-    if !webhooks.is_configured(vault.tenant()) {
-        return;
-    }
-    let Some(following) = webhooks.start_following(id, true) else {
-        return;
-    };
-    let (webhooks, vault, id) = (webhooks.clone(), vault.clone(), id.clone());
-    tokio::spawn(async move {
-        match vault.watch(&id).await {
-            Ok(watch) => deliver(watch, webhooks, following).await,
-            Err(e) => {
-                tracing::warn!(code = %e.code(), "webhooks: cannot watch a new session; its events will not be delivered");
-            }
-        }
-    });
+    start(webhooks, vault, id, true);
 }
 
 /// After an operation of `vault`'s tenant found `id` live (a status read, a wrong PIN, an
@@ -62,16 +48,30 @@ pub fn follow(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
 /// first event, the state it reads, is delivered unless it is `created` or the session has
 /// ended since (that end was announced by the process that caused it).
 pub fn follow_live(webhooks: &Webhooks, vault: &Vault, id: &SessionId) {
+    start(webhooks, vault, id, false);
+}
+
+/// Follows `id` in a task of its own, unless its tenant has no receiver or this process
+/// follows it already. The watch's first event is the state it read: `created` for a
+/// session just made (not delivered), else delivered unless the session has ended.
+fn start(webhooks: &Webhooks, vault: &Vault, id: &SessionId, created_here: bool) {
     if !webhooks.is_configured(vault.tenant()) {
         return;
     }
-    let Some(following) = webhooks.start_following(id, false) else {
+    let Some(following) = webhooks.start_following(id, created_here) else {
         return;
     };
     let (webhooks, vault, id) = (webhooks.clone(), vault.clone(), id.clone());
     tokio::spawn(async move {
-        let Ok(mut watch) = vault.watch(&id).await else {
-            return;
+        let mut watch = match vault.watch(&id).await {
+            Ok(watch) => watch,
+            // Another process's session may have ended (and gone) meanwhile; one created
+            // here may not.
+            Err(e) if created_here => {
+                tracing::warn!(code = %e.code(), "webhooks: cannot watch a new session; its events will not be delivered");
+                return;
+            }
+            Err(_) => return,
         };
         // A new watch yields the state it read first, without waiting.
         match watch.next().await {
