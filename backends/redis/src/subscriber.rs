@@ -133,11 +133,16 @@ impl Subscriber {
     pub(crate) async fn check(&self, store: &RedisStore, channel: &str) -> Result<()> {
         let subscription = self.subscribe(store, channel).await?;
         let shared = Arc::clone(&subscription.route.shared);
-        drop(subscription);
         let mut sink = shared.sink.lock().await;
         let answer =
             tokio::time::timeout(store.options.connect_timeout, sink.unsubscribe(channel)).await;
         drop(sink);
+        if matches!(answer, Ok(Err(_))) {
+            // Reported here, as the connect error: the repeat that dropping the
+            // subscription sends need not warn of it too.
+            shared.unsubscribe_warned.store(true, Ordering::SeqCst);
+        }
+        drop(subscription);
         match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(at_connect(&e, &store.options.redacted_urls())),
