@@ -33,13 +33,7 @@ impl EventStream {
     }
 
     async fn open_with(server: &TestServer, id: &str, key: &str) -> Self {
-        let response = server
-            .client
-            .get(server.url(&format!("/v1/sessions/{id}/events")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let response = Self::request(server, id, key).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             common::header(&response, "content-type"),
@@ -52,6 +46,17 @@ impl EventStream {
             buffer: String::new(),
             received: String::new(),
         }
+    }
+
+    /// The answer to a request for `id`'s stream with `key`, whatever its status.
+    async fn request(server: &TestServer, id: &str, key: &str) -> reqwest::Response {
+        server
+            .client
+            .get(server.url(&format!("/v1/sessions/{id}/events")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The next message, skipping heartbeat comments; `None` when the stream ends.
@@ -360,13 +365,7 @@ async fn event_streams_are_bounded_and_forms_still_load() {
     let (server, id, first, _second) =
         two_streams("events-bounded", &["--max-event-streams", "2"]).await;
 
-    let refused = server
-        .client
-        .get(server.url(&format!("/v1/sessions/{id}/events")))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let refused = EventStream::request(&server, &id, KEY).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(error_code(&body), "CAPACITY_EXCEEDED");
@@ -377,13 +376,7 @@ async fn event_streams_are_bounded_and_forms_still_load() {
     drop(first);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let again = server
-            .client
-            .get(server.url(&format!("/v1/sessions/{id}/events")))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
+        let again = EventStream::request(&server, &id, KEY).await;
         if again.status() == StatusCode::OK {
             break;
         }

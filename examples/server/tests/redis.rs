@@ -8,19 +8,11 @@ mod common;
 
 use std::process::Command;
 
-use base64::Engine as _;
-use common::{CVC, EXPIRY, NAME, Options, PAN, TestServer, log_dir};
+use common::{CVC, EXPIRY, NAME, Options, PAN, TestServer, log_dir, shared_keys};
 use futures::future::join_all;
 use pci_vault_testkit::redis::{RedisServer, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn shared_keys() -> String {
-    format!(
-        "k1:{}",
-        base64::engine::general_purpose::STANDARD.encode([42u8; 32])
-    )
-}
 
 fn on_redis<'a>(url: &'a str, keys: &'a str, prefix: &'a str) -> Options<'a> {
     Options {
@@ -142,22 +134,24 @@ async fn redis_outage_is_store_unavailable() {
     server.stop(&[&id]);
 }
 
-/// A reveal whose request times out while Redis holds every write still ends: the session
-/// is revealed and the audit log has the event, although the agent got `REQUEST_TIMEOUT`
-/// (the same holds for a client that goes away).
-#[tokio::test]
-async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
-    let redis = RedisServer::start(&[]);
-    let keys = shared_keys();
-    let url = redis.url();
-    let mut options = on_redis(&url, &keys, "timeout:");
+/// A server on `redis` (a 1 s request timeout, and `extra` flags) with a submitted session,
+/// whose reveal request has just timed out while Redis holds every write for 4 s (the
+/// margin keeps a slow machine from reaching Redis after the pause): the reveal itself is
+/// still running.
+async fn timed_out_reveal(
+    redis: &RedisServer,
+    name: &str,
+    extra: &[&'static str],
+) -> (TestServer, String, String) {
+    let (url, keys) = (redis.url(), shared_keys());
+    let mut options = on_redis(&url, &keys, "timed-out:");
     options.args.extend(["--request-timeout-seconds", "1"]);
-    let server = TestServer::start_with("redis-request-timeout", options);
+    options.args.extend(extra);
+    let server = TestServer::start_with(name, options);
     let id = server.create_id().await;
     let pin = server.submit_card(&id).await;
-
     let paused = std::process::Command::new("redis-cli")
-        .args(["-u", &url, "CLIENT", "PAUSE", "2000", "WRITE"])
+        .args(["-u", &url, "CLIENT", "PAUSE", "4000", "WRITE"])
         .output()
         .expect("redis-cli runs");
     assert!(paused.status.success(), "{paused:?}");
@@ -167,6 +161,16 @@ async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
         (StatusCode::SERVICE_UNAVAILABLE, "REQUEST_TIMEOUT"),
         "{body}"
     );
+    (server, id, pin)
+}
+
+/// A reveal whose request times out while Redis holds every write still ends: the session
+/// is revealed and the audit log has the event, although the agent got `REQUEST_TIMEOUT`
+/// (the same holds for a client that goes away).
+#[tokio::test]
+async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
+    let redis = RedisServer::start(&[]);
+    let (server, id, pin) = timed_out_reveal(&redis, "redis-request-timeout", &[]).await;
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -201,29 +205,8 @@ async fn a_reveal_whose_request_times_out_still_ends_and_is_audited() {
 #[tokio::test]
 async fn a_shutdown_waits_for_a_reveal_still_running() {
     let redis = RedisServer::start(&[]);
-    let keys = shared_keys();
-    let url = redis.url();
-    let mut options = on_redis(&url, &keys, "drain:");
-    options
-        .args
-        .extend(["--request-timeout-seconds", "1", "--shutdown-grace", "60"]);
-    let server = TestServer::start_with("redis-shutdown-drain", options);
-    let id = server.create_id().await;
-    let pin = server.submit_card(&id).await;
-
-    // The reveal's write waits up to 4 s for Redis; its request is answered after 1 s
-    // (the margin keeps a slow machine from reaching Redis after the pause).
-    let paused = std::process::Command::new("redis-cli")
-        .args(["-u", &url, "CLIENT", "PAUSE", "4000", "WRITE"])
-        .output()
-        .expect("redis-cli runs");
-    assert!(paused.status.success(), "{paused:?}");
-    let (status, body) = server.reveal(&id, &pin).await;
-    assert_eq!(
-        (status, common::error_code(&body)),
-        (StatusCode::SERVICE_UNAVAILABLE, "REQUEST_TIMEOUT"),
-        "{body}"
-    );
+    let (server, id, pin) =
+        timed_out_reveal(&redis, "redis-shutdown-drain", &["--shutdown-grace", "60"]).await;
     // No connection is open any more: the listeners close at once, the reveal is still
     // running.
     server.signal("TERM");
@@ -235,9 +218,10 @@ async fn a_shutdown_waits_for_a_reveal_still_running() {
     });
     assert_eq!(revealed.count(), 1, "{log}");
 
+    let (url, keys) = (redis.url(), shared_keys());
     let after = TestServer::start_with(
         "redis-shutdown-drain-after",
-        on_redis(&url, &keys, "drain:"),
+        on_redis(&url, &keys, "timed-out:"),
     );
     let (_, view) = after.status(&id).await;
     assert_eq!(view["state"], "revealed", "{view}");

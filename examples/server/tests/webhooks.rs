@@ -1031,6 +1031,17 @@ async fn the_binary_reads_the_webhooks_file_and_documents_the_webhook() {
     );
 }
 
+/// A webhooks file in `dir` that sends the tenant `default`'s events to `url`.
+fn webhooks_file(dir: &tempfile::TempDir, url: &str) -> std::path::PathBuf {
+    let file = dir.path().join("webhooks.json");
+    std::fs::write(
+        &file,
+        json!({"tenants": {"default": {"url": url, "secret": SECRET}}}).to_string(),
+    )
+    .unwrap();
+    file
+}
+
 /// A receiver that holds every request until `release` is notified, then answers 204;
 /// `received` counts the requests that arrived.
 async fn holding_receiver() -> (String, Arc<Mutex<usize>>, Arc<tokio::sync::Notify>) {
@@ -1058,12 +1069,7 @@ async fn holding_receiver() -> (String, Arc<Mutex<usize>>, Arc<tokio::sync::Noti
 async fn a_shutdown_waits_for_webhook_deliveries_in_progress() {
     let (url, received, release) = holding_receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("webhooks.json");
-    std::fs::write(
-        &file,
-        json!({"tenants": {"default": {"url": url, "secret": SECRET}}}).to_string(),
-    )
-    .unwrap();
+    let file = webhooks_file(&dir, &url);
     let mut server = common::TestServer::start_with(
         "webhooks-shutdown-drain",
         common::Options {
@@ -1177,21 +1183,12 @@ fn kinds_and_ids(recorded: &Recorded) -> Vec<(String, String)> {
 /// nothing is announced by that process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_the_receiver_after_the_creating_process_stops() {
-    use base64::Engine as _;
     let (url, recorded) = receiver(Vec::new()).await;
     let redis = pci_vault_testkit::redis::RedisServer::start(&[]);
     let redis_url = redis.url();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("webhooks.json");
-    std::fs::write(
-        &file,
-        json!({"tenants": {"default": {"url": url, "secret": SECRET}}}).to_string(),
-    )
-    .unwrap();
-    let keys = format!(
-        "k1:{}",
-        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-    );
+    let file = webhooks_file(&dir, &url);
+    let keys = common::shared_keys();
     let options = || common::Options {
         args: vec![
             "--store",

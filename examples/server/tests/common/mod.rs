@@ -27,6 +27,16 @@ pub use pci_vault_testkit::cards::{CVC, EXPIRY, NAME, PAN, PAN_SPACED};
 pub use pci_vault_testkit::secrets::contains_number;
 
 /// The stable code of an error body (`{"error": {"code": …}}`); panics on another body.
+/// A keyring every test server of one run can share (`PCI_VAULT_KEYS`), so processes on one
+/// store open each other's sessions.
+pub fn shared_keys() -> String {
+    use base64::Engine as _;
+    format!(
+        "k1:{}",
+        base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+    )
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"]
         .as_str()
